@@ -1,0 +1,16 @@
+"""Method contract and registry. See :mod:`atustc.methods.contract`."""
+
+from atustc.methods._registry import get_method, list_methods, register_method
+from atustc.methods.contract import SCENARIOS, Batch, LabelSpace, MethodSpec, Recipe, ReIDModel
+
+__all__ = [
+    "SCENARIOS",
+    "Batch",
+    "LabelSpace",
+    "MethodSpec",
+    "Recipe",
+    "ReIDModel",
+    "get_method",
+    "list_methods",
+    "register_method",
+]

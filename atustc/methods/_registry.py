@@ -1,0 +1,49 @@
+"""The method registry: ``@register_method`` adds a :class:`MethodSpec`; lookups suggest close names."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Callable
+
+from atustc.errors import AtustcError
+from atustc.methods.contract import MethodSpec
+
+_METHODS: dict[str, MethodSpec] = {}
+
+
+def register_method(spec_factory: Callable[[], MethodSpec]) -> Callable[[], MethodSpec]:
+    """Decorator: register the :class:`MethodSpec` returned by ``spec_factory``.
+
+    Raises:
+        ValueError: a method of the same name is already registered.
+    """
+    spec = spec_factory()
+    if spec.name in _METHODS:
+        raise ValueError(f"method {spec.name!r} is already registered")
+    _METHODS[spec.name] = spec
+    return spec_factory
+
+
+def get_method(name: str) -> MethodSpec:
+    """The registered method ``name``.
+
+    Raises:
+        AtustcError: unknown name, with close matches.
+    """
+    _load_builtin()
+    if name not in _METHODS:
+        close = difflib.get_close_matches(name, _METHODS, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise AtustcError(f"unknown method {name!r}{hint} (registered: {', '.join(sorted(_METHODS))})")
+    return _METHODS[name]
+
+
+def list_methods() -> list[MethodSpec]:
+    """All registered methods, sorted by name."""
+    _load_builtin()
+    return [_METHODS[k] for k in sorted(_METHODS)]
+
+
+def _load_builtin() -> None:
+    """Import the modules that register the built-in methods (Uni-AT and the baselines)."""
+    import atustc.methods.builtin  # noqa: F401

@@ -1,0 +1,179 @@
+"""The method contract: what crosses the boundary between a method and the engine/harness.
+
+A method is registered (see :mod:`atustc.methods._registry`) as a :class:`MethodSpec`: a builder
+that returns a :class:`ReIDModel` given the training label spaces, a preset and an optional local
+pretrained file, and a :class:`Recipe` per preset. The engine trains any ``ReIDModel`` with its
+recipe; the harness scores any ``ReIDModel`` through ``embed``. Neither knows a method by name,
+and a method knows nothing of the engine or the harness.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Literal, Protocol, runtime_checkable
+
+from atustc.errors import AtustcError
+
+if TYPE_CHECKING:
+    import torch
+
+#: The six AT-ReID scenarios, in the paper's order (also the order of Uni-AT's heads).
+SCENARIOS: tuple[str, ...] = ("DT-ST", "DT-LT", "NT-ST", "NT-LT", "AD-ST", "AD-LT")
+Family = Literal["Tr-ReID", "CC-ReID", "CM-ReID", "AT-ReID"]
+Preset = Literal["tiny", "paper"]
+PRESETS: tuple[str, ...] = ("tiny", "paper")
+
+
+@dataclass(frozen=True)
+class LabelSpace:
+    """Training label spaces derived from the train table (never stored in it).
+
+    Attributes:
+        num_pids: contiguous person labels 0..num_pids-1.
+        num_outfits: contiguous outfit labels over sorted (pid, clothes) pairs.
+        outfit_to_pid: person label of each outfit label (length ``num_outfits``).
+        num_cameras: camera labels 0..num_cameras-1 (for side-information embeddings).
+    """
+
+    num_pids: int
+    num_outfits: int
+    outfit_to_pid: tuple[int, ...]
+    num_cameras: int
+
+    def __post_init__(self) -> None:
+        if self.num_pids < 1 or self.num_outfits < self.num_pids:
+            raise AtustcError(f"LabelSpace: need num_outfits >= num_pids >= 1, got {self.num_outfits}, {self.num_pids}")
+        if len(self.outfit_to_pid) != self.num_outfits:
+            raise AtustcError("LabelSpace: outfit_to_pid must have num_outfits entries")
+
+
+@dataclass
+class Batch:
+    """One batch as the engine hands it to a model.
+
+    ``pid``/``outfit`` are contiguous training labels (-1 at inference where unknown);
+    ``modality`` is 0 for RGB and 1 for IR; ``camera`` is a contiguous camera label.
+    """
+
+    images: torch.Tensor  # [B, 3, H, W] float
+    pid: torch.Tensor  # [B] long
+    outfit: torch.Tensor  # [B] long
+    modality: torch.Tensor  # [B] long, 0 = rgb, 1 = ir
+    camera: torch.Tensor  # [B] long
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
+        return Batch(**{f.name: getattr(self, f.name).to(device, non_blocking=non_blocking) for f in fields(self)})
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a method is trained at one preset: optimisation, schedule, batch and augmentation.
+
+    Validated on construction; an inconsistent recipe raises :class:`AtustcError`.
+    """
+
+    # optimiser
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = 0.008
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    nesterov: bool = True
+    no_decay_patterns: tuple[str, ...] = ("pos_embed", "cls_token", "norm", "bias")
+    lr_mult: float = 1.0  # learning-rate multiplier for parameters matching lr_mult_patterns
+    lr_mult_patterns: tuple[str, ...] = ()
+    clip_grad_norm: float | None = None
+    # schedule
+    epochs: int = 120
+    iters_per_epoch: int = 200
+    warmup_epochs: int = 10
+    warmup_start_factor: float = 0.1
+    schedule: Literal["cosine", "multistep", "constant"] = "cosine"
+    min_lr_factor: float = 0.002
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.1
+    step_per: Literal["epoch", "iter"] = "epoch"
+    # batch
+    sampler: Literal["pk_modality", "pk", "random"] = "pk_modality"
+    num_identities: int = 8  # P
+    num_instances: int = 8  # K
+    # input and augmentation
+    input_size: tuple[int, int] = (256, 128)  # (H, W)
+    flip_p: float = 0.5
+    pad: int = 10
+    random_erasing_p: float = 0.5
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    flip_test: bool = False
+    # validation during training (on the val split, flag 1); 0 = only at the end
+    eval_every_epochs: int = 0
+    extra: dict = field(default_factory=dict, hash=False, compare=False)
+
+    def __post_init__(self) -> None:
+        def bad(msg: str) -> None:
+            raise AtustcError(f"recipe: {msg}")
+
+        if self.lr <= 0:
+            bad(f"lr must be > 0, got {self.lr}")
+        if self.epochs < 1 or self.iters_per_epoch < 1:
+            bad(f"epochs and iters_per_epoch must be >= 1, got {self.epochs}, {self.iters_per_epoch}")
+        if not 0 <= self.warmup_epochs <= self.epochs:
+            bad(f"warmup_epochs must be in [0, epochs], got {self.warmup_epochs}")
+        if self.num_identities < 1 or self.num_instances < 1:
+            bad(f"P and K must be >= 1, got {self.num_identities}x{self.num_instances}")
+        if self.sampler == "pk_modality" and self.num_instances % 2:
+            bad(f"pk_modality needs an even K, got {self.num_instances}")
+        if any(m > self.epochs for m in self.milestones):
+            bad(f"milestones must be <= epochs, got {self.milestones}")
+        if len(self.input_size) != 2 or min(self.input_size) < 8:
+            bad(f"input_size must be (H, W) >= 8, got {self.input_size}")
+
+    @property
+    def batch_size(self) -> int:
+        return self.num_identities * self.num_instances
+
+    @property
+    def total_iters(self) -> int:
+        return self.epochs * self.iters_per_epoch
+
+
+@runtime_checkable
+class ReIDModel(Protocol):
+    """What every method's model provides (an ``nn.Module`` with these members).
+
+    - ``head_names``: the names of the embedding heads (Uni-AT: the six scenarios; a
+      single-embedding method: ``("global",)``, used for every scenario).
+    - ``forward(batch)``: training forward pass; returns whatever ``loss`` needs.
+    - ``loss(outputs, batch)``: a dict of scalar tensors with ``"total"`` (others are logged).
+    - ``embed(batch)``: eval-mode features ``[B, H, D]``, one row per head.
+    """
+
+    head_names: tuple[str, ...]
+
+    def forward(self, batch: Batch) -> object: ...
+
+    def loss(self, outputs: object, batch: Batch) -> dict[str, torch.Tensor]: ...
+
+    def embed(self, batch: Batch) -> torch.Tensor: ...
+
+
+Builder = Callable[[LabelSpace, str, "Path | None"], ReIDModel]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered method.
+
+    Attributes:
+        name: registry key (``uniat``, ``transreid`` …).
+        family: task family shown on the leaderboard.
+        summary: one line for ``atustc bench --list``.
+        build: ``build(labels, preset, pretrained)`` -> model; never touches the network.
+        recipe: ``recipe(preset)`` -> :class:`Recipe`.
+    """
+
+    name: str
+    family: Family
+    summary: str
+    build: Builder
+    recipe: Callable[[str], Recipe]

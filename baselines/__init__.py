@@ -1,0 +1,1 @@
+"""Competing methods, one module each, registered through :func:`atustc.methods.register_method`."""
