@@ -1,0 +1,6 @@
+"""Suite-wide settings: offline hub, deterministic single-threaded torch where it is imported."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
