@@ -1,0 +1,70 @@
+"""``atustc index ROOT -o TABLE.parquet``: index a dataset tree into an annotation table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from atustc.errors import AtustcError
+
+
+@click.command("index")
+@click.argument("root", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The table to write (.parquet); the manifest goes beside it (<stem>.manifest.json).")
+@click.option("--format", "fmt", default="atustc", show_default=True, help="Dataset format (indexer name).")
+@click.option("--strict", is_flag=True, help="Any rejected file is an error (exit 2); nothing is written.")
+@click.option("--verify-images", is_flag=True, help="Decode every image (in parallel); reject corrupt ones.")
+@click.option("--workers", type=int, default=None, help="Decoding threads for --verify-images.")
+@click.option("--quiet", "-q", is_flag=True, help="Only errors.")
+def command(root: Path, output: Path, fmt: str, strict: bool, verify_images: bool, workers: int | None,
+            quiet: bool) -> None:
+    """Index ROOT (one pass over the tree) into an annotation table and a manifest.
+
+    Files that cannot be used (unparseable name, unknown flag, camera out of 1-16, non-image
+    file, duplicate name, and with --verify-images corrupt images) are listed with their reason
+    in the manifest and summarised here.
+    """
+    from atustc.datasets import index_dataset, write_index
+
+    if output.suffix != ".parquet":
+        raise AtustcError(f"{output}: the table file must end in .parquet")
+    result = index_dataset(root, fmt, verify_images, workers=workers, progress=not quiet)
+    rejected = result.manifest["rejected"]
+    if strict and rejected:
+        first = rejected[0]
+        raise AtustcError(
+            f"{root}: {len(rejected)} file(s) rejected under --strict; first: {first['path']}: {first['reason']}"
+        )
+    write_index(result, output)
+    if not quiet:
+        _print_summary(result.manifest, output)
+
+
+def _print_summary(manifest: dict[str, Any], output: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from atustc.table import manifest_path
+
+    c = manifest["counts"]
+    console = Console()
+    console.print(
+        f"[bold]{output}[/]: {c['images']:,} images ({c['rgb']:,} RGB, {c['ir']:,} IR) of "
+        f"{c['identities']} identities; {', '.join(f'{k} {v:,}' for k, v in c['by_split'].items())}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    rejected = manifest["rejected"]
+    if not rejected:
+        return
+    table = Table(title=f"{len(rejected)} rejected file(s) (all listed in {manifest_path(output).name})")
+    table.add_column("reason")
+    table.add_column("files", justify="right")
+    table.add_column("example")
+    for code, n in c["rejected_by_reason"].items():
+        ex = next(r for r in rejected if r["code"] == code)
+        table.add_row(code, f"{n:,}", f"{ex['path']}: {ex['reason']}")
+    console.print(table)

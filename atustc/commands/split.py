@@ -1,0 +1,103 @@
+"""``atustc split TABLE -o DIR``: train/val/test tables and scenario query/gallery lists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from atustc.errors import AtustcError
+
+if TYPE_CHECKING:
+    from atustc.split import Split
+
+
+@click.command("split")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Split folder to write (tables, lists/<pool>.txt, split.json).")
+@click.option("--strategy", type=click.Choice(["official", "resplit"]), default="official", show_default=True,
+              help="official: from the AT-USTC flags; resplit: a fresh seeded 1:1 identity split.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the resplit and of the validation protocol's query/gallery selection.")
+@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Image root to record (default: the table manifest's root).")
+@click.option("--describe", is_flag=True,
+              help="Audit the split (shared identities, outfits, images, dates, modalities); "
+                   "SOURCE may then be a split folder.")
+def command(source: Path, output: Path | None, strategy: str, seed: int, root: Path | None, describe: bool) -> None:
+    """Split SOURCE (a table .parquet, or with --describe a split folder) and print its statistics.
+
+    With --strategy resplit the new flags live in the split's tables; image file names keep
+    the flags they were published with (the table, not the name, is the source of labels).
+    """
+    from atustc.split import describe_split, load_split, make_split, write_split
+
+    if source.is_dir():
+        if not describe:
+            raise AtustcError(f"{source}: is a folder; pass a table .parquet (or --describe to audit a split folder)")
+        split = load_split(source)
+    else:
+        from atustc.table import dataset_root, load_table, manifest_path
+
+        table = load_table(source)
+        if root is None and manifest_path(source).is_file():
+            root = dataset_root(source)
+        split = make_split(table, strategy, seed, root=root)  # type: ignore[arg-type]
+        if output is None and not describe:
+            raise AtustcError("missing -o/--output: the split folder to write")
+        if output is not None:
+            write_split(split, output)
+    _print_summary(split)
+    if describe:
+        record = describe_split(split)
+        if output is not None:
+            from atustc.io import write_json_atomic
+
+            write_json_atomic(output / "describe.json", record)
+        _print_audit(record)
+    if output is not None:
+        click.echo(f"wrote {output} ({split.info['strategy']}, seed {split.info['seed']})")
+
+
+def _print_summary(split: Split) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from atustc.split import summary_frame
+
+    frame = summary_frame(split)
+    t = Table(title=f"split: {split.info['strategy']} (seed {split.info['seed']})")
+    for col in ("set", "ids", "outfits/id", "RGB cams/id", "IR cams/id", "images", "RGB", "IR"):
+        t.add_column(col, justify="left" if col == "set" else "right")
+    for r in frame.itertuples(index=False):
+        t.add_row(r.set, str(r.identities), f"{r.outfits_per_id:.2f}", f"{r.rgb_cams_per_id:.2f}",
+                  f"{r.ir_cams_per_id:.2f}", f"{r.images:,}", f"{r.rgb_images:,}", f"{r.ir_images:,}")
+    s = Table(title="scenarios (queries with >= 1 valid positive)")
+    for col in ("scenario", "queries", "valid", "gallery", "val queries", "val valid"):
+        s.add_column(col, justify="left" if col == "scenario" else "right")
+    summary = split.info["summary"]
+    for name, st in summary["scenarios"].items():
+        v = summary["val_scenarios"].get(name, {"queries": 0, "valid": 0})
+        s.add_row(name, f"{st['queries']:,}", f"{st['valid']:,}", f"{st['gallery']:,}", f"{v['queries']:,}",
+                  f"{v['valid']:,}")
+    console = Console()
+    console.print(t)
+    console.print(s)
+
+
+def _print_audit(record: dict[str, Any]) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"audit: {record['kind']}", box=box.SIMPLE_HEAD)
+    for col in ("pair", "relation", "ids", "outfits", "images", "dates", "modalities"):
+        t.add_column(col, no_wrap=True)
+    for pair, p in record["pairs"].items():
+        t.add_row(pair, p["identity_relation"], str(p["shared_identities"]), str(p["shared_outfits"]),
+                  str(p["shared_images"]), str(p["shared_dates"]),
+                  "|".join({"ir+rgb": "both"}.get("+".join(m), "+".join(m)) or "-" for m in p["modalities"]))
+    t.caption = "relation of the identities; ids, outfits, images, dates: how many the two sets share"
+    Console().print(t)

@@ -1,0 +1,141 @@
+"""Dataset indexers: a dataset tree on disk -> an annotation table and its manifest.
+
+``index_dataset(root, fmt)`` runs the registered indexer of ``fmt`` (one pass over the tree),
+optionally decodes every image, and returns an :class:`IndexResult`; ``write_index`` saves the
+table and ``<stem>.manifest.json`` beside it, atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from atustc.datasets._registry import Indexer, Scan, get_indexer, list_indexers, register_indexer
+from atustc.errors import AtustcError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["IndexResult", "Indexer", "Scan", "get_indexer", "index_dataset", "list_indexers",
+           "register_indexer", "write_index"]
+
+
+@dataclass
+class IndexResult:
+    """A validated table and its manifest (``root`` absolute, ``rejected`` files, ``counts``, ``table_hash``)."""
+
+    table: pd.DataFrame
+    manifest: dict[str, Any]
+
+
+def index_dataset(
+    root: str | os.PathLike[str],
+    fmt: str = "atustc",
+    verify_images: bool = False,
+    *,
+    workers: int | None = None,
+    progress: bool = False,
+) -> IndexResult:
+    """Index a dataset tree.
+
+    Args:
+        root: the dataset root.
+        fmt: a registered format (see :func:`list_indexers`).
+        verify_images: decode every image (in parallel) and reject corrupt or truncated ones.
+        workers: decoding threads for ``verify_images``.
+        progress: show a progress bar while verifying.
+
+    Returns:
+        The table (rows sorted as walked, ``split`` set from the flags) and the manifest.
+
+    Raises:
+        AtustcError: an unknown format, a missing / non-folder / empty root, or no image
+            accepted at all.
+    """
+    import pandas as pd
+
+    from atustc import __version__
+    from atustc.split.flags import flag_to_split
+    from atustc.table import table_hash, validate_table
+
+    indexer = get_indexer(fmt)
+    r = Path(root)
+    if not r.exists():
+        raise AtustcError(f"{r}: dataset root not found")
+    if not r.is_dir():
+        raise AtustcError(f"{r}: dataset root is not a folder")
+    scan: Scan = indexer.scan(r)
+    if scan.files_seen == 0:
+        raise AtustcError(f"{r}: dataset root is empty (no files found)")
+    cols = dict(scan.columns)
+    if verify_images and len(cols["relpath"]):
+        from atustc.datasets.verify import verify_images as _verify
+
+        bad = _verify(r, list(cols["relpath"]), workers=workers, progress=progress)
+        if bad:
+            import numpy as np
+
+            keep = np.ones(len(cols["relpath"]), dtype=bool)
+            keep[list(bad)] = False
+            for i, reason in bad.items():
+                scan.rejected.append({"path": str(cols["relpath"][i]), "code": "corrupt", "reason": reason})
+            scan.rejected.sort(key=lambda x: x["path"])
+            cols = {k: (v[keep] if not isinstance(v, str) else v) for k, v in cols.items()}
+    n = len(cols["relpath"])
+    if n == 0:
+        first = scan.rejected[0] if scan.rejected else None
+        hint = f"; first rejected: {first['path']}: {first['reason']}" if first else ""
+        raise AtustcError(f"{r}: no valid {fmt} images found ({len(scan.rejected)} files rejected{hint})")
+    cols["split"] = flag_to_split(cols["flag"]).astype(object)
+    table = validate_table(pd.DataFrame(cols), r)
+    by_code: dict[str, int] = {}
+    for rej in scan.rejected:
+        by_code[rej["code"]] = by_code.get(rej["code"], 0) + 1
+    ir = int((table["modality"] == "ir").sum())
+    manifest = {
+        "root": str(r.resolve()),
+        "format": fmt,
+        "indexer": {"name": indexer.name, "version": indexer.version},
+        "atustc_version": __version__,
+        "verified_images": bool(verify_images),
+        "counts": {
+            "files": scan.files_seen,
+            "images": n,
+            "rgb": n - ir,
+            "ir": ir,
+            "identities": int(table["pid"].nunique()),
+            "by_split": {k: int(v) for k, v in table["split"].value_counts().sort_index().items()},
+            "rejected": len(scan.rejected),
+            "rejected_by_reason": dict(sorted(by_code.items())),
+        },
+        "table_hash": table_hash(table),
+        "rejected": scan.rejected,
+    }
+    return IndexResult(table=table, manifest=manifest)
+
+
+def write_index(result: IndexResult, out_parquet: str | os.PathLike[str]) -> Path:
+    """Save the table and ``<stem>.manifest.json`` beside it, each atomically. Returns the table path.
+
+    The table is written as :func:`atustc.table.save_table` writes it but without validating it
+    a second time (:func:`index_dataset` did, and :func:`atustc.table.load_table` does on every
+    read), which keeps ``atustc index`` on 400k files under 2 s.
+
+    Raises:
+        AtustcError: the output name does not end in ``.parquet``.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from atustc.io import atomic_path, write_json_atomic
+    from atustc.table import manifest_path
+
+    out = Path(out_parquet)
+    if out.suffix != ".parquet":
+        raise AtustcError(f"{out}: the table file must end in .parquet")
+    with atomic_path(out) as tmp:
+        pq.write_table(pa.Table.from_pandas(result.table, preserve_index=False), tmp)
+    write_json_atomic(manifest_path(out), result.manifest)
+    return out
