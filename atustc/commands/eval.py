@@ -1,0 +1,82 @@
+"""``atustc eval``: score saved features, or a trained run, on a protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from atustc.errors import AtustcError
+
+
+@click.command("eval")
+@click.option("--table", "table_path", required=True, type=click.Path(path_type=Path), help="Annotation table (.parquet): an index table or a split's table.parquet.")
+@click.option("--features", "features_path", type=click.Path(path_type=Path), help="Saved features (.npz with relpath, heads, feat).")
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), help="A run folder: embed the protocol's images with its model, store RUN/eval/<protocol>.json.")
+@click.option("--protocol", "protocol_name", default="atustc", show_default=True, help="Protocol name (a file in protocols/) or path to a .toml file.")
+@click.option("--root", type=click.Path(path_type=Path), help="Image root for --run (default: the table's manifest or split.json, else the run's).")
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True, help="Checkpoint used with --run.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write the metrics as JSON (fractions, full precision).")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Also write the metrics as CSV (one row per scenario and aggregate).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars on stderr.")
+def command(
+    table_path: Path,
+    features_path: Path | None,
+    run_dir: Path | None,
+    protocol_name: str,
+    root: Path | None,
+    checkpoint: str,
+    json_path: Path | None,
+    csv_path: Path | None,
+    progress: bool,
+) -> None:
+    """Score features (--features) or a trained run (--run) on a protocol and print the table.
+
+    One row per scenario (R1, R5, R10, R20, mAP, mINP in %, valid/all queries), then the
+    protocol's aggregates (Any-Time for atustc).
+    """
+    from atustc.evaluate import evaluate, needed_rows, print_result
+    from atustc.features import load_features
+    from atustc.io import atomic_path, write_json_atomic
+    from atustc.protocol import load_protocol
+    from atustc.table import load_table
+
+    if (features_path is None) == (run_dir is None):
+        raise AtustcError("give exactly one of --features or --run")
+    if root is not None and run_dir is None:
+        raise AtustcError("--root only applies with --run")
+    protocol = load_protocol(protocol_name)
+    table = load_table(table_path)
+    if features_path is not None:
+        features = load_features(features_path)
+    else:
+        from atustc.engine import embed_run
+
+        if not run_dir.is_dir():
+            raise AtustcError(f"{run_dir}: run folder not found")
+        subset = table.iloc[needed_rows(protocol, table)]
+        features = embed_run(run_dir, subset, _image_root(table_path, root), checkpoint=checkpoint, progress=progress)
+    result = evaluate(protocol, table, features, progress=progress)
+    print_result(result)
+    if run_dir is not None:
+        write_json_atomic(run_dir / "eval" / f"{protocol.name}.json", result.to_dict())
+    if json_path is not None:
+        write_json_atomic(json_path, result.to_dict())
+    if csv_path is not None:
+        with atomic_path(csv_path) as tmp:
+            result.to_frame().to_csv(tmp, index=False, float_format="%.17g")
+
+
+def _image_root(table_path: Path, root: Path | None) -> Path | None:
+    """--root, else the table's manifest root, else its split's split.json root, else None (the run's)."""
+    from atustc.io import read_json
+    from atustc.table import dataset_root, manifest_path
+
+    if root is not None:
+        return root
+    if manifest_path(table_path).is_file():
+        return dataset_root(table_path)
+    split_json = table_path.parent / "split.json"
+    if split_json.is_file() and read_json(split_json).get("root"):
+        return Path(read_json(split_json)["root"])
+    return None

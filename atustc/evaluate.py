@@ -1,0 +1,348 @@
+"""Score features on a protocol: protocol x annotation table x features -> :class:`ProtocolResult`.
+
+For each scenario the query and gallery pools are selected from the table, their features are
+looked up by ``relpath`` under the scenario's head, and the ranking core
+(:mod:`atustc.ranking`) scores them under the scenario's junk rules. Work the rules make useless
+is skipped: a scope-``all`` modality rule splits the ranking into modality blocks (a DT scenario
+ranks only RGB queries against the RGB gallery; AD ranks RGB queries against the IR gallery and
+IR queries against the RGB gallery), which gives exactly the numbers of the full matrix. Queries
+that meet no gallery block are invalid (dropped and counted), as in the full matrix.
+
+Ties are broken by gallery order, i.e. the order of the gallery rows in the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from atustc.errors import AtustcError
+from atustc.protocol import LABEL_COLUMNS, MODALITY_CODE, Protocol, Scenario
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import torch
+    from rich.console import Console
+
+    from atustc.features import Features
+    from atustc.ranking import QueryMetrics, Summary
+
+#: CMC ranks reported in results.
+REPORTED_RANKS: tuple[int, ...] = (1, 5, 10, 20)
+#: Metric keys of one result row, in order.
+METRIC_KEYS: tuple[str, ...] = ("R1", "R5", "R10", "R20", "mAP", "mINP", "valid_queries")
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    """Metrics of one scenario or one aggregate.
+
+    Attributes:
+        name: scenario or aggregate name.
+        cmc: float64 ``[20]``, CMC at ranks 1..20 (fractions).
+        mAP: mean average precision (fraction).
+        mINP: mean inverse negative penalty (fraction).
+        valid_queries: queries with a valid positive (summed for aggregates; averaged and
+            rounded over trials and directions).
+        queries: queries in the pool(s), valid or not.
+    """
+
+    name: str
+    cmc: np.ndarray
+    mAP: float
+    mINP: float
+    valid_queries: int
+    queries: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        """``{"R1", "R5", "R10", "R20", "mAP", "mINP": fractions, "valid_queries": int}``."""
+        out: dict[str, float | int] = {f"R{k}": float(self.cmc[k - 1]) for k in REPORTED_RANKS}
+        out.update(mAP=float(self.mAP), mINP=float(self.mINP), valid_queries=int(self.valid_queries))
+        return out
+
+
+@dataclass(frozen=True)
+class ProtocolResult:
+    """Metrics of every scenario of a protocol, and its aggregates (``summary``)."""
+
+    protocol: str
+    scenarios: dict[str, MetricRow]
+    summary: dict[str, MetricRow]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``{"protocol", "scenarios": {name: metrics}, "summary": {name: metrics}}``."""
+        return {
+            "protocol": self.protocol,
+            "scenarios": {k: r.to_dict() for k, r in self.scenarios.items()},
+            "summary": {k: r.to_dict() for k, r in self.summary.items()},
+        }
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per scenario then per aggregate: protocol, kind, name, R1..mINP, valid_queries, queries."""
+        import pandas as pd
+
+        rows = []
+        for kind, group in (("scenario", self.scenarios), ("summary", self.summary)):
+            for name, row in group.items():
+                rows.append({"protocol": self.protocol, "kind": kind, "name": name, **row.to_dict(), "queries": row.queries})
+        columns = ["protocol", "kind", "name", *METRIC_KEYS, "queries"]
+        return pd.DataFrame(rows, columns=columns)
+
+
+def print_result(result: ProtocolResult, console: Console | None = None) -> None:
+    """Print a result as a rich table: percentages with 2 decimals, then the valid-query count."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    table = Table(title=f"protocol {result.protocol}", title_justify="left")
+    table.add_column("scenario")
+    for key in METRIC_KEYS[:-1]:
+        table.add_column(key, justify="right")
+    table.add_column("valid", justify="right")
+
+    def add(row: MetricRow, style: str | None = None) -> None:
+        d = row.to_dict()
+        cells = [f"{100 * d[k]:.2f}" for k in METRIC_KEYS[:-1]]
+        table.add_row(row.name, *cells, f"{row.valid_queries}/{row.queries}", style=style)
+
+    for row in result.scenarios.values():
+        add(row)
+    if result.summary:
+        table.add_section()
+        for row in result.summary.values():
+            add(row, style="bold")
+    console.print(table)
+
+
+def evaluate(
+    protocol: Protocol,
+    table: pd.DataFrame,
+    features: Features,
+    *,
+    progress: bool = False,
+    chunk_size: int | None = None,
+) -> ProtocolResult:
+    """Score ``features`` on every scenario of ``protocol`` over the rows of ``table``.
+
+    Args:
+        protocol: a loaded protocol (:func:`atustc.protocol.load_protocol`).
+        table: a validated annotation table (an index table or a split's ``table.parquet``).
+        features: features keyed by ``relpath``; extra rows are ignored.
+        progress: show a rich progress bar on stderr.
+        chunk_size: queries per ranking chunk (default: bounded by gallery size).
+
+    Returns:
+        The per-scenario metrics and the protocol's aggregates.
+
+    Raises:
+        AtustcError: an empty pool (naming the scenario), images the protocol needs without
+            features (naming one and the count), an unknown head, duplicate feature relpaths.
+    """
+    import torch
+
+    plans = [_plan(protocol, s, table) for s in protocol.scenarios]
+    fpos = _feature_rows(features, table, _union(plans))
+    heads = {}
+    for s in protocol.scenarios:
+        try:
+            heads[s.name] = features.head_index(s.head)
+        except AtustcError as exc:
+            raise AtustcError(f"{protocol.source}: scenario {s.name}: {exc.message}") from None
+    labels = {
+        c: torch.from_numpy(np.array(table[c].map(MODALITY_CODE) if c == "modality" else table[c], dtype=np.int64))
+        for c in LABEL_COLUMNS
+    }
+    runs = [_runs(s, q, g, table) for s, (q, g) in zip(protocol.scenarios, plans, strict=True)]
+    total = sum(len(q) for rs in runs for q, _ in rs)
+
+    with _progress(progress, total, f"evaluating {protocol.name}") as advance:
+        rows = {}
+        for scenario, scenario_runs in zip(protocol.scenarios, runs, strict=True):
+            head = heads[scenario.name]
+            summaries = [
+                _rank_run(scenario, q, g, features.feat[:, head], fpos, labels, protocol.metric, chunk_size, advance)
+                for q, g in scenario_runs
+            ]
+            rows[scenario.name] = _average(scenario.name, summaries)
+    summary = {a.name: _aggregate(a.name, [rows[n] for n in a.scenarios], a.weight) for a in protocol.aggregates}
+    return ProtocolResult(protocol.name, rows, summary)
+
+
+def needed_rows(protocol: Protocol, table: pd.DataFrame) -> np.ndarray:
+    """Sorted indices of the table rows some scenario of ``protocol`` uses (query or gallery).
+
+    Raises:
+        AtustcError: a scenario's pool matches no row.
+    """
+    return _union([_plan(protocol, s, table) for s in protocol.scenarios])
+
+
+def _union(plans: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    return np.unique(np.concatenate([np.concatenate(p) for p in plans]))
+
+
+def _plan(protocol: Protocol, scenario: Scenario, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    out = []
+    for role, pool in (("query", scenario.query), ("gallery", scenario.gallery)):
+        rows = np.flatnonzero(pool.select(table))
+        if rows.size == 0:
+            raise AtustcError(
+                f"{protocol.source}: scenario {scenario.name}: {role} pool ({pool.describe()}) matched no row of the table"
+            )
+        out.append(rows)
+    return out[0], out[1]
+
+
+def _feature_rows(features: Features, table: pd.DataFrame, needed: np.ndarray) -> np.ndarray:
+    """Position in ``features`` of every table row (-1 = none); errors if a needed row has none."""
+    import pandas as pd
+
+    index = pd.Index(features.relpath)
+    if not index.is_unique:
+        dup = index[index.duplicated()][0]
+        raise AtustcError(f"features: relpath {dup!r} appears more than once")
+    pos = index.get_indexer(table["relpath"].to_numpy())
+    missing = needed[pos[needed] < 0]
+    if missing.size:
+        first = table["relpath"].iloc[missing[0]]
+        raise AtustcError(
+            f"features: {missing.size} of the {needed.size} images the protocol needs have no feature "
+            f"(first: {first})"
+        )
+    return pos
+
+
+def _runs(scenario: Scenario, q: np.ndarray, g: np.ndarray, table: pd.DataFrame) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(query rows, gallery rows) of every trial and direction of a scenario."""
+    pairs = [(q, g)] if scenario.directions == "forward" else [(q, g), (g, q)]
+    if scenario.sampling is None:
+        return pairs
+    s = scenario.sampling
+    return [(qr, single_shot(gr, table, s.seed + t)) for t in range(s.trials) for qr, gr in pairs]
+
+
+def single_shot(rows: np.ndarray, table: pd.DataFrame, seed: int) -> np.ndarray:
+    """Keep one row per (pid, camera), drawn with ``seed``; the kept rows stay in table order."""
+    rng = np.random.default_rng(seed)
+    pid = table["pid"].to_numpy()[rows]
+    cam = table["camera"].to_numpy()[rows]
+    order = np.lexsort((rng.random(rows.size), cam, pid))
+    first = np.ones(rows.size, dtype=bool)
+    first[1:] = (pid[order][1:] != pid[order][:-1]) | (cam[order][1:] != cam[order][:-1])
+    return np.sort(rows[order[first]])
+
+
+def _rank_run(
+    scenario: Scenario,
+    q_rows: np.ndarray,
+    g_rows: np.ndarray,
+    feat: np.ndarray,
+    fpos: np.ndarray,
+    labels: dict[str, torch.Tensor],
+    metric: str,
+    chunk_size: int | None,
+    advance: Callable[[int], None],
+) -> Summary:
+    """Rank one (query rows, gallery rows) run of a scenario, block by modality where the rules allow."""
+    import torch
+
+    from atustc.ranking import QueryMetrics, rank_features, summarize
+
+    split = any(r.splits_by_modality for r in scenario.junk)
+    if split:
+        modality = labels["modality"].numpy()
+        qmod, gmod = modality[q_rows], modality[g_rows]
+        blocks = []
+        for code in MODALITY_CODE.values():
+            qsel = np.flatnonzero(qmod == code)
+            gsel = np.flatnonzero(np.isin(gmod, scenario.allowed_gallery_modalities(code)))
+            if qsel.size and gsel.size:
+                blocks.append((qsel, gsel))
+    else:
+        blocks = [(np.arange(q_rows.size), np.arange(g_rows.size))]
+    out: QueryMetrics = QueryMetrics.empty(q_rows.size)
+    for qsel, gsel in blocks:
+        qi, gi = q_rows[qsel], g_rows[gsel]
+        ql = {k: v[qi] for k, v in labels.items()}
+        gl = {k: v[gi] for k, v in labels.items()}
+        junk_same, junk_other = scenario.compile_junk(ql, gl, skip_modality_blocks=split)
+        qm = rank_features(
+            torch.from_numpy(feat[fpos[qi]]),
+            torch.from_numpy(feat[fpos[gi]]),
+            ql["pid"],
+            gl["pid"],
+            junk_same=junk_same,
+            junk_other=junk_other,
+            metric=metric,  # type: ignore[arg-type]
+            gallery_index=torch.from_numpy(gsel.astype(np.int64)),
+            chunk_size=chunk_size,
+            on_chunk=advance,
+            overwrite=True,  # the gallery tensor is this call's own copy
+        )
+        qm.scatter(out, qsel)
+    skipped = q_rows.size - sum(q.size for q, _ in blocks)
+    if skipped:
+        advance(skipped)
+    return summarize(out)
+
+
+def _average(name: str, summaries: list[Summary]) -> MetricRow:
+    """Average trials/directions (one summary passes through unchanged)."""
+    return MetricRow(
+        name,
+        np.mean([s.cmc for s in summaries], axis=0),
+        float(np.mean([s.mAP for s in summaries])),
+        float(np.mean([s.mINP for s in summaries])),
+        int(round(float(np.mean([s.valid_queries for s in summaries])))),
+        int(round(float(np.mean([s.queries for s in summaries])))),
+    )
+
+
+def _aggregate(name: str, rows: list[MetricRow], weight: str) -> MetricRow:
+    valid = np.array([r.valid_queries for r in rows], dtype=np.float64)
+    if weight == "valid":
+        w = valid / valid.sum() if valid.sum() > 0 else np.zeros(len(rows))
+    else:
+        w = np.full(len(rows), 1.0 / len(rows))
+    return MetricRow(
+        name,
+        np.sum([wi * r.cmc for wi, r in zip(w, rows, strict=True)], axis=0),
+        float(sum(wi * r.mAP for wi, r in zip(w, rows, strict=True))),
+        float(sum(wi * r.mINP for wi, r in zip(w, rows, strict=True))),
+        int(valid.sum()),
+        sum(r.queries for r in rows),
+    )
+
+
+class _progress:
+    """Context manager yielding ``advance(n)``: a rich progress bar on stderr, or a no-op."""
+
+    def __init__(self, enabled: bool, total: int, label: str) -> None:
+        self.enabled, self.total, self.label = enabled, total, label
+        self._bar: Any = None
+
+    def __enter__(self) -> Any:
+        if not self.enabled:
+            return lambda n: None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._bar.start()
+        task = self._bar.add_task(self.label, total=self.total)
+        return lambda n: self._bar.advance(task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
