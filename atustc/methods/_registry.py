@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+from collections.abc import Iterator
 from typing import Callable
 
 from atustc.errors import AtustcError
@@ -22,6 +24,22 @@ def register_method(spec_factory: Callable[[], MethodSpec]) -> Callable[[], Meth
         raise ValueError(f"method {spec.name!r} is already registered")
     _METHODS[spec.name] = spec
     return spec_factory
+
+
+def unregister_method(name: str) -> None:
+    """Remove ``name`` from the registry (for tests and plugins that register temporary methods)."""
+    _METHODS.pop(name, None)
+
+
+@contextlib.contextmanager
+def temporary_method(spec_factory: Callable[[], MethodSpec]) -> Iterator[MethodSpec]:
+    """Register a method for the duration of a ``with`` block, then remove it."""
+    spec = spec_factory()
+    register_method(lambda: spec)
+    try:
+        yield spec
+    finally:
+        unregister_method(spec.name)
 
 
 def get_method(name: str) -> MethodSpec:

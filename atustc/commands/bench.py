@@ -1,0 +1,146 @@
+"""``atustc bench``: train and score several methods on the same data; print the leaderboard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from atustc.errors import AtustcError
+
+
+@click.command("bench")
+@click.option("--methods", default="uniat,transreid", show_default=True, help="Comma-separated registered methods.")
+@click.option("--table", "table_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Annotation table (.parquet); without it the embedded synthetic dataset is built once and cached.")
+@click.option("--split", "split_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Split folder of --table (atustc split).")
+@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Image root (default: the split's, else the table manifest's).")
+@click.option("--preset", type=click.Choice(["tiny", "paper"]), default="tiny", show_default=True)
+@click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds; one run per method and seed.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("runs"), show_default=True,
+              help="Runs folder: RUNS/<method>-<preset>-s<seed>/ and RUNS/bench.json.")
+@click.option("--force", is_flag=True, help="Retrain runs that already finished.")
+@click.option("--pretrained", "pretrained", multiple=True, metavar="METHOD=FILE",
+              help="Local pretrained weights for a method (repeatable).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Recipe/engine override for every method, e.g. epochs=2 (repeatable; see atustc train).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--amp", type=click.Choice(["off", "bf16", "fp16"]), default="off", show_default=True)
+@click.option("--synth-size", type=click.Choice(["test", "default", "large"]), default="default", show_default=True,
+              help="Size of the synthetic dataset used without --table.")
+@click.option("--cache", "cache", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Cache folder of the synthetic dataset (default: $ATUSTC_CACHE or ~/.cache/atustc).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
+@click.option("--list", "list_only", is_flag=True, help="List the registered methods and exit.")
+def command(
+    methods: str,
+    table_path: Path | None,
+    split_dir: Path | None,
+    root: Path | None,
+    preset: str,
+    seeds: str,
+    out: Path,
+    force: bool,
+    pretrained: tuple[str, ...],
+    sets: tuple[str, ...],
+    device: str,
+    amp: str,
+    synth_size: str,
+    cache: Path | None,
+    progress: bool,
+    list_only: bool,
+) -> int:
+    """Train, embed and score each method × seed on the atustc and atustc-mixed protocols.
+
+    Runs that finished are reused unless --force; a failing method is recorded as failed and
+    the others go on; an interrupted bench, started again, resumes its unfinished run. Ends by
+    printing the leaderboard of every run in --out (exit status 1 if a run failed).
+    """
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if list_only:
+        _print_methods()
+        return 0
+    from atustc.bench.harness import ensure_synthetic, run_bench, user_data
+    from atustc.bench.leaderboard import load_leaderboard, print_leaderboard
+
+    method_list = _split_list(methods, "--methods")
+    seed_list = [_parse_seed(s) for s in _split_list(seeds, "--seeds")]
+    weights = _parse_pretrained(pretrained)
+    if table_path is None:
+        if split_dir is not None or root is not None:
+            raise AtustcError("--split and --root need --table (without --table the synthetic dataset is used)")
+        from atustc.synth import SynthConfig
+
+        data = ensure_synthetic(SynthConfig.named(synth_size), cache, progress=progress)
+    else:
+        if split_dir is None:
+            raise AtustcError(f"--table {table_path} needs --split (make one with `atustc split {table_path} -o DIR`)")
+        data = user_data(table_path, split_dir, root)
+    outcomes = run_bench(
+        method_list, data=data, preset=preset, seeds=seed_list, out=out, force=force, pretrained=weights,
+        overrides=_parse_sets(sets), device=device, amp=amp, progress=progress, console=console,
+    )  # fmt: skip
+    print_leaderboard(load_leaderboard(out))
+    failed = [o for o in outcomes if o.state == "failed"]
+    if failed:
+        console.print(f"[red]{len(failed)} of {len(outcomes)} run(s) failed; see their status.json[/red]")
+        return 1
+    return 0
+
+
+def _split_list(text: str, option: str) -> list[str]:
+    items = [s.strip() for s in text.split(",") if s.strip()]
+    if not items:
+        raise AtustcError(f"{option}: empty list")
+    return items
+
+
+def _parse_seed(text: str) -> int:
+    try:
+        seed = int(text)
+    except ValueError:
+        raise AtustcError(f"--seeds: {text!r} is not an integer") from None
+    if seed < 0:
+        raise AtustcError(f"--seeds: seeds must be >= 0, got {seed}")
+    return seed
+
+
+def _parse_sets(items: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise AtustcError(f"--set {item!r}: expected KEY=VALUE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _parse_pretrained(items: tuple[str, ...]) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise AtustcError(f"--pretrained {item!r}: expected METHOD=FILE")
+        if not Path(path).is_file():
+            raise AtustcError(f"--pretrained {item!r}: file {path} not found")
+        out[name] = Path(path)
+    return out
+
+
+def _print_methods() -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from atustc.bench.harness import describe_methods
+
+    table = Table(title="Registered methods (parameters at the tiny preset, 8-person label space)")
+    for col in ("method", "family", "heads", "params", "recipe (tiny)", "recipe (paper)"):
+        table.add_column(col, justify="right" if col == "params" else "left")
+    for row in describe_methods():
+        params = "-" if row["params_tiny"] is None else f"{row['params_tiny'] / 1e6:.2f}M"
+        table.add_row(row["name"], row["family"], row["heads"], params, row["recipe_tiny"], row["recipe_paper"])
+    Console(width=max(Console().width, 200)).print(table)

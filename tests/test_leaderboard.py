@@ -1,0 +1,243 @@
+"""The leaderboard from fabricated run folders: round-trips, mean ± std, bold, failures, formats."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from atustc.bench.leaderboard import (
+    CSV_COLUMNS,
+    METRICS,
+    SCENARIOS,
+    build_leaderboard,
+    collect_runs,
+    latex_escape,
+    load_leaderboard,
+    to_latex,
+    to_markdown,
+)
+from atustc.errors import AtustcError
+
+
+def _block(base: float) -> dict:
+    return {"R1": base, "R5": min(1.0, base + 0.1), "R10": min(1.0, base + 0.15), "R20": min(1.0, base + 0.2),
+            "mAP": base / 2, "mINP": base / 4, "valid_queries": 10}
+
+
+def make_run(
+    root: Path,
+    name: str,
+    *,
+    method: str = "uniat",
+    family: str = "AT-ReID",
+    seed: int = 0,
+    state: str = "finished",
+    error: str | None = None,
+    scen: dict[str, float] | None = None,
+    mixed: float | None = 0.3,
+    params: int = 1_000_000,
+    train_time_s: float = 100.0,
+    images_per_s: float = 50.0,
+    table_hash: str = "abcdef0123456789",
+    split_hash: str = "split0",
+) -> Path:
+    """Write a run folder as the engine and the harness would."""
+    run = root / name
+    (run / "eval").mkdir(parents=True)
+    status = {"state": state, "error": error, "method": method, "preset": "tiny", "seed": seed,
+              "params": params, "train_time_s": train_time_s, "images_per_s": images_per_s}
+    (run / "status.json").write_text(json.dumps(status))
+    (run / "config.json").write_text(json.dumps({"method": method, "family": family, "preset": "tiny", "seed": seed}))
+    (run / "manifest.json").write_text(json.dumps({"seed": seed, "table_hash": table_hash, "split_hash": split_hash}))
+    if state == "finished":
+        scen = scen or {s: 0.1 * (i + 1) for i, s in enumerate(SCENARIOS)}
+        blocks = {s: _block(v) for s, v in scen.items()}
+        anytime = {k: sum(b[k] for b in blocks.values()) / 6 for k in ("R1", "R5", "R10", "R20", "mAP", "mINP")}
+        anytime["valid_queries"] = 60
+        result = {"protocol": "atustc", "scenarios": blocks, "summary": {"Any-Time": anytime}}
+        (run / "eval" / "atustc.json").write_text(json.dumps(result))
+        if mixed is not None:
+            names = ("Daytime", "Nighttime", "All-day", "Short-term", "Long-term", "Anytime")
+            groups = {g: _block(mixed) for g in names}
+            (run / "eval" / "atustc-mixed.json").write_text(
+                json.dumps({"protocol": "atustc-mixed", "scenarios": blocks, "summary": groups})
+            )
+    return run
+
+
+@pytest.fixture()
+def runs(tmp_path: Path) -> Path:
+    root = tmp_path / "runs"
+    make_run(root, "uniat-tiny-s0", seed=0, scen={s: 0.50 for s in SCENARIOS}, train_time_s=90.0)
+    make_run(root, "uniat-tiny-s1", seed=1, scen={s: 0.60 for s in SCENARIOS}, mixed=0.5, train_time_s=110.0)
+    make_run(root, "transreid-tiny-s0", method="transreid", family="Tr-ReID",
+             scen={s: 0.1 * (i + 1) for i, s in enumerate(SCENARIOS)}, params=3_000_000, images_per_s=80.0)
+    make_run(root, "broken-tiny-s0", method="broken", family="CC-ReID", state="failed", error="RuntimeError: boom")
+    return root
+
+
+def test_csv_round_trips_the_runs(runs: Path) -> None:
+    board = load_leaderboard(runs)
+    df = pd.read_csv(io.StringIO(board.frame.to_csv(index=False, float_format="%.17g")))
+    assert tuple(df.columns) == CSV_COLUMNS
+    # Paper row order: Tr-ReID, CC-ReID, ..., AT-ReID.
+    assert df["method"].tolist() == ["transreid", "broken", "uniat"]
+    tr = df.set_index("method").loc["transreid"]
+    result = json.loads((runs / "transreid-tiny-s0" / "eval" / "atustc.json").read_text())
+    for scen in SCENARIOS:
+        for metric in ("R1", "mAP", "mINP"):
+            assert tr[f"{scen}_{metric}_mean"] == result["scenarios"][scen][metric]
+    assert tr["Any-Time_R1_mean"] == pytest.approx(sum(0.1 * (i + 1) for i in range(6)) / 6, abs=1e-15)
+    assert tr["Any-Time_mAP_mean"] == result["summary"]["Any-Time"]["mAP"]
+    assert tr["Mixed-Anytime_R1_mean"] == 0.3
+    assert tr["params_mean"] == 3_000_000 and tr["images_per_s_mean"] == 80.0
+    assert math.isnan(tr["DT-ST_R1_std"]) and tr["n_runs"] == 1 and str(tr["seeds"]) == "0"
+    assert tr["data_hash"] == "abcdef0123456789"
+
+
+def test_mean_and_sample_std_over_seeds(runs: Path) -> None:
+    row = load_leaderboard(runs).frame.set_index("method").loc["uniat"]
+    assert row["n_runs"] == 2 and row["seeds"] == "0;1" and row["n_splits"] == 1
+    assert row["DT-ST_R1_mean"] == pytest.approx(0.55, abs=1e-15)
+    # sample std of {0.5, 0.6} = 0.1 / sqrt(2)
+    assert row["DT-ST_R1_std"] == pytest.approx(0.1 / math.sqrt(2), abs=1e-15)
+    assert row["Any-Time_mAP_mean"] == pytest.approx(0.275, abs=1e-15)
+    assert row["Mixed-Anytime_R1_mean"] == pytest.approx(0.4, abs=1e-15)
+    assert row["train_time_s_mean"] == 100.0
+    assert row["train_time_s_std"] == pytest.approx(math.sqrt(200.0), abs=1e-12)
+
+
+def test_failed_runs_listed_not_averaged(runs: Path) -> None:
+    board = load_leaderboard(runs)
+    row = board.frame.set_index("method").loc["broken"]
+    assert row["status"] == "failed" and row["n_runs"] == 0 and row["n_failed"] == 1
+    assert "boom" in row["error"] and math.isnan(row["Any-Time_R1_mean"])
+    assert [r.path.name for r in board.others] == ["broken-tiny-s0"]
+    md = to_markdown(board)
+    assert "| CC-ReID | broken | failed |" in md
+    assert "broken-tiny-s0 (broken, seed 0): failed: RuntimeError: boom" in md
+
+
+def test_unfinished_and_unscored_runs_are_not_averaged(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    make_run(root, "a", seed=0, scen={s: 0.4 for s in SCENARIOS})
+    make_run(root, "b", seed=1, state="running")
+    (make_run(root, "c", seed=2) / "eval" / "atustc.json").unlink()
+    board = load_leaderboard(root)
+    row = board.frame.iloc[0]
+    assert row["n_runs"] == 1 and row["n_failed"] == 2 and row["DT-ST_R1_mean"] == 0.4
+    assert sorted(r.state for r in board.others) == ["not-evaluated", "running"]
+
+
+def test_nested_runs_of_several_splits_average(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    make_run(root / "r0", "uniat-tiny-s0", scen={s: 0.2 for s in SCENARIOS}, split_hash="a")
+    make_run(root / "r1", "uniat-tiny-s0", scen={s: 0.4 for s in SCENARIOS}, split_hash="b")
+    row = load_leaderboard(root).frame.iloc[0]
+    assert (row["n_runs"], row["n_splits"], row["seeds"]) == (2, 2, "0;0")
+    assert row["NT-LT_R1_mean"] == pytest.approx(0.3, abs=1e-15)
+    assert "0,0 (2 splits)" in to_markdown(load_leaderboard(root))
+
+
+def test_markdown_bolds_best_per_column(runs: Path) -> None:
+    md = to_markdown(load_leaderboard(runs))
+    lines = [line for line in md.splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = {r.split("|")[2].strip(): [c.strip() for c in r.strip("|").split("|")] for r in lines[2:]}
+    col = header.index("DT-ST R1")
+    assert rows["uniat"][col] == "**55.00** ± 7.07"  # mean 55 %, sample std 7.07 %
+    assert rows["transreid"][col] == "10.00"
+    col = header.index("AD-LT R1")  # transreid's AD-LT is 60 %, above uniat's 55 %
+    assert rows["transreid"][col] == "**60.00**"
+    assert rows["uniat"][col] == "55.00 ± 7.07"
+    assert rows["transreid"][header.index("Cost Params")] == "3.00M"
+    assert rows["uniat"][header.index("Cost Params")] == "**1.00M** ± 0.00M"  # fewer is better
+    assert rows["transreid"][header.index("Cost img/s")] == "**80.0**"
+    assert rows["uniat"][header.index("Seeds")] == "0,1"
+
+
+def test_latex_structure(runs: Path) -> None:
+    tex = to_latex(load_leaderboard(runs))
+    assert tex.count(r"\begin{table}") == 1 and tex.count(r"\end{table}") == 1
+    assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
+    spec = re.search(r"\\begin\{tabular\}\{([lr]+)\}", tex).group(1)
+    body = tex.split(r"\midrule")[1].split(r"\bottomrule")[0].strip().splitlines()
+    assert len(body) == 3
+    for line in body:
+        assert line.endswith(r"\\") and line.count("&") == len(spec) - 1
+    header = tex.split(r"\toprule")[1].split(r"\midrule")[0]
+    spans = sum(int(n) for n in re.findall(r"\\multicolumn\{(\d+)\}", header))
+    first = header.strip().splitlines()[0]
+    assert spans + first.count("&") + 1 - len(re.findall(r"\\multicolumn", first)) == len(spec)
+    assert r"\textbf{55.00$\pm$7.07}" in tex
+    assert tex.count("{") == tex.count("}")
+    assert latex_escape("a_b&c%") == r"a\_b\&c\%"
+
+
+def test_cli_formats_and_output(runs: Path, tmp_path: Path) -> None:
+    from atustc.cli import cli
+
+    runner = CliRunner()
+    res = runner.invoke(cli, ["leaderboard", "--runs", str(runs), "--format", "csv"])
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(io.StringIO(res.output))
+    assert len(df) == 3 and df.set_index("method").loc["uniat", "DT-ST_R1_mean"] == pytest.approx(0.55, abs=1e-15)
+    out = tmp_path / "lb.tex"
+    res = runner.invoke(cli, ["leaderboard", "--runs", str(runs), "-o", str(out)])
+    assert res.exit_code == 0 and out.read_text().startswith("% Requires")
+    res = runner.invoke(cli, ["leaderboard", "--runs", str(runs)])
+    assert res.exit_code == 0 and "leaderboard" in res.output and "transreid" in res.output
+    for fmt in ("md", "latex"):
+        assert runner.invoke(cli, ["leaderboard", "--runs", str(runs), "--format", fmt]).exit_code == 0
+    # building the leaderboard never wrote into a run
+    assert sorted(p.name for p in (runs / "uniat-tiny-s0").rglob("*")) == sorted(
+        ["status.json", "config.json", "manifest.json", "eval", "atustc.json", "atustc-mixed.json"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("setup", "match"),
+    [
+        (lambda root: None, "runs folder not found"),
+        (lambda root: root.mkdir(), "no run folders"),
+        (lambda root: (make_run(root, "x") / "status.json").write_text("{"), "not valid JSON"),
+        (
+            lambda root: (make_run(root, "x") / "eval" / "atustc.json").write_text(
+                json.dumps({"scenarios": {s: _block(0.5) for s in SCENARIOS[:5]}})
+            ),
+            "AD-LT missing",
+        ),
+        (
+            lambda root: (make_run(root, "x") / "eval" / "atustc.json").write_text(
+                json.dumps({"scenarios": {s: {"R1": 55.0} for s in SCENARIOS}})
+            ),
+            r"R1 must be a fraction in \[0, 1\], got 55.0",
+        ),
+    ],
+)
+def test_errors(tmp_path: Path, setup, match: str) -> None:
+    root = tmp_path / "runs"
+    setup(root)
+    with pytest.raises(AtustcError, match=match):
+        collect_runs(root)
+
+
+def test_cli_error_exit_2(tmp_path: Path) -> None:
+    from atustc.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["leaderboard", "--runs", str(tmp_path / "nope"), "--format", "md"])
+    assert exc.value.code == 2
+
+
+def test_metric_columns_stable() -> None:
+    assert METRICS[:3] == ("Any-Time_R1", "Any-Time_mAP", "Any-Time_mINP")
+    assert len(CSV_COLUMNS) == 10 + 2 * len(METRICS)
+    assert build_leaderboard([]).frame.columns.tolist() == list(CSV_COLUMNS)
