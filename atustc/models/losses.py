@@ -1,0 +1,168 @@
+"""Uni-AT losses: the scenario-aware ID loss (eq. 1-2), HDW (eq. 6-9) and a batch-hard triplet loss.
+
+Heads follow :data:`atustc.methods.contract.SCENARIOS` (DT-ST, DT-LT, NT-ST, NT-LT, AD-ST, AD-LT).
+
+Scenario-aware ID loss (SAID): DT heads see RGB samples only, NT heads IR only, AD heads all; LT
+heads classify persons; ST heads classify outfits, and the other outfits of the sample's own person
+are removed from the negatives (logit set to -inf, i.e. excluded from eq. 2's denominator; the
+official code writes -10 instead, ``said_fill="official"``). Without SAID (the baseline) every head
+is a plain person-ID cross-entropy on every sample.
+
+HDW (paper, default): ``L = sum_s w_s * L_s`` with ``L_s`` the mean loss of head ``s`` over its
+samples and ``w_s = (1 - p_tm)^(g/2) * (1 - p_ti)^(g/2)``, where ``p_tm`` (``p_ti``) is the mean of
+``exp(-l)`` over all samples of the heads sharing ``s``'s time moment (interval). The paper
+states no stop-gradient (the weights are a focal-loss-style function of the confidences), so by
+default gradients flow through them; ``detach=True`` stops them. ``mode="official"`` is the
+official code: each weight is divided by its group maximum (``w_tm / max(w_DT, w_NT, w_AD)`` times
+``w_ti / max(w_ST, w_LT)``), not detached, and the loss is ``sum_s sum_i w_s l_si / B`` (a head's
+sum over its samples divided by the full batch size).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+from atustc.methods.contract import SCENARIOS
+from atustc.models.config import HDWMode, SaidFill
+
+_OFFICIAL_FILL = -10.0
+#: Per head: the time-moment group (0 DT, 1 NT, 2 AD) and time-interval group (0 ST, 1 LT).
+TM_GROUP: tuple[int, ...] = tuple(("DT", "NT", "AD").index(s.split("-")[0]) for s in SCENARIOS)
+TI_GROUP: tuple[int, ...] = tuple(("ST", "LT").index(s.split("-")[1]) for s in SCENARIOS)
+
+
+@dataclass
+class HeadLosses:
+    """Per-sample ID losses of the six heads.
+
+    Attributes:
+        loss: ``[H, B]`` cross-entropy per head and sample (0 where masked).
+        mask: ``[H, B]`` bool, the samples each head is trained on.
+    """
+
+    loss: torch.Tensor
+    mask: torch.Tensor
+
+    def head_means(self) -> torch.Tensor:
+        """Mean loss of each head over its samples ``[H]`` (0 for a head with no sample)."""
+        return self.loss.sum(1) / self.mask.sum(1).clamp(min=1)
+
+
+def scenario_id_losses(
+    logits: Sequence[torch.Tensor],
+    pid: torch.Tensor,
+    outfit: torch.Tensor,
+    modality: torch.Tensor,
+    outfit_to_pid: torch.Tensor,
+    *,
+    said: bool = True,
+    said_fill: SaidFill = "exclude",
+) -> HeadLosses:
+    """Per-sample ID losses of the six scenario heads (eq. 1-2 with ``said``, plain person ID without).
+
+    Args:
+        logits: six ``[B, C_s]`` tensors in SCENARIOS order; with ``said`` the ST heads have one
+            class per outfit, the LT heads one per person.
+        pid, outfit, modality: ``[B]`` person labels, outfit labels, 0 = RGB / 1 = IR.
+        outfit_to_pid: ``[num_outfits]`` person label of each outfit.
+        said: the scenario-aware loss; False is the baseline (every head: person ID, all samples).
+        said_fill: ``exclude`` removes same-person outfits from the ST negatives (the paper);
+            ``official`` sets their logits to -10 as the official code.
+
+    Returns:
+        :class:`HeadLosses` with ``[6, B]`` losses and masks.
+    """
+    losses, masks = [], []
+    every = torch.ones_like(pid, dtype=torch.bool)
+    for name, logit in zip(SCENARIOS, logits):
+        tm, ti = name.split("-")
+        logit = logit.float()
+        if not said:
+            losses.append(F.cross_entropy(logit, pid, reduction="none"))
+            masks.append(every)
+            continue
+        if ti == "ST":
+            own = outfit_to_pid.unsqueeze(0) == pid.unsqueeze(1)  # [B, C]: outfits of the same person
+            own &= torch.arange(logit.shape[1], device=logit.device).unsqueeze(0) != outfit.unsqueeze(1)
+            fill = float("-inf") if said_fill == "exclude" else _OFFICIAL_FILL
+            loss = F.cross_entropy(logit.masked_fill(own, fill), outfit, reduction="none")
+        else:
+            loss = F.cross_entropy(logit, pid, reduction="none")
+        mask = {"DT": modality == 0, "NT": modality == 1, "AD": every}[tm]
+        losses.append(torch.where(mask, loss, torch.zeros_like(loss)))
+        masks.append(mask)
+    return HeadLosses(torch.stack(losses), torch.stack(masks))
+
+
+def hdw_weights(
+    head: HeadLosses, *, gamma: float = 1.0, mode: HDWMode = "paper", detach: bool = False
+) -> torch.Tensor:
+    """HDW weights ``[6]`` (eq. 7-9; ``mode="official"`` normalises by the group maxima).
+
+    A group with no sample in the batch has confidence 0 (weight factor 1); its heads have no
+    loss anyway.
+    """
+    conf = torch.exp(-head.loss) * head.mask  # [H, B], 0 where masked
+    tm = torch.tensor(TM_GROUP, device=conf.device)
+    ti = torch.tensor(TI_GROUP, device=conf.device)
+
+    def group_weights(groups: torch.Tensor, n: int) -> torch.Tensor:
+        total = torch.zeros(n, device=conf.device).index_add(0, groups, conf.sum(1))
+        count = torch.zeros(n, device=conf.device).index_add(0, groups, head.mask.sum(1).float())
+        w = (1 - total / count.clamp(min=1)).clamp(min=1e-8) ** (gamma / 2)  # no inf gradient at p = 1
+        return w / w.max().clamp(min=1e-12) if mode == "official" else w
+
+    w = group_weights(tm, 3)[tm] * group_weights(ti, 2)[ti]
+    return w.detach() if detach else w
+
+
+def combine_id_losses(
+    head: HeadLosses,
+    *,
+    hdw: HDWMode | None = None,
+    gamma: float = 1.0,
+    detach: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Total ID loss and the HDW weights used (None without HDW).
+
+    Without HDW: the sum of the six head means (the official code). Paper HDW: ``sum_s w_s L_s``.
+    Official HDW: ``sum_s w_s sum_i l_si / B``.
+    """
+    if hdw is None:
+        return head.head_means().sum(), None
+    w = hdw_weights(head, gamma=gamma, mode=hdw, detach=detach)
+    if hdw == "official":
+        return (w * head.loss.sum(1)).sum() / head.loss.shape[1], w
+    return (w * head.head_means()).sum(), w
+
+
+def batch_hard_triplet(
+    feat: torch.Tensor, labels: torch.Tensor, margin: float = 0.3, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Batch-hard triplet loss on Euclidean distances (hardest positive and negative per anchor).
+
+    Args:
+        feat: ``[B, D]`` features.
+        labels: ``[B]`` identity labels.
+        margin: hinge margin.
+        mask: optional ``[B]`` bool, the samples taking part (others are ignored).
+
+    Returns:
+        The mean over anchors that have both a positive and a negative (0 when none has).
+    """
+    if mask is not None:
+        feat, labels = feat[mask], labels[mask]
+    dist = torch.cdist(feat.float(), feat.float()).clamp(min=1e-12)
+    same = labels.unsqueeze(0) == labels.unsqueeze(1)
+    eye = torch.eye(len(labels), dtype=torch.bool, device=feat.device)
+    pos = same & ~eye
+    valid = pos.any(1) & (~same).any(1)
+    if not valid.any():
+        return feat.sum() * 0.0
+    hardest_pos = dist.masked_fill(~pos, float("-inf")).amax(1)
+    hardest_neg = dist.masked_fill(same, float("inf")).amin(1)
+    return F.relu(hardest_pos - hardest_neg + margin)[valid].mean()
