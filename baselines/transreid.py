@@ -26,8 +26,8 @@ Recipes: ``paper`` is the official one (ViT-B/16 stride 12 at 256×128, SGD 0.00
 without Nesterov, weight decay 1e-4 on every parameter, bias lr ×2, P×K 16×4, 120 epochs, 5
 warm-up epochs from 0.01·lr, cosine to 0.002·lr per epoch, mean/std 0.5, flip, pad 10, random
 erasing 0.5), with 200 iterations per epoch as Uni-AT uses on AT-USTC. ``tiny`` is a CPU-sized
-version with the same code path (ViT-Ti width, 4 blocks, 128×64, patch 16 stride 12) on
-Uni-AT's ``tiny`` budget and optimiser (AdamW 1e-3, 12 epochs × 25 iterations, P×K 8×4), so the
+version with the same code path (ViT-Ti width, 4 blocks, convolutional stem, 128×64, patch 16
+stride 12) on Uni-AT's ``tiny`` budget and optimiser (AdamW 1e-3, 24 epochs × 25 iterations, P×K 8×4), so the
 two are compared at equal cost.
 """
 
@@ -229,7 +229,7 @@ def transreid_config(preset: str) -> TransReIDConfig:
     if preset == "paper":
         return TransReIDConfig(vit=vit_config("base", img_size=(256, 128), stride=12, drop_path=0.1))
     if preset == "tiny":
-        return TransReIDConfig(vit=vit_config("tiny", img_size=(128, 64), stride=12, depth=4, drop_path=0.1))
+        return TransReIDConfig(vit=vit_config("tiny", img_size=(128, 64), stride=12, depth=4, drop_path=0.1, stem="conv"))
     raise AtustcError(f"transreid: unknown preset {preset!r}; choose tiny or paper")
 
 
@@ -257,7 +257,7 @@ def transreid_recipe(preset: str) -> Recipe:
         paper,
         optimizer="adamw", lr=1e-3, weight_decay=0.05, no_decay_patterns=("pos_embed", "cls_token", "norm", "bias"),
         lr_mult=1.0, lr_mult_patterns=(),
-        epochs=12, iters_per_epoch=25, warmup_epochs=1, warmup_start_factor=0.1, min_lr_factor=0.01, step_per="iter",
+        epochs=24, iters_per_epoch=25, warmup_epochs=1, warmup_start_factor=0.1, min_lr_factor=0.01, step_per="iter",
         num_identities=8, num_instances=4, input_size=(128, 64), pad=6, random_erasing_p=0.3,
     )  # fmt: skip
 

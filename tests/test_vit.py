@@ -176,3 +176,17 @@ def test_bad_files(tmp_path: Path) -> None:
     (tmp_path / "w.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(AtustcError, match=r"w\.pth cannot be read"):
         read_state_dict(tmp_path / "w.pth")
+
+
+@pytest.mark.parametrize("stride", [16, 12])
+def test_conv_stem_keeps_the_token_grid(stride: int) -> None:
+    patch = ViT(ViTConfig(img_size=(64, 32), patch_size=16, stride=stride, embed_dim=32, depth=1, num_heads=2))
+    conv = ViT(ViTConfig(img_size=(64, 32), patch_size=16, stride=stride, embed_dim=32, depth=1, num_heads=2, stem="conv"))
+    x = torch.randn(2, 3, 64, 32)
+    assert conv(x).shape == patch(x).shape
+    assert isinstance(conv.patch_embed.stem, torch.nn.Sequential)
+
+
+def test_conv_stem_needs_sizes_divisible_by_four() -> None:
+    with pytest.raises(AtustcError, match="the conv stem needs patch_size, stride and img_size divisible by 4"):
+        ViTConfig(img_size=(64, 32), patch_size=16, stride=10, embed_dim=32, depth=1, num_heads=2, stem="conv")

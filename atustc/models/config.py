@@ -36,6 +36,10 @@ class ViTConfig:
         drop_path: stochastic-depth rate of the last block (linear from 0 over the blocks).
         qkv_bias: bias in the attention projection.
         ln_eps: LayerNorm epsilon (1e-6 as timm's ViT).
+        stem: ``patch`` (one strided convolution, as ViT-B/16: what pretrained checkpoints fit) or
+            ``conv`` (two 3x3 stride-2 convolutions with BatchNorm and ReLU, then a
+            ``patch/4``-sized projection with stride ``stride/4``: the same token grid, but a
+            randomly initialised model learns far faster on small data; used by the CPU presets).
     """
 
     img_size: tuple[int, int] = (256, 128)
@@ -49,6 +53,7 @@ class ViTConfig:
     drop_path: float = 0.1
     qkv_bias: bool = True
     ln_eps: float = 1e-6
+    stem: Literal["patch", "conv"] = "patch"
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> None:
@@ -66,6 +71,11 @@ class ViTConfig:
             bad(f"drop_path must be in [0, 1), got {self.drop_path}")
         if self.mlp_ratio <= 0:
             bad(f"mlp_ratio must be > 0, got {self.mlp_ratio}")
+        if self.stem not in ("patch", "conv"):
+            bad(f"stem must be 'patch' or 'conv', got {self.stem!r}")
+        if self.stem == "conv" and (self.patch_size % 4 or self.stride % 4 or self.img_size[0] % 4 or self.img_size[1] % 4):
+            bad(f"the conv stem needs patch_size, stride and img_size divisible by 4, got {self.patch_size}, "
+                f"{self.stride}, {self.img_size}")
 
     @property
     def grid(self) -> tuple[int, int]:

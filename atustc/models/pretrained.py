@@ -104,7 +104,8 @@ def load_vit_pretrained(vit: ViT, path: str | Path) -> LoadReport:
     path = Path(path)
     source = read_state_dict(path)
     target = vit.state_dict()
-    skipped = tuple(sorted(k for k in source if _SKIP.match(k)))
+    conv_stem = vit.config.stem == "conv"  # a convolutional stem has no pretrained counterpart: trained from scratch
+    skipped = tuple(sorted(k for k in source if _SKIP.match(k) or (conv_stem and k.startswith("patch_embed."))))
     new: dict[str, torch.Tensor] = {}
     resized: list[str] = []
     used: set[str] = set(skipped)
@@ -128,7 +129,7 @@ def load_vit_pretrained(vit: ViT, path: str | Path) -> LoadReport:
             continue
         match = _ATOM.match(key)
         src_key = f"blocks.{match[1]}.mlp.{'fc1' if match[2] == 'first' else 'fc2'}.{match[3]}" if match else key
-        if src_key in source:
+        if src_key in source and src_key not in skipped:
             new[key] = source[src_key]
             if match and new[key].shape == value.shape[1:]:  # one FFN layer -> every stacked MoE layer
                 new[key] = new[key].expand_as(value).clone()

@@ -28,17 +28,30 @@ __all__ = ["VIT_SIZES", "Block", "ClsFFNFactory", "PatchEmbed", "ViT", "ViTConfi
 
 
 class PatchEmbed(nn.Module):
-    """Convolutional patch embedding with a stride that may be smaller than the patch."""
+    """Convolutional patch embedding with a stride that may be smaller than the patch.
+
+    ``config.stem == "conv"`` puts two 3x3 stride-2 convolutions (BatchNorm, ReLU) before the
+    projection, whose kernel and stride shrink by 4 so that the token grid is unchanged.
+    """
 
     def __init__(self, config: ViTConfig, in_chans: int = 3) -> None:
         super().__init__()
         self.img_size = config.img_size
-        self.proj = nn.Conv2d(in_chans, config.embed_dim, config.patch_size, config.stride)
+        dim = config.embed_dim
+        if config.stem == "conv":
+            self.stem = nn.Sequential(
+                nn.Conv2d(in_chans, dim // 4, 3, 2, 1, bias=False), nn.BatchNorm2d(dim // 4), nn.ReLU(inplace=True),
+                nn.Conv2d(dim // 4, dim // 2, 3, 2, 1, bias=False), nn.BatchNorm2d(dim // 2), nn.ReLU(inplace=True),
+            )  # fmt: skip
+            self.proj = nn.Conv2d(dim // 2, dim, config.patch_size // 4, config.stride // 4)
+        else:
+            self.stem = nn.Identity()
+            self.proj = nn.Conv2d(in_chans, dim, config.patch_size, config.stride)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if tuple(images.shape[-2:]) != self.img_size:
             raise AtustcError(f"ViT expects images of {self.img_size} (H, W), got {tuple(images.shape[-2:])}")
-        return self.proj(images).flatten(2).transpose(1, 2)
+        return self.proj(self.stem(images)).flatten(2).transpose(1, 2)
 
 
 #: Builds the CLS-token FFN of block ``i`` given the block's shared MLP (or returns None).
