@@ -223,7 +223,7 @@ def test_cli_bench_and_errors(data: BenchData, tmp_path: Path, capsys: pytest.Ca
         (["bench", "--split", str(data.split_dir)], "--split and --root need --table"),
         ([*base, "--seeds", "0,x"], "--seeds: 'x' is not an integer"),
         ([*base, "--methods", "bench-dummy,bench-dummy"], "duplicate value"),
-        ([*base, "--set", "epochs"], "expected KEY=VALUE"),
+        ([*base, "--set", "epochs"], "--set 'epochs': expected key=value"),
         ([*base, "--methods", "nope"], "unknown method 'nope'"),
     ]:
         with pytest.raises(SystemExit) as exc:

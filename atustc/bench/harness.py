@@ -154,21 +154,10 @@ def user_data(
     Raises:
         AtustcError: unreadable table or split, a split made from another table, no image root.
     """
-    from atustc.split import load_split
-    from atustc.table import dataset_root, load_table, table_hash
+    from atustc.split import load_split_for
 
     table_path, split_path = Path(table), Path(split_dir)
-    thash = table_hash(load_table(table_path))
-    split = load_split(split_path)
-    src = split.info.get("source_table_hash")
-    if src is not None and src != thash:
-        raise AtustcError(f"--split {split_path} was made from another table (hash {src}; {table_path} has {thash})")
-    if root is not None:
-        root_path = Path(root)
-    elif split.info.get("root"):
-        root_path = Path(split.info["root"])
-    else:
-        root_path = dataset_root(table_path)
+    _, _, thash, root_path = load_split_for(table_path, split_path, root)
     return BenchData(table_path, split_path, root_path, thash, synthetic=False)
 
 

@@ -66,6 +66,7 @@ def command(
         return 0
     from atustc.bench.harness import ensure_synthetic, run_bench, user_data
     from atustc.bench.leaderboard import load_leaderboard, print_leaderboard
+    from atustc.engine.config import parse_set_options
 
     method_list = _split_list(methods, "--methods")
     seed_list = [_parse_seed(s) for s in _split_list(seeds, "--seeds")]
@@ -82,7 +83,7 @@ def command(
         data = user_data(table_path, split_dir, root)
     outcomes = run_bench(
         method_list, data=data, preset=preset, seeds=seed_list, out=out, force=force, pretrained=weights,
-        overrides=_parse_sets(sets), device=device, amp=amp, progress=progress, console=console,
+        overrides=parse_set_options(sets), device=device, amp=amp, progress=progress, console=console,
     )  # fmt: skip
     print_leaderboard(load_leaderboard(out))
     failed = [o for o in outcomes if o.state == "failed"]
@@ -107,16 +108,6 @@ def _parse_seed(text: str) -> int:
     if seed < 0:
         raise AtustcError(f"--seeds: seeds must be >= 0, got {seed}")
     return seed
-
-
-def _parse_sets(items: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise AtustcError(f"--set {item!r}: expected KEY=VALUE")
-        out[key.strip()] = value.strip()
-    return out
 
 
 def _parse_pretrained(items: tuple[str, ...]) -> dict[str, Path]:

@@ -128,8 +128,8 @@ def prepare(
     Raises:
         AtustcError: any bad input (the message names it).
     """
-    from atustc.split import load_split
-    from atustc.table import dataset_root, load_table, table_hash
+    from atustc.split import load_split_for
+    from atustc.table import table_hash
 
     import_plugins(plugins)
     spec = get_method(method)
@@ -159,18 +159,7 @@ def prepare(
             )
 
     table_path = Path(table_path)
-    table = load_table(table_path)
-    split = load_split(split_dir)
-    src_hash = split.info.get("source_table_hash")
-    thash = table_hash(table)
-    if src_hash is not None and src_hash != thash:
-        raise AtustcError(f"split {split_dir} was made from another table (hash {src_hash}, {table_path} has {thash})")
-    if root is not None:
-        root_path = Path(root)
-    elif split.info.get("root"):
-        root_path = Path(split.info["root"])
-    else:
-        root_path = dataset_root(table_path)
+    table, split, thash, root_path = load_split_for(table_path, split_dir, root)
     train, val = split.train, split.val_protocol
     labels = build_label_maps(train, f"{split_dir}/train.parquet")
     enc = labels.encode(train)

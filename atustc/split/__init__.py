@@ -6,7 +6,7 @@ statistics and the ``--describe`` audit.
 """
 
 from atustc.split.audit import describe_split, summary_frame
-from atustc.split.core import POOLS, STRATEGIES, Split, load_split, make_split, validate_split, write_split
+from atustc.split.core import POOLS, STRATEGIES, Split, load_split, load_split_for, make_split, validate_split, write_split
 from atustc.split.flags import assign_flags, select_clip_pools, split_identities
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "assign_flags",
     "describe_split",
     "load_split",
+    "load_split_for",
     "make_split",
     "select_clip_pools",
     "split_identities",

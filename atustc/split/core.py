@@ -257,3 +257,33 @@ def load_split(split_dir: str | os.PathLike[str]) -> Split:
     split = Split(**tables, info=read_json(d / "split.json"))
     split.info["summary"] = validate_split(split)
     return split
+
+
+def load_split_for(
+    table_path: str | os.PathLike[str], split_dir: str | os.PathLike[str], root: str | os.PathLike[str] | None
+) -> tuple[pd.DataFrame, Split, str, Path]:
+    """Load a table and its split, check they belong together, and find the image root.
+
+    The root is ``root`` if given, else the split's recorded root, else the table manifest's.
+
+    Returns:
+        ``(table, split, table_hash, root)``.
+
+    Raises:
+        AtustcError: unreadable table or split, a split made from another table, no image root.
+    """
+    from atustc.table import dataset_root, load_table, table_hash
+
+    table = load_table(table_path)
+    split = load_split(split_dir)
+    src_hash = split.info.get("source_table_hash")
+    thash = table_hash(table)
+    if src_hash is not None and src_hash != thash:
+        raise AtustcError(f"split {split_dir} was made from another table (hash {src_hash}, {table_path} has {thash})")
+    if root is not None:
+        root_path = Path(root)
+    elif split.info.get("root"):
+        root_path = Path(split.info["root"])
+    else:
+        root_path = dataset_root(table_path)
+    return table, split, thash, root_path
