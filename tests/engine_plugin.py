@@ -1,7 +1,7 @@
 """``--plugin engine_plugin`` for subprocess tests: registers the engine test method (once)."""
 
-from atustc.methods._registry import _METHODS, register_method
+from atustc.methods._registry import is_registered, register_method
 from engine_helpers import METHOD, tiny_spec
 
-if METHOD not in _METHODS:
+if not is_registered(METHOD):
     register_method(tiny_spec)

@@ -80,7 +80,7 @@ def dummy_methods():
         register_method(lambda name=name: _spec(name))
     yield
     for name in NAMES:
-        _registry._METHODS.pop(name, None)
+        _registry.unregister_method(name)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from atustc.engine.checkpoint import load_checkpoint
 from atustc.engine.data import build_label_maps
 from atustc.engine.embed import extract_features
 from atustc.features import load_features
-from atustc.methods._registry import _METHODS, register_method
+from atustc.methods._registry import is_registered, register_method, unregister_method
 
 TESTS = Path(__file__).parent
 sys.path.insert(0, str(TESTS))
@@ -30,10 +30,10 @@ FAST = {"num_workers": 0, "log_every": 2}
 
 @pytest.fixture(scope="module", autouse=True)
 def method():
-    if METHOD not in _METHODS:
+    if not is_registered(METHOD):
         register_method(tiny_spec)
     yield METHOD
-    _METHODS.pop(METHOD, None)
+    unregister_method(METHOD)
 
 
 @pytest.fixture(scope="module")

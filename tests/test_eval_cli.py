@@ -138,11 +138,11 @@ def test_eval_with_features_does_not_import_timm(data):
 def test_run_end_to_end_with_the_engine(tmp_path, capsys):
     """A real tiny run (engine + split): ``eval --run`` embeds with it and stores RUN/eval/atustc.json."""
     from atustc.engine import embed_run, train_run
-    from atustc.methods._registry import _METHODS, register_method
+    from atustc.methods._registry import is_registered, register_method
     from atustc.table import load_table
     from engine_helpers import METHOD, make_dataset, tiny_spec
 
-    if METHOD not in _METHODS:
+    if not is_registered(METHOD):
         register_method(tiny_spec)
     _, table, split = make_dataset(tmp_path)
     run_dir = train_run(METHOD, table, split, "tiny", tmp_path / "run", overrides={"num_workers": 0}, progress=False)

@@ -26,6 +26,11 @@ def register_method(spec_factory: Callable[[], MethodSpec]) -> Callable[[], Meth
     return spec_factory
 
 
+def is_registered(name: str) -> bool:
+    """Whether a method of this name is registered (built-ins are not loaded by this check)."""
+    return name in _METHODS
+
+
 def unregister_method(name: str) -> None:
     """Remove ``name`` from the registry (for tests and plugins that register temporary methods)."""
     _METHODS.pop(name, None)
