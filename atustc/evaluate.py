@@ -21,6 +21,7 @@ import numpy as np
 
 from atustc.errors import AtustcError
 from atustc.protocol import LABEL_COLUMNS, MODALITY_CODE, Protocol, Scenario
+from atustc.richprogress import progress_bar
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -159,7 +160,7 @@ def evaluate(
     runs = [_runs(s, q, g, table) for s, (q, g) in zip(protocol.scenarios, plans, strict=True)]
     total = sum(len(q) for rs in runs for q, _ in rs)
 
-    with _progress(progress, total, f"evaluating {protocol.name}") as advance:
+    with progress_bar(f"evaluating {protocol.name}", total, enabled=progress, transient=True) as advance:
         rows = {}
         for scenario, scenario_runs in zip(protocol.scenarios, runs, strict=True):
             head = heads[scenario.name]
@@ -316,33 +317,3 @@ def _aggregate(name: str, rows: list[MetricRow], weight: str) -> MetricRow:
         int(valid.sum()),
         sum(r.queries for r in rows),
     )
-
-
-class _progress:
-    """Context manager yielding ``advance(n)``: a rich progress bar on stderr, or a no-op."""
-
-    def __init__(self, enabled: bool, total: int, label: str) -> None:
-        self.enabled, self.total, self.label = enabled, total, label
-        self._bar: Any = None
-
-    def __enter__(self) -> Any:
-        if not self.enabled:
-            return lambda n: None
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        self._bar.start()
-        task = self._bar.add_task(self.label, total=self.total)
-        return lambda n: self._bar.advance(task, n)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
