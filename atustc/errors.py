@@ -7,6 +7,8 @@ traceback. Library callers can catch it like any exception.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class AtustcError(Exception):
     """A user-facing error: bad input, bad option, or a file that cannot be used."""
@@ -19,3 +21,17 @@ class AtustcError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+def unknown_name(kind: str, name: str, choices: Iterable[str], listing: str) -> AtustcError:
+    """The error for a name missing from a registry, with close matches and the full list.
+
+    ``unknown_name("method", "uniatt", names, "registered")`` reads
+    ``unknown method 'uniatt'; did you mean uniat? (registered: transreid, uniat)``.
+    """
+    import difflib
+
+    choices = sorted(choices)
+    close = difflib.get_close_matches(name, choices, n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return AtustcError(f"unknown {kind} {name!r}{hint} ({listing}: {', '.join(choices)})")

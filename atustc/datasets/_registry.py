@@ -7,13 +7,12 @@ a validated table and a manifest.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from atustc.errors import AtustcError
+from atustc.errors import AtustcError, unknown_name
 
 
 @dataclass
@@ -67,9 +66,7 @@ def get_indexer(name: str) -> Indexer:
     """The indexer of a format; an unknown name raises with close matches."""
     _load_builtin()
     if name not in _INDEXERS:
-        close = difflib.get_close_matches(name, _INDEXERS, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise AtustcError(f"unknown dataset format {name!r}{hint} (formats: {', '.join(sorted(_INDEXERS))})")
+        raise unknown_name("dataset format", name, _INDEXERS, "formats")
     return _INDEXERS[name]
 
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import difflib
 from collections.abc import Iterator
 from typing import Callable
 
-from atustc.errors import AtustcError
+from atustc.errors import unknown_name
 from atustc.methods.contract import MethodSpec
 
 _METHODS: dict[str, MethodSpec] = {}
@@ -55,9 +54,7 @@ def get_method(name: str) -> MethodSpec:
     """
     _load_builtin()
     if name not in _METHODS:
-        close = difflib.get_close_matches(name, _METHODS, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise AtustcError(f"unknown method {name!r}{hint} (registered: {', '.join(sorted(_METHODS))})")
+        raise unknown_name("method", name, _METHODS, "registered")
     return _METHODS[name]
 
 
