@@ -1,13 +1,15 @@
 """Method contract and registry. See :mod:`atustc.methods.contract`."""
 
 from atustc.methods._registry import get_method, list_methods, register_method
-from atustc.methods.contract import SCENARIOS, Batch, LabelSpace, MethodSpec, Recipe, ReIDModel
+from atustc.methods.contract import SCENARIOS, SIDE_FIELDS, Batch, LabelSpace, MethodSpec, OptimGroup, Recipe, ReIDModel
 
 __all__ = [
     "SCENARIOS",
+    "SIDE_FIELDS",
     "Batch",
     "LabelSpace",
     "MethodSpec",
+    "OptimGroup",
     "Recipe",
     "ReIDModel",
     "get_method",

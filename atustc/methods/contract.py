@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol, runtime_checkable
 
 from atustc.errors import AtustcError
 
@@ -146,6 +146,14 @@ class ReIDModel(Protocol):
     - ``forward(batch)``: training forward pass; returns whatever ``loss`` needs.
     - ``loss(outputs, batch)``: a dict of scalar tensors with ``"total"`` (others are logged).
     - ``embed(batch)``: eval-mode features ``[B, H, D]``, one row per head.
+
+    Optional members, looked up with ``getattr`` by the engine (a model without them gets the defaults):
+
+    - ``optim_groups() -> Sequence[OptimGroup]``: parameters trained by their own optimiser
+      (BoT's centre-loss centres: SGD at 0.5; CAL's clothes classifier: undecayed Adam). They are
+      left out of the recipe's main optimiser. Default: none.
+    - ``set_epoch(epoch: int) -> None``: called by the engine before each epoch (0-based), for
+      losses that switch on at an epoch (CAL's adversarial loss from epoch 25). Default: no call.
     """
 
     head_names: tuple[str, ...]
@@ -156,6 +164,44 @@ class ReIDModel(Protocol):
 
     def embed(self, batch: Batch) -> torch.Tensor: ...
 
+
+@dataclass(frozen=True)
+class OptimGroup:
+    """Parameters that a method trains with their own optimiser, beside the recipe's main one.
+
+    Attributes:
+        name: shown in logs and saved in checkpoints (``optim/<name>``).
+        params: the parameters (taken out of the main optimiser).
+        optimizer: ``sgd``, ``adam`` or ``adamw``.
+        lr: learning rate.
+        weight_decay: weight decay (0 = undecayed).
+        momentum: SGD momentum.
+        scheduled: follow the main schedule's learning-rate factor (warm-up, cosine, steps);
+            False keeps ``lr`` constant.
+        grad_scale: multiply the gradients by this before the step (BoT divides the centre
+            gradients by the centre-loss weight so that the centres move at ``lr`` regardless of it).
+    """
+
+    name: str
+    params: tuple[Any, ...]
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = 0.5
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+    scheduled: bool = False
+    grad_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("sgd", "adam", "adamw"):
+            raise AtustcError(f"optim group {self.name!r}: optimizer must be sgd, adam or adamw, got {self.optimizer!r}")
+        if self.lr <= 0 or self.grad_scale <= 0:
+            raise AtustcError(f"optim group {self.name!r}: lr and grad_scale must be > 0, got {self.lr}, {self.grad_scale}")
+        if not self.params:
+            raise AtustcError(f"optim group {self.name!r}: no parameters")
+
+
+#: Side-information fields of the table a method can require (``MethodSpec.needs``).
+SIDE_FIELDS: tuple[str, ...] = ("clothes", "camera", "modality")
 
 Builder = Callable[[LabelSpace, str, "Path | None"], ReIDModel]
 
@@ -170,6 +216,9 @@ class MethodSpec:
         summary: one line for ``atustc bench --list``.
         build: ``build(labels, preset, pretrained)`` -> model; never touches the network.
         recipe: ``recipe(preset)`` -> :class:`Recipe`.
+        needs: side-information fields of the training table the method uses beyond ``pid``
+            (a subset of :data:`SIDE_FIELDS`: CAL needs ``clothes``, TransReID's SIE ``camera``); the
+            engine refuses, in one line, a training table whose field is unknown (-1) or constant.
     """
 
     name: str
@@ -177,3 +226,9 @@ class MethodSpec:
     summary: str
     build: Builder
     recipe: Callable[[str], Recipe]
+    needs: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        bad = sorted(set(self.needs) - set(SIDE_FIELDS))
+        if bad:
+            raise AtustcError(f"method {self.name!r}: needs {', '.join(bad)}; known fields: {', '.join(SIDE_FIELDS)}")
