@@ -44,6 +44,7 @@ from torch import nn
 
 from atustc.errors import AtustcError
 from atustc.methods import Batch, LabelSpace, MethodSpec, Recipe, register_method
+from atustc.methods.budget import tiny_recipe
 from atustc.models.vit import ViT, ViTConfig, vit_config
 
 
@@ -252,14 +253,12 @@ def transreid_recipe(preset: str) -> Recipe:
     )  # fmt: skip
     if preset == "paper":
         return paper
-    # Uni-AT's tiny budget and optimiser (AdamW: SGD barely moves a random-init ViT in 300 steps).
-    return replace(
+    # The shared tiny budget with Uni-AT's optimiser (AdamW: SGD barely moves a random-init ViT in 300 steps).
+    return tiny_recipe(replace(
         paper,
         optimizer="adamw", lr=1e-3, weight_decay=0.05, no_decay_patterns=("pos_embed", "cls_token", "norm", "bias"),
-        lr_mult=1.0, lr_mult_patterns=(),
-        epochs=24, iters_per_epoch=25, warmup_epochs=1, warmup_start_factor=0.1, min_lr_factor=0.01, step_per="iter",
-        num_identities=8, num_instances=4, input_size=(128, 64), pad=6, random_erasing_p=0.3,
-    )  # fmt: skip
+        lr_mult=1.0, lr_mult_patterns=(), warmup_start_factor=0.1, min_lr_factor=0.01,
+    ))  # fmt: skip
 
 
 def build_transreid(labels: LabelSpace, preset: str, pretrained: Path | None = None) -> TransReID:

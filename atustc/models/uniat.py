@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from atustc.errors import AtustcError
 from atustc.methods._registry import register_method
+from atustc.methods.budget import tiny_recipe
 from atustc.methods.contract import PRESETS, LabelSpace, MethodSpec, Recipe
 from atustc.models.config import HDWMode, MoEConfig, SaidFill, ViTConfig, vit_config
 
@@ -149,15 +150,13 @@ def uniat_recipe(preset: str) -> Recipe:
             sampler="pk_modality", num_identities=8, num_instances=8,
             input_size=(256, 128), flip_p=0.5, pad=10, random_erasing_p=0.5,
         )  # fmt: skip
-    return Recipe(
+    return tiny_recipe(Recipe(
         optimizer="adamw", lr=1e-3, weight_decay=0.05,
         no_decay_patterns=("pos_embed", "cls_token", "norm", "bias"),
-        clip_grad_norm=20.0,
-        epochs=24, iters_per_epoch=25, warmup_epochs=1, warmup_start_factor=0.1,
-        schedule="cosine", min_lr_factor=0.01, step_per="iter",
-        sampler="pk_modality", num_identities=8, num_instances=4,
-        input_size=(128, 64), flip_p=0.5, pad=6, random_erasing_p=0.3,
-    )  # fmt: skip
+        clip_grad_norm=20.0, warmup_start_factor=0.1,
+        schedule="cosine", min_lr_factor=0.01,
+        sampler="pk_modality", flip_p=0.5,
+    ))  # fmt: skip
 
 
 def build_uniat(labels: LabelSpace, config: UniATConfig, pretrained: Path | None = None) -> MSReID:
