@@ -33,6 +33,9 @@ fail, e.g. SYSU-MM01's ``[[3, 2]]``). Scope ``all`` removes every failing pair, 
 negatives; scope ``same_pid`` removes only failing same-identity pairs. One rule is always on and
 needs no entry: a gallery entry of the query's identity seen by the query's camera is junk.
 
+Named variants: ``[variants.NAME]`` tables in the same file, loaded as ``FILE:NAME`` and merged
+over the base section by section (see :func:`apply_variant` and ``protocols/README.md``).
+
 Gallery sampling ``single_shot`` keeps one random gallery image per (pid, camera) in each of
 ``trials`` trials (trial ``t`` draws with seed ``seed + t``); metrics are averaged over trials
 and directions.
@@ -259,31 +262,109 @@ def available_protocols() -> list[str]:
 
 
 def load_protocol(name_or_path: str | os.PathLike[str]) -> Protocol:
-    """Load and validate a protocol by name (a file in ``protocols/``) or by path.
+    """Load and validate a protocol by name (a file in ``protocols/``), ``NAME:VARIANT``, or a path.
+
+    ``NAME:VARIANT`` (also ``path/to/file.toml:VARIANT``) reads the ``[variants.VARIANT]`` table
+    of the file and merges it over the base (see :func:`apply_variant`); the protocol is then
+    named ``NAME:VARIANT`` unless the variant sets ``protocol.name``.
 
     Raises:
-        AtustcError: unknown name, unreadable file, bad TOML or a schema violation (one line
-            naming the file and the key).
+        AtustcError: unknown name or variant, unreadable file, bad TOML or a schema violation
+            (one line naming the file and the key).
     """
     text = str(name_or_path)
-    path = Path(text)
-    if path.suffix == ".toml" or os.sep in text or "/" in text:
-        if not path.is_file():
-            raise AtustcError(f"{path}: protocol file not found")
-        source, raw, stem = str(path), path.read_bytes(), path.stem
-    else:
-        names = available_protocols()
-        if text not in names:
-            close = difflib.get_close_matches(text, names, n=3)
-            hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(names)}"
-            raise AtustcError(f"unknown protocol {text!r} ({hint}; or give a path to a .toml file)")
-        source, stem = f"protocols/{text}.toml", text
-        raw = resources.files("protocols").joinpath(f"{text}.toml").read_bytes()
+    base_text, variant = text, None
+    if ":" in text and not os.path.exists(text):
+        base_text, variant = text.rsplit(":", 1)
+    source, raw, stem = _read_source(base_text)
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise AtustcError(f"{source}: not valid TOML ({exc})") from None
-    return parse_protocol(data, source, default_name=stem)
+    if not isinstance(data.get("variants", {}), dict):
+        raise AtustcError(f"{source}: variants: expected a table of variant tables")
+    variants = data.pop("variants", {})
+    if variant is None:
+        return parse_protocol(data, source, default_name=stem)
+    merged = apply_variant(data, variants, variant, source)
+    return parse_protocol(merged, f"{source} [variants.{variant}]", default_name=f"{stem}:{variant}")
+
+
+def protocol_variants(name_or_path: str | os.PathLike[str]) -> list[str]:
+    """The variant names a protocol file defines, in file order."""
+    source, raw, _ = _read_source(str(name_or_path))
+    try:
+        variants = tomllib.loads(raw.decode("utf-8")).get("variants", {})
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise AtustcError(f"{source}: not valid TOML ({exc})") from None
+    return list(variants) if isinstance(variants, dict) else []
+
+
+def _read_source(text: str) -> tuple[str, bytes, str]:
+    """``(source name for messages, file bytes, file stem)`` of a protocol name or path."""
+    path = Path(text)
+    if path.suffix == ".toml" or os.sep in text or "/" in text:
+        if not path.is_file():
+            raise AtustcError(f"{path}: protocol file not found")
+        return str(path), path.read_bytes(), path.stem
+    names = available_protocols()
+    if text not in names:
+        close = difflib.get_close_matches(text, names, n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(names)}"
+        raise AtustcError(f"unknown protocol {text!r} ({hint}; or give a path to a .toml file)")
+    return f"protocols/{text}.toml", resources.files("protocols").joinpath(f"{text}.toml").read_bytes(), text
+
+
+#: The sections a variant may change.
+VARIANT_SECTIONS: tuple[str, ...] = ("protocol", "pools", "scenarios", "aggregates")
+
+
+def apply_variant(base: dict[str, Any], variants: dict[str, Any], variant: str, source: str) -> dict[str, Any]:
+    """The base document with ``variants[variant]`` merged over it.
+
+    Merge rule, section by section (``protocol``, ``pools``, ``scenarios``, ``aggregates``): an
+    entry of the variant (a pool, scenario or aggregate) that the base lacks is added at the end;
+    one the base has gets its keys replaced one by one (a ``junk`` list is replaced as a whole);
+    ``false`` in place of an entry removes it, and ``false`` in place of a key removes the key.
+    In ``protocol`` the keys (``name``, ``description``, ``metric``) are replaced directly.
+
+    Raises:
+        AtustcError: an unknown variant (naming the file and the known variants) or a variant
+            that is not a table of those sections.
+    """
+    if variant not in variants:
+        known = ", ".join(variants) if variants else "the file defines none"
+        raise AtustcError(f"{source}: unknown variant {variant!r} (variants: {known})")
+    over = variants[variant]
+    key = f"variants.{variant}"
+    if not isinstance(over, dict):
+        raise AtustcError(f"{source}: {key}: expected a table")
+    merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
+    for section, entries in over.items():
+        if section not in VARIANT_SECTIONS:
+            raise AtustcError(f"{source}: {key}.{section}: unknown section (expected one of {', '.join(VARIANT_SECTIONS)})")
+        if not isinstance(entries, dict):
+            raise AtustcError(f"{source}: {key}.{section}: expected a table")
+        target = merged.setdefault(section, {})
+        for name, body in entries.items():
+            _merge_entry(target, name, body, direct=section == "protocol")
+    return merged
+
+
+def _merge_entry(target: dict[str, Any], name: str, body: Any, *, direct: bool) -> None:
+    if body is False:
+        target.pop(name, None)
+    elif direct or not isinstance(body, dict):
+        target[name] = body
+    else:
+        current = target.get(name)
+        entry = dict(current) if isinstance(current, dict) else {}
+        for k, v in body.items():
+            if v is False:
+                entry.pop(k, None)
+            else:
+                entry[k] = v
+        target[name] = entry
 
 
 def parse_protocol(data: dict[str, Any], source: str, default_name: str = "protocol") -> Protocol:

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from atustc.cli import main
-from atustc.datasets import get_indexer, index_dataset, list_indexers, write_index
+from atustc.datasets import get_dataset, index_dataset, list_datasets, write_index
 from atustc.datasets.atustc_format import _parse_names
 from atustc.errors import AtustcError
 from atustc.table import load_table, manifest_path, table_hash
@@ -148,9 +148,9 @@ def test_verify_images_rejects_corrupt_and_truncated(tmp_path, capsys):
 
 
 def test_registry_and_output_name(tmp_path):
-    assert "atustc" in list_indexers() and get_indexer("atustc").version == "1"
+    assert "atustc" in list_datasets() and get_dataset("atustc").version == "1"
     with pytest.raises(AtustcError, match="unknown dataset format 'atustcc'; did you mean atustc"):
-        get_indexer("atustcc")
+        get_dataset("atustcc")
     touch(tmp_path, *GOOD)
     with pytest.raises(AtustcError, match="must end in .parquet"):
         write_index(index_dataset(tmp_path), tmp_path / "t.csv")
@@ -165,3 +165,23 @@ def test_index_command_imports_no_model_libraries(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_counts_differing_from_the_published_ones_are_recorded_printed_and_strict(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    touch(tmp_path / "ds", *GOOD)
+    checks = index_dataset(tmp_path / "ds").manifest["published_check"]
+    assert checks[0] == {"split": "train+val", "count": "identities", "published": 135, "indexed": 1,
+                         "difference": -134}
+    assert [(c["split"], c["count"]) for c in checks] == [
+        ("train+val", "identities"), ("train+val", "images"), ("val", "images"),
+        ("query+gallery+test", "identities"), ("query+gallery+test", "images")]
+    out = tmp_path / "t.parquet"
+    main(["index", str(tmp_path / "ds"), "-o", str(out)])
+    assert "differs from the published statistics: val images: indexed 1, published 55,060 (-55,059)" in capsys.readouterr().out
+    assert json.loads(manifest_path(out).read_text())["published_check"] == checks
+    with pytest.raises(SystemExit) as exc:
+        main(["index", str(tmp_path / "ds"), "-o", str(tmp_path / "s.parquet"), "--strict"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "5 count(s) differ from the published atustc statistics under --strict" in err
+    assert not (tmp_path / "s.parquet").exists()

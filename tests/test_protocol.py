@@ -6,7 +6,7 @@ import pytest
 from atustc.errors import AtustcError
 from atustc.evaluate import evaluate, single_shot
 from atustc.features import Features
-from atustc.protocol import load_protocol, parse_protocol
+from atustc.protocol import load_protocol, parse_protocol, protocol_variants
 from ranking_reference import exact_features, make_table, path, reference_metrics, reference_scenario  # noqa: F401
 
 METRICS = ("R1", "R5", "R10", "R20", "mAP", "mINP")
@@ -310,14 +310,106 @@ def test_single_head_features_serve_every_scenario_and_result_contract():
     assert frame.loc[frame.name == "Any-Time", "mAP"].item() == pytest.approx(np.mean([r["mAP"] for r in d["scenarios"].values()]))
 
 
-def test_schema_examples_in_protocols_readme_are_valid():
+def test_schema_examples_in_protocols_readme_are_valid(tmp_path):
     import re
     import tomllib
     from pathlib import Path
 
     text = (Path(__file__).parents[1] / "protocols" / "README.md").read_text()
     blocks = re.findall(r"```toml\n(.*?)```", text, flags=re.S)
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     for i, block in enumerate(blocks):
-        p = parse_protocol(tomllib.loads(block), f"README block {i}")
+        data = tomllib.loads(block)
+        variants = data.pop("variants", {})
+        p = parse_protocol(data, f"README block {i}")
         assert p.scenarios
+        for name in variants:
+            f = tmp_path / f"block{i}.toml"
+            f.write_text(block)
+            assert load_protocol(f"{f}:{name}").name == f"block{i}:{name}"
+
+
+# --- variants: NAME:VARIANT merges [variants.VARIANT] over the base ------------------------
+
+VARIANTS = '''
+[protocol]
+description = "base"
+
+[pools.q]
+split = "query"
+camera = [1, 2]
+
+[scenarios.A]
+query = "q"
+gallery = {split = "gallery"}
+head = "h"
+junk = [{rule = "clothes", value = "change", scope = "same_pid"}]
+
+[scenarios.B]
+query = "q"
+gallery = {split = "gallery"}
+head = "h"
+
+[aggregates.All]
+scenarios = ["A", "B"]
+
+[variants.one]
+protocol = {description = "one", metric = "euclidean"}
+pools.q = {camera = 3}
+scenarios.A = {junk = [], directions = "both"}
+scenarios.B = false
+scenarios.C = {query = {split = "gallery"}, gallery = {split = "gallery"}, head = "g"}
+aggregates.All = {scenarios = ["A", "C"], weight = "valid"}
+
+[variants.nopool]
+pools.q = {camera = false}
+
+[variants.broken]
+aggregates.All = {scenarios = ["B", "Z"]}
+'''
+
+
+def test_variant_merges_key_by_key_and_false_removes(tmp_path):
+    f = tmp_path / "ds.toml"
+    f.write_text(VARIANTS)
+    base = load_protocol(f)
+    assert base.name == "ds" and [s.name for s in base.scenarios] == ["A", "B"] and base.description == "base"
+    v = load_protocol(f"{f}:one")
+    assert v.name == "ds:one" and (v.description, v.metric) == ("one", "euclidean")
+    assert [s.name for s in v.scenarios] == ["A", "C"]  # B removed, C appended
+    a = v.scenarios[0]
+    assert a.junk == () and a.directions == "both" and a.head == "h"  # replaced keys; the rest kept
+    assert a.query.filters == (("split", ("query",)), ("camera", (3,)))  # pool column replaced, other kept
+    assert (v.aggregates[0].scenarios, v.aggregates[0].weight) == (("A", "C"), "valid")
+    assert load_protocol(f"{f}:nopool").scenarios[0].query.filters == (("split", ("query",)),)
+    assert protocol_variants(f) == ["one", "nopool", "broken"]
+    assert load_protocol(f).scenarios[0].query.filters[1] == ("camera", (1, 2))  # the base is untouched
+
+
+@pytest.mark.parametrize(("suffix", "match"), [
+    (":two", r"ds\.toml: unknown variant 'two' \(variants: one, nopool, broken\)$"),
+    (":broken", r"ds\.toml \[variants\.broken\]: aggregates\.All\.scenarios: unknown scenario 'Z'"),
+])
+def test_bad_variants_give_one_line(tmp_path, suffix, match):
+    f = tmp_path / "ds.toml"
+    f.write_text(VARIANTS)
+    with pytest.raises(AtustcError, match=match) as info:
+        load_protocol(f"{f}{suffix}")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    (BASE + "[variants.v]\nscenario = {}\n", r"variants\.v\.scenario: unknown section"),
+    (BASE + "[variants]\nv = 3\n", r"variants\.v: expected a table"),
+    ("variants = 1\n" + BASE, r"variants: expected a table of variant tables"),
+])
+def test_malformed_variant_tables(tmp_path, text, match):
+    f = tmp_path / "x.toml"
+    f.write_text(text)
+    with pytest.raises(AtustcError, match=match):
+        load_protocol(f"{f}:v")
+
+
+def test_shipped_protocol_without_variants_names_the_file():
+    with pytest.raises(AtustcError, match=r"^protocols/atustc\.toml: unknown variant 'x' \(variants: the file defines none\)$"):
+        load_protocol("atustc:x")

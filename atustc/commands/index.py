@@ -14,8 +14,11 @@ from atustc.errors import AtustcError
 @click.argument("root", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="The table to write (.parquet); the manifest goes beside it (<stem>.manifest.json).")
-@click.option("--format", "fmt", default="atustc", show_default=True, help="Dataset format (indexer name).")
-@click.option("--strict", is_flag=True, help="Any rejected file is an error (exit 2); nothing is written.")
+@click.option("--format", "fmt", default="atustc", show_default=True,
+              help="Dataset format: a registered dataset name (atustc, market1501, ...).")
+@click.option("--strict", is_flag=True,
+              help="Any rejected file, or any count that differs from the published statistics, is an error "
+                   "(exit 2); nothing is written.")
 @click.option("--verify-images", is_flag=True, help="Decode every image (in parallel); reject corrupt ones.")
 @click.option("--workers", type=int, default=None, help="Decoding threads for --verify-images.")
 @click.option("--quiet", "-q", is_flag=True, help="Only errors.")
@@ -25,7 +28,9 @@ def command(root: Path, output: Path, fmt: str, strict: bool, verify_images: boo
 
     Files that cannot be used (unparseable name, unknown flag, camera out of 1-16, non-image
     file, duplicate name, and with --verify-images corrupt images) are listed with their reason
-    in the manifest and summarised here.
+    in the manifest and summarised here. The counts of every split are checked against the
+    release's published statistics; differences are recorded in the manifest
+    (``published_check``) and printed.
     """
     from atustc.datasets import index_dataset, write_index
 
@@ -38,6 +43,10 @@ def command(root: Path, output: Path, fmt: str, strict: bool, verify_images: boo
         raise AtustcError(
             f"{root}: {len(rejected)} file(s) rejected under --strict; first: {first['path']}: {first['reason']}"
         )
+    diffs = result.manifest["published_check"]
+    if strict and diffs:
+        raise AtustcError(f"{root}: {len(diffs)} count(s) differ from the published {fmt} statistics under --strict; "
+                          f"first: {_diff_text(diffs[0])}")
     write_index(result, output)
     if not quiet:
         _print_summary(result.manifest, output)
@@ -57,6 +66,8 @@ def _print_summary(manifest: dict[str, Any], output: Path) -> None:
         highlight=False,
         soft_wrap=True,
     )
+    for d in manifest["published_check"]:
+        console.print(f"[yellow]differs from the published statistics:[/] {_diff_text(d)}", highlight=False)
     rejected = manifest["rejected"]
     if not rejected:
         return
@@ -68,3 +79,7 @@ def _print_summary(manifest: dict[str, Any], output: Path) -> None:
         ex = next(r for r in rejected if r["code"] == code)
         table.add_row(code, f"{n:,}", f"{ex['path']}: {ex['reason']}")
     console.print(table)
+
+
+def _diff_text(d: dict[str, Any]) -> str:
+    return f"{d['split']} {d['count']}: indexed {d['indexed']:,}, published {d['published']:,} ({d['difference']:+,})"

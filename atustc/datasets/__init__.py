@@ -1,25 +1,27 @@
 """Dataset indexers: a dataset tree on disk -> an annotation table and its manifest.
 
-``index_dataset(root, fmt)`` runs the registered indexer of ``fmt`` (one pass over the tree),
-optionally decodes every image, and returns an :class:`IndexResult`; ``write_index`` saves the
-table and ``<stem>.manifest.json`` beside it, atomically.
+``index_dataset(root, fmt)`` runs the indexer of the registered dataset ``fmt`` (one pass over
+the tree), optionally decodes every image, checks the counts against the release's published
+statistics and returns an :class:`IndexResult`; ``write_index`` saves the table and
+``<stem>.manifest.json`` beside it, atomically. See ``docs/adding-a-dataset.md``.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from atustc.datasets._registry import Indexer, Scan, get_indexer, list_indexers, register_indexer
+from atustc.datasets._registry import DatasetSpec, Scan, get_dataset, list_datasets, register_dataset
 from atustc.errors import AtustcError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["IndexResult", "Indexer", "Scan", "get_indexer", "index_dataset", "list_indexers",
-           "register_indexer", "write_index"]
+__all__ = ["DatasetSpec", "IndexResult", "Scan", "get_dataset", "index_dataset", "list_datasets",
+           "published_check", "register_dataset", "write_index"]
 
 
 @dataclass
@@ -42,13 +44,14 @@ def index_dataset(
 
     Args:
         root: the dataset root.
-        fmt: a registered format (see :func:`list_indexers`).
+        fmt: a registered dataset (see :func:`list_datasets`).
         verify_images: decode every image (in parallel) and reject corrupt or truncated ones.
         workers: decoding threads for ``verify_images``.
         progress: show a progress bar while verifying.
 
     Returns:
-        The table (rows sorted as walked, ``split`` set from the flags) and the manifest.
+        The table (rows as the indexer gives them, ``split`` included) and the manifest, whose
+        ``published_check`` lists every count that differs from :attr:`DatasetSpec.published`.
 
     Raises:
         AtustcError: an unknown format, a missing / non-folder / empty root, or no image
@@ -57,16 +60,15 @@ def index_dataset(
     import pandas as pd
 
     from atustc import __version__
-    from atustc.split.flags import flag_to_split
     from atustc.table import table_hash, validate_table
 
-    indexer = get_indexer(fmt)
+    spec = get_dataset(fmt)
     r = Path(root)
     if not r.exists():
         raise AtustcError(f"{r}: dataset root not found")
     if not r.is_dir():
         raise AtustcError(f"{r}: dataset root is not a folder")
-    scan: Scan = indexer.scan(r)
+    scan: Scan = spec.scan(r)
     if scan.files_seen == 0:
         raise AtustcError(f"{r}: dataset root is empty (no files found)")
     cols = dict(scan.columns)
@@ -88,7 +90,8 @@ def index_dataset(
         first = scan.rejected[0] if scan.rejected else None
         hint = f"; first rejected: {first['path']}: {first['reason']}" if first else ""
         raise AtustcError(f"{r}: no valid {fmt} images found ({len(scan.rejected)} files rejected{hint})")
-    cols["split"] = flag_to_split(cols["flag"]).astype(object)
+    if "split" not in cols:
+        raise AtustcError(f"dataset {fmt!r}: its indexer gave no 'split' column (see docs/adding-a-dataset.md)")
     table = validate_table(pd.DataFrame(cols), r)
     by_code: dict[str, int] = {}
     for rej in scan.rejected:
@@ -97,7 +100,7 @@ def index_dataset(
     manifest = {
         "root": str(r.resolve()),
         "format": fmt,
-        "indexer": {"name": indexer.name, "version": indexer.version},
+        "indexer": {"name": spec.name, "version": spec.version},
         "atustc_version": __version__,
         "verified_images": bool(verify_images),
         "counts": {
@@ -111,9 +114,37 @@ def index_dataset(
             "rejected_by_reason": dict(sorted(by_code.items())),
         },
         "table_hash": table_hash(table),
+        "published_check": published_check(table, spec.published),
         "rejected": scan.rejected,
     }
     return IndexResult(table=table, manifest=manifest)
+
+
+def published_check(table: pd.DataFrame, published: Mapping[str, Mapping[str, int]]) -> list[dict[str, Any]]:
+    """Every count of ``published`` that the table does not reproduce.
+
+    Args:
+        table: the indexed table.
+        published: ``{split: {"identities": n, "images": n}}``; ``"a+b"`` is the union of splits.
+
+    Returns:
+        ``[{"split", "count", "published", "indexed", "difference"}]`` (``difference`` = indexed -
+        published), in the order of ``published``; empty when everything matches.
+
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"pid": [1, 1, 2], "split": ["train", "train", "query"]})
+    >>> published_check(t, {"train": {"identities": 1, "images": 3}})
+    [{'split': 'train', 'count': 'images', 'published': 3, 'indexed': 2, 'difference': -1}]
+    """
+    out = []
+    for key, counts in published.items():
+        rows = table[table["split"].isin(key.split("+"))]
+        indexed = {"identities": int(rows["pid"].nunique()), "images": len(rows)}
+        for count, value in counts.items():
+            if indexed[count] != int(value):
+                out.append({"split": key, "count": count, "published": int(value), "indexed": indexed[count],
+                            "difference": indexed[count] - int(value)})
+    return out
 
 
 def write_index(result: IndexResult, out_parquet: str | os.PathLike[str]) -> Path:

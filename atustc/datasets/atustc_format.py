@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from atustc.datasets._registry import Scan, register_indexer
+from atustc.datasets._registry import DatasetSpec, Scan, register_dataset
+from atustc.split.flags import flag_to_split
 from atustc.split.keys import row_keys
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
@@ -95,7 +96,6 @@ def _parse_names(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return ok, ints
 
 
-@register_indexer("atustc", version="1", description="AT-USTC folder and file naming (official README)")
 def scan_atustc(root: Path) -> Scan:
     """Index an AT-USTC tree (see the module docstring)."""
     captures, rejected, seen = _walk(root)
@@ -143,6 +143,29 @@ def scan_atustc(root: Path) -> Scan:
         "date": date[keep],
         "frame": frame[keep],
         "flag": flag[keep],
+        "split": flag_to_split(flag[keep]),
     }
     rejected.sort(key=lambda r: r["path"])
     return Scan(columns=columns, rejected=rejected, files_seen=seen)
+
+
+#: AT-USTC as released (official README, kw66/AT-ReID): 1:1 identity split; train 135 identities
+#: and 286,087 images including the 55,060 validation images (flag 1); test 135 identities and
+#: 117,512 images (flags 2-10).
+PUBLISHED: dict[str, dict[str, int]] = {
+    "train+val": {"identities": 135, "images": 286_087},
+    "val": {"images": 55_060},
+    "query+gallery+test": {"identities": 135, "images": 117_512},
+}
+
+SPEC = register_dataset(DatasetSpec(
+    name="atustc",
+    version="1",
+    description="AT-USTC folder and file naming (official README); split from the flags",
+    scan=scan_atustc,
+    protocol="atustc",
+    scored=("atustc-mixed",),
+    validation="flags",
+    resplit=True,
+    published=PUBLISHED,
+))
