@@ -125,16 +125,16 @@ class JunkRule:
         """Bool: the (query, gallery) pairs that fail the rule.
 
         Args:
-            q: query label tensors, gathered per pair (shapes broadcast with ``g``'s).
+            q: query label tensors, gathered per pair (shapes broadcast with ``g``'s); numpy
+                arrays work the same way (:mod:`atustc.coverage` counts with them).
             g: gallery label tensors, gathered per pair.
         """
-        import torch
-
         col = self.column
-        if self.rule == "camera_pair":
-            out = torch.zeros(torch.broadcast_shapes(q[col].shape, g[col].shape), dtype=torch.bool)
+        if self.rule == "camera_pair":  # pairs is never empty (validated)
+            out = None
             for qc, gc in self.pairs:
-                out |= (q[col] == qc) & (g[col] == gc)
+                hit = (q[col] == qc) & (g[col] == gc)
+                out = hit if out is None else out | hit
             return out
         if self.rule == "modality" and self.value in ("same_rgb", "same_ir"):
             code = MODALITY_CODE[self.value.removeprefix("same_")]

@@ -19,7 +19,8 @@ from atustc.split import (
     summary_frame,
     write_split,
 )
-from atustc.split.scenarios import RULES, positive_counts
+from atustc.coverage import count_scenario, table_labels
+from atustc.protocol import load_protocol
 from atustc.synth import SynthConfig, synthesize
 from atustc.table import COLUMNS, validate_table
 
@@ -108,17 +109,32 @@ def test_val_protocol_reflags_val_rows_by_the_clip_rule(synth_table):
     assert all(s["valid"] > 0 for s in split.info["summary"]["val_scenarios"].values())
 
 
-def test_positive_counts_match_a_brute_force_count(synth_table):
+def test_valid_queries_match_a_brute_force_count(synth_table):
+    """The protocol engine's valid-query count against the six rules written out by hand."""
     t = make_split(synth_table[0], "resplit", seed=2).table
     p, c, k, f = (t[x].to_numpy() for x in ("pid", "clothes", "camera", "flag"))
     ir = t["modality"].to_numpy() == "ir"
-    for name, rule in RULES.items():
-        q_rows, counts = positive_counts(t, name)
-        for q, n in zip(q_rows, counts):
-            g = np.isin(f, rule.gallery_flags) & (p == p[q]) & (k != k[q])
-            g &= (c == c[q]) if rule.term == "st" else (c != c[q])
-            g &= {"dt": ~ir & ~ir[q], "nt": ir & ir[q], "ad": ir != ir[q]}[rule.time]
-            assert n == g.sum(), (name, q)
+    labels = table_labels(t)
+    rng = np.random.default_rng(0)
+    for s in load_protocol("atustc").scenarios:
+        term, time = s.name[3:], s.name[:2]
+        qf, gf = ((2, 4), (6, 8)) if term == "ST" else ((3, 5), (7, 9))
+        gal = np.isin(f, gf)
+        q_all = np.flatnonzero(np.isin(f, qf))
+        expect_valid = 0
+        for q in q_all:
+            g = gal & (p == p[q]) & (k != k[q])
+            g &= (c == c[q]) if term == "ST" else (c != c[q])
+            g &= {"DT": ~ir & ~ir[q], "NT": ir & ir[q], "AD": ir != ir[q]}[time]
+            expect_valid += bool(g.any())
+        got = count_scenario(s, labels, np.isin(f, qf), gal)
+        reach = {"DT": ~ir, "NT": ir, "AD": np.ones_like(ir)}[time]
+        assert (got.valid, got.queries, got.gallery) == (expect_valid, int(reach[q_all].sum()), int((gal & reach).sum()))
+        for q in rng.choice(q_all, 20, replace=False):  # one query at a time: valid iff it has a positive
+            one = count_scenario(s, labels, np.array([q]), gal)
+            g = gal & (p == p[q]) & (k != k[q]) & ((c == c[q]) if term == "ST" else (c != c[q]))
+            g &= {"DT": ~ir & ~ir[q], "NT": ir & ir[q], "AD": ir != ir[q]}[time]
+            assert one.valid == int(g.any())
 
 
 # ---- resplit invariants ----
@@ -174,15 +190,16 @@ def test_hand_built_table_is_valid_and_counts_are_exact():
     # DT-ST: RGB queries (flag 2) = 2 people x 2 outfits; each has 1 positive (cam 2, same outfit)
     assert s["DT-ST"] == {"queries": 4, "valid": 4, "gallery": 4}
     assert s["AD-LT"] == {"queries": 8, "valid": 8, "gallery": 8}
-    q, n = positive_counts(split.table, "AD-LT")
-    assert n.tolist() == [1] * 8  # the other outfit's one opposite-modality LT gallery image
+    assert split.info["summary"]["protocols"]["atustc-mixed"]["AD-LT"] == {"queries": 8, "valid": 8, "gallery": 8}
+    assert split.info["protocols"] == {"default": "atustc", "scored": ["atustc", "atustc-mixed"], "validation": "atustc"}
+    assert split.info["dataset"] == "atustc"
 
 
 @pytest.mark.parametrize("edit, message", [
     (lambda s: s + [(1, 1, 5, 2, 9, 0)], "1 identities are in both train and test, e.g. pid 1"),
     (lambda s: s + [(1, 1, 1, 1, 101, 6)], "image in two pools: .* are the same pid, clothes, camera, date and frame"),
     (lambda s: [r for r in s if r[5] != 8],
-     "scenario NT-ST has no query with a valid positive \\(4 queries, 0 gallery images\\)"),
+     "protocol atustc: scenario NT-ST has no query with a valid positive \\(4 queries, 0 gallery images\\)"),
     (lambda s: [r for r in s if not (r[5] in (3, 7) and r[1] == 2)],  # LT images of one outfit only
      "scenario DT-LT has no query with a valid positive \\(2 queries, 2 gallery images\\)"),
     (lambda s: s + [(4, 1, 1, 1, 1, -1)], "row .*flag -1 is not an AT-USTC flag 0-10; use --strategy resplit"),

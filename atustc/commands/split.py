@@ -1,4 +1,4 @@
-"""``atustc split TABLE -o DIR``: train/val/test tables and scenario query/gallery lists."""
+"""``atustc split TABLE -o DIR``: train/val/test tables, query/gallery lists and the protocols, for any dataset."""
 
 from __future__ import annotations
 
@@ -18,18 +18,27 @@ if TYPE_CHECKING:
 @click.option("-o", "--output", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Split folder to write (tables, lists/<pool>.txt, split.json).")
 @click.option("--strategy", type=click.Choice(["official", "resplit"]), default="official", show_default=True,
-              help="official: from the AT-USTC flags; resplit: a fresh seeded 1:1 identity split.")
+              help="official: the release's split (AT-USTC: its flags); resplit: a fresh seeded 1:1 identity "
+                   "split (datasets that allow it).")
 @click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the resplit and of the validation protocol's query/gallery selection.")
+              help="Seed of the resplit, the validation identities and the validation protocol's query/gallery.")
+@click.option("--val-fraction", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=None,
+              help="Share of the train identities used for validation (default: the dataset's, 0.2).")
 @click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Image root to record (default: the table manifest's root).")
 @click.option("--describe", is_flag=True,
               help="Audit the split (shared identities, outfits, images, dates, modalities); "
                    "SOURCE may then be a split folder.")
-def command(source: Path, output: Path | None, strategy: str, seed: int, root: Path | None, describe: bool) -> None:
+def command(source: Path, output: Path | None, strategy: str, seed: int, val_fraction: float | None,
+            root: Path | None, describe: bool) -> None:
     """Split SOURCE (a table .parquet, or with --describe a split folder) and print its statistics.
 
-    With --strategy resplit the new flags live in the split's tables; image file names keep
+    The table's dataset decides how: AT-USTC reads its flags; a dataset without a validation
+    split gets a seeded share of its train identities as validation, with query/gallery roles
+    for the validation protocol. split.json records the dataset and its protocols. Every
+    scenario of every scored protocol must have a query with a valid positive.
+
+    With --strategy resplit the new split lives in the split's tables; image file names keep
     the flags they were published with (the table, not the name, is the source of labels).
     """
     from atustc.split import describe_split, load_split, make_split, write_split
@@ -44,7 +53,7 @@ def command(source: Path, output: Path | None, strategy: str, seed: int, root: P
         table = load_table(source)
         if root is None and manifest_path(source).is_file():
             root = dataset_root(source)
-        split = make_split(table, strategy, seed, root=root)  # type: ignore[arg-type]
+        split = make_split(table, strategy, seed, root=root, val_fraction=val_fraction)  # type: ignore[arg-type]
         if output is None and not describe:
             raise AtustcError("missing -o/--output: the split folder to write")
         if output is not None:
@@ -68,13 +77,14 @@ def _print_summary(split: Split) -> None:
     from atustc.split import summary_frame
 
     frame = summary_frame(split)
-    t = Table(title=f"split: {split.info['strategy']} (seed {split.info['seed']})")
+    dataset = split.info.get("dataset", "atustc")
+    t = Table(title=f"split of {dataset}: {split.info['strategy']} (seed {split.info['seed']})")
     for col in ("set", "ids", "outfits/id", "RGB cams/id", "IR cams/id", "images", "RGB", "IR"):
         t.add_column(col, justify="left" if col == "set" else "right")
     for r in frame.itertuples(index=False):
         t.add_row(r.set, str(r.identities), f"{r.outfits_per_id:.2f}", f"{r.rgb_cams_per_id:.2f}",
                   f"{r.ir_cams_per_id:.2f}", f"{r.images:,}", f"{r.rgb_images:,}", f"{r.ir_images:,}")
-    s = Table(title="scenarios (queries with >= 1 valid positive)")
+    s = Table(title=f"protocol {split.protocols.default}: scenarios (queries with >= 1 valid positive)")
     for col in ("scenario", "queries", "valid", "gallery", "val queries", "val valid"):
         s.add_column(col, justify="left" if col == "scenario" else "right")
     summary = split.info["summary"]

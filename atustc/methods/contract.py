@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol, runtime_checkable
 
 from atustc.errors import AtustcError
+from atustc.scenarios import SCENARIOS  # re-exported: the heads of a six-head method follow it
 
 if TYPE_CHECKING:
     import torch
 
-#: The six AT-ReID scenarios, in the paper's order (also the order of Uni-AT's heads).
-SCENARIOS: tuple[str, ...] = ("DT-ST", "DT-LT", "NT-ST", "NT-LT", "AD-ST", "AD-LT")
 Family = Literal["Tr-ReID", "CC-ReID", "CM-ReID", "AT-ReID"]
 Preset = Literal["tiny", "paper"]
 PRESETS: tuple[str, ...] = ("tiny", "paper")

@@ -1,16 +1,28 @@
-"""Splits of an annotation table: official AT-USTC flags or fresh seeded resplits.
+"""Splits of an annotation table, for any registered dataset: the official split or a seeded resplit.
 
-See :mod:`atustc.split.flags` for the flag rules (shared with ``atustc synth``),
-:mod:`atustc.split.core` for :class:`Split` and its files, :mod:`atustc.split.audit` for the
-statistics and the ``--describe`` audit.
+See :mod:`atustc.split.core` for :class:`Split`, its files and validation;
+:mod:`atustc.split.flags` for the AT-USTC flag rules (shared with ``atustc synth``);
+:mod:`atustc.split.assign` for the rules of datasets without flags; :mod:`atustc.split.audit`
+for the statistics and the ``--describe`` audit.
 """
 
 from atustc.split.audit import describe_split, summary_frame
-from atustc.split.core import POOLS, STRATEGIES, Split, load_split, load_split_for, make_split, validate_split, write_split
+from atustc.split.core import (
+    POOLS,
+    SPLIT_LISTS,
+    STRATEGIES,
+    Split,
+    load_split,
+    load_split_for,
+    make_split,
+    validate_split,
+    write_split,
+)
 from atustc.split.flags import assign_flags, select_clip_pools, split_identities
 
 __all__ = [
     "POOLS",
+    "SPLIT_LISTS",
     "STRATEGIES",
     "Split",
     "assign_flags",

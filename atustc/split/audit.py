@@ -13,14 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from atustc.split.core import POOLS, Split
+from atustc.split.core import SPLIT_LISTS, Split
 from atustc.split.keys import row_keys
-from atustc.split.scenarios import scenario_query_stats
 
 if TYPE_CHECKING:
     import pandas as pd
 
-#: set name -> flags, for the audit
+#: set name -> flags, for the audit of an AT-USTC split (other datasets: :data:`SPLIT_LISTS`)
 AUDIT_SETS: dict[str, tuple[int, ...]] = {
     "train": (0,),
     "val": (1,),
@@ -79,11 +78,19 @@ def set_stats(rows: pd.DataFrame) -> dict[str, float | int]:
 
 
 def summary_frame(split: Split) -> pd.DataFrame:
-    """The paper-style statistics of every set and pool of a split, one row each."""
+    """The paper-style statistics of every list of a split (:meth:`Split.lists`), one row each."""
     import pandas as pd
 
     a = _arrays(split.table)
-    return pd.DataFrame([{"set": name, **_stats(a, np.isin(a["flag"], flags))} for name, flags in POOLS.items()])
+    return pd.DataFrame([{"set": name, **_stats(a, mask)} for name, mask in split.lists().items()])
+
+
+def _audit_masks(split: Split) -> dict[str, np.ndarray]:
+    if split.uses_flags:
+        flag = split.table["flag"].to_numpy()
+        return {name: np.isin(flag, flags) for name, flags in AUDIT_SETS.items()}
+    values = split.table["split"].to_numpy()
+    return {name: np.isin(values, splits) for name, splits in SPLIT_LISTS.items()}
 
 
 def _shared(a: np.ndarray, b: np.ndarray) -> int:
@@ -128,7 +135,8 @@ def describe_split(split: Split) -> dict[str, Any]:
         ``{"strategy", "seed", "sets": {name: set_stats}, "pairs": {"a|b": {identity_relation,
         shared_identities, shared_outfits, shared_images, shared_dates, modalities}},
         "kind": "disjoint-set" | "closed-set" | "open-set", "scenarios": {...},
-        "val_scenarios": {...}}``. ``kind`` is the relation of train and test identities.
+        "val_scenarios": {...}}``. ``kind`` is the relation of train and test identities; the
+        scenario counts are those of the split's summary (protocol engine).
     """
     t = split.table
     cols = {c: t[c].to_numpy(dtype=np.int64) for c in ("pid", "clothes", "camera", "date", "frame", "flag")}
@@ -140,19 +148,20 @@ def describe_split(split: Split) -> dict[str, Any]:
         "image": row_keys(*(cols[c] for c in ("pid", "clothes", "camera", "date", "frame"))),
         "ir": (t["modality"] == "ir").to_numpy(dtype=bool),
     }
-    masks = {name: np.isin(cols["flag"], flags) for name, flags in AUDIT_SETS.items()}
+    masks = _audit_masks(split)
     arrays = _arrays(t)
-    pairs = {f"{a}|{b}": _pair(keys, masks[a], masks[b]) for a, b in AUDIT_PAIRS}
+    pairs = {f"{a}|{b}": _pair(keys, masks[a], masks[b]) for a, b in AUDIT_PAIRS if a in masks and b in masks}
     rel = pairs["train|test"]["identity_relation"]
     kind = {"disjoint": "disjoint-set", "same": "closed-set"}.get(rel, "open-set")
-    vp = split.val_protocol
+    summary = split.info["summary"]
     return {
+        "dataset": split.info.get("dataset", "atustc"),
         "strategy": split.info.get("strategy"),
         "seed": split.info.get("seed"),
         "sets": {name: _stats(arrays, mask) for name, mask in masks.items()},
         "pairs": pairs,
         "kind": kind,
-        "scenarios": scenario_query_stats(t),
-        "val_scenarios": scenario_query_stats(vp) if len(vp) else {},
+        "scenarios": summary["scenarios"],
+        "val_scenarios": summary["val_scenarios"],
         "test_flags": {int(f): int(n) for f, n in zip(*np.unique(split.test["flag"], return_counts=True))},
     }

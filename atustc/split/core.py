@@ -1,8 +1,22 @@
-"""Splits: train / val / test tables and scenario pools, built from flags or drawn afresh.
+"""Splits: train / val / test tables and query / gallery pools, for any registered dataset.
 
 A :class:`Split` is a value: :func:`make_split` builds it from an annotation table,
 :func:`write_split` saves it as a folder and :func:`load_split` reads it back. Every split is
 validated when made and when loaded (see :func:`validate_split`).
+
+How a dataset is split follows its :class:`~atustc.datasets.DatasetSpec` (looked up by the
+table's ``dataset`` column):
+
+- ``validation = "flags"`` (AT-USTC): the official split reads the release's flags (0 train,
+  1 val, 2-9 query/gallery pools, 10 test); ``resplit`` draws new flags
+  (:mod:`atustc.split.flags`); the validation protocol re-flags the val rows 2-10 by the
+  per-clip rule.
+- ``validation = "fraction"``: the official split keeps the release's ``split`` column and takes
+  a seeded share of the train identities as validation; their rows get query/gallery roles for
+  the validation protocol (:mod:`atustc.split.assign`); ``resplit`` only where the spec allows it.
+
+``split.json`` records the dataset and its protocols (:class:`~atustc.split.protocols.SplitProtocols`);
+the validation protocol is the default one, scored on ``val-protocol.parquet``.
 """
 
 from __future__ import annotations
@@ -16,15 +30,17 @@ import numpy as np
 
 from atustc.errors import AtustcError
 from atustc.split.flags import VALID_FLAGS, assign_flags, flag_to_split, select_clip_pools
-from atustc.split.scenarios import scenario_query_stats
+from atustc.split.protocols import SplitProtocols
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from atustc.datasets import DatasetSpec
+
 Strategy = Literal["official", "resplit"]
 STRATEGIES: tuple[str, ...] = ("official", "resplit")
 
-#: list name -> flags; the per-scenario pools use the official loader's names
+#: AT-USTC list name -> flags; the per-scenario pools use the official loader's names
 POOLS: dict[str, tuple[int, ...]] = {
     "train": (0,),
     "val": (1,),
@@ -42,6 +58,16 @@ POOLS: dict[str, tuple[int, ...]] = {
     "g_ad_st": (6, 8),
     "g_ad_lt": (7, 9),
 }
+#: list name -> ``split`` values, for datasets without AT-USTC flags
+SPLIT_LISTS: dict[str, tuple[str, ...]] = {
+    "train": ("train",),
+    "val": ("val",),
+    "test": ("query", "gallery", "test"),
+    "query": ("query",),
+    "gallery": ("gallery",),
+}
+TRAIN_SPLITS: tuple[str, ...] = ("train", "val")
+TEST_SPLITS: tuple[str, ...] = SPLIT_LISTS["test"]
 _FILES = {
     "table": "table.parquet",
     "train": "train.parquet",
@@ -56,12 +82,12 @@ class Split:
     """A validated split.
 
     Attributes:
-        table: every row, with ``flag`` and ``split`` set (0 train, 1 val, 2-5 query,
-            6-9 gallery, 10 test).
-        train, val, test: the rows of flag 0, flag 1 and flags 2-10.
-        val_protocol: the val rows re-flagged 2-10 by the per-clip rule, so that the six
-            scenarios can score validation for model selection.
-        info: strategy, seed, source table hash, dataset root and a summary.
+        table: every row, with ``split`` set (and for AT-USTC ``flag``: 0 train, 1 val, 2-5
+            query, 6-9 gallery, 10 test).
+        train, val, test: the rows of split ``train``, ``val`` and ``query``/``gallery``/``test``.
+        val_protocol: the val rows with query/gallery roles (AT-USTC: re-flagged 2-10 by the
+            per-clip rule), so that the validation protocol can score them for model selection.
+        info: dataset, protocols, strategy, seed, source table hash, dataset root and a summary.
     """
 
     table: pd.DataFrame
@@ -71,16 +97,34 @@ class Split:
     val_protocol: pd.DataFrame = field(repr=False)
     info: dict[str, Any]
 
+    @property
+    def uses_flags(self) -> bool:
+        """Whether the split is defined by AT-USTC flags (a split.json without the record is one)."""
+        return self.info.get("validation", "flags") == "flags"
+
+    @property
+    def protocols(self) -> SplitProtocols:
+        """The protocols recorded in ``split.json``."""
+        return SplitProtocols.from_info(self.info)
+
+    def lists(self) -> dict[str, np.ndarray]:
+        """List name -> boolean mask over :attr:`table` (:data:`POOLS` for AT-USTC, else :data:`SPLIT_LISTS`)."""
+        if self.uses_flags:
+            flag = self.table["flag"].to_numpy()
+            return {name: np.isin(flag, flags) for name, flags in POOLS.items()}
+        split = self.table["split"].to_numpy()
+        return {name: np.isin(split, values) for name, values in SPLIT_LISTS.items()}
+
     def pool(self, name: str) -> pd.DataFrame:
-        """The rows of a named pool of :data:`POOLS` (e.g. ``"q_ad_lt"``)."""
-        if name not in POOLS:
-            raise AtustcError(f"unknown pool {name!r}; pools: {', '.join(POOLS)}")
-        return _rows(self.table, POOLS[name])
+        """The rows of a named list (e.g. ``"q_ad_lt"`` for AT-USTC, ``"query"`` elsewhere)."""
+        masks = self.lists()
+        if name not in masks:
+            raise AtustcError(f"unknown pool {name!r}; pools: {', '.join(masks)}")
+        return self.table[masks[name]].reset_index(drop=True)
 
 
-def _rows(table: pd.DataFrame, flags: tuple[int, ...]) -> pd.DataFrame:
-    out = table[table["flag"].isin(flags)]
-    return out.reset_index(drop=True)
+def _rows(table: pd.DataFrame, splits: tuple[str, ...]) -> pd.DataFrame:
+    return table[table["split"].isin(splits)].reset_index(drop=True)
 
 
 def _with_flags(table: pd.DataFrame, flags: np.ndarray) -> pd.DataFrame:
@@ -98,30 +142,45 @@ def _clip_flags(rows: pd.DataFrame, seed: int) -> np.ndarray:
     )
 
 
+def dataset_of(table: pd.DataFrame, source: str = "table") -> DatasetSpec:
+    """The registered dataset a table belongs to (its one ``dataset`` value).
+
+    Raises:
+        AtustcError: several datasets in one table, or an unregistered name.
+    """
+    from atustc.datasets import get_dataset
+
+    names = sorted(table["dataset"].astype(str).unique())
+    if len(names) != 1:
+        raise AtustcError(f"{source}: holds rows of {len(names)} datasets ({', '.join(names)}); split one dataset at a time")
+    return get_dataset(names[0])
+
+
 def make_split(
     table: pd.DataFrame,
     strategy: Strategy = "official",
     seed: int = 0,
     *,
     root: str | os.PathLike[str] | None = None,
-    val_fraction: float = 0.2,
+    val_fraction: float | None = None,
 ) -> Split:
     """Build and validate a split of an annotation table.
 
     Args:
-        table: a validated annotation table.
-        strategy: ``"official"`` reads the AT-USTC flags; ``"resplit"`` draws a fresh 1:1
-            identity split with ``val_fraction`` validation identities and new per-clip flags.
-        seed: the seed of the resplit draw and of the validation protocol's selection.
+        table: a validated annotation table of one registered dataset.
+        strategy: ``"official"`` keeps the release's split (AT-USTC: its flags);
+            ``"resplit"`` draws a fresh 1:1 identity split (datasets whose spec allows it).
+        seed: the seed of every draw (resplit, validation identities, validation protocol).
         root: the dataset root the table's ``relpath`` values are relative to (recorded).
-        val_fraction: validation share of the train identities (resplit only).
+        val_fraction: validation share of the train identities (default: the dataset's;
+            AT-USTC's official split takes validation from its flags).
 
     Returns:
         The split.
 
     Raises:
-        AtustcError: an unknown strategy, a flag outside 0-10 under ``official``, or a split
-            that fails :func:`validate_split`.
+        AtustcError: an unknown strategy, a resplit of a dataset that has none, a flag outside
+            0-10 in an official AT-USTC split, or a split that fails :func:`validate_split`.
     """
     from atustc.table import table_hash, validate_table
 
@@ -130,6 +189,45 @@ def make_split(
     table = validate_table(table)
     if len(table) == 0:
         raise AtustcError("the table is empty: nothing to split")
+    spec = dataset_of(table)
+    if strategy == "resplit" and not spec.resplit:
+        raise AtustcError(f"--strategy resplit: dataset {spec.name} keeps its official split only "
+                          "(its protocol relies on the release's query/gallery choice)")
+    frac = spec.val_fraction if val_fraction is None else float(val_fraction)
+    if spec.validation == "flags":
+        full, val_protocol = _flag_split(table, strategy, seed, frac)
+    else:
+        from atustc.split.assign import fraction_splits
+
+        split_col, val_roles = fraction_splits(table, resplit=strategy == "resplit", seed=seed, val_fraction=frac)
+        full = table.copy()
+        full["split"] = split_col.astype(str)
+        val_protocol = _rows(full, ("val",))
+        val_protocol["split"] = val_roles.astype(str)
+    protocols = SplitProtocols(default=spec.protocol, scored=spec.protocols, validation=spec.protocol)
+    split = Split(
+        table=full,
+        train=_rows(full, ("train",)),
+        val=_rows(full, ("val",)),
+        test=_rows(full, TEST_SPLITS),
+        val_protocol=val_protocol,
+        info={
+            "dataset": spec.name,
+            "protocols": protocols.to_dict(),
+            "validation": spec.validation,
+            "val_fraction": frac,
+            "strategy": strategy,
+            "seed": int(seed),
+            "source_table_hash": table_hash(table),
+            "root": None if root is None else str(Path(root).resolve()),
+        },
+    )
+    split.info["summary"] = validate_split(split)
+    return split
+
+
+def _flag_split(table: pd.DataFrame, strategy: str, seed: int, val_fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """AT-USTC: the table re-flagged (official: as released) and its validation protocol rows."""
     if strategy == "official":
         bad = ~table["flag"].isin(VALID_FLAGS).to_numpy()
         if bad.any():
@@ -147,50 +245,71 @@ def make_split(
             seed=seed, val_fraction=val_fraction, relpath=table["relpath"].to_numpy(),
         )
     full = _with_flags(table, flags)
-    val = _rows(full, (1,))
-    val_protocol = _with_flags(val, _clip_flags(val, seed)) if len(val) else val.copy()
-    split = Split(
-        table=full,
-        train=_rows(full, (0,)),
-        val=val,
-        test=_rows(full, POOLS["test"]),
-        val_protocol=val_protocol,
-        info={
-            "strategy": strategy,
-            "seed": int(seed),
-            "source_table_hash": table_hash(table),
-            "root": None if root is None else str(Path(root).resolve()),
-        },
-    )
-    split.info["summary"] = validate_split(split)
-    return split
+    val = _rows(full, ("val",))
+    return full, (_with_flags(val, _clip_flags(val, seed)) if len(val) else val.copy())
 
 
 def validate_split(split: Split) -> dict[str, Any]:
     """Check a split and return its summary counts.
 
-    Checks: train (flags 0-1) and test (flags 2-10) identities are disjoint; no image (same
-    pid, clothes, camera, date and frame) sits in two pools; every scenario has at least one
-    query with a valid positive.
+    Checks: train (``train``/``val``) and test (``query``/``gallery``/``test``) identities are
+    disjoint; for AT-USTC, no image (same pid, clothes, camera, date and frame) sits in two
+    pools; every scenario of every protocol the split is scored on has at least one query with
+    a valid positive, counted by the protocol engine (:mod:`atustc.coverage`).
 
     Returns:
-        ``{"images": {...}, "identities": {...}, "scenarios": {...}, "val_scenarios": {...}}``.
+        ``{"images", "identities", "scenarios" (default protocol), "protocols" ({protocol:
+        {scenario: counts}} for every scored one), "val_scenarios" (validation protocol on the
+        validation rows)}``; counts are ``{"queries", "valid", "gallery"}``.
 
     Raises:
-        AtustcError: the first failed check, naming the identity, image or scenario.
+        AtustcError: the first failed check, naming the identity, image, protocol or scenario.
     """
+    from atustc.coverage import protocol_counts
+    from atustc.protocol import load_protocol
+
     t = split.table
-    flags = t["flag"].to_numpy()
-    train_ids = np.unique(t["pid"].to_numpy()[flags <= 1])
-    test_ids = np.unique(t["pid"].to_numpy()[flags >= 2])
+    side = t["split"].to_numpy()
+    pid = t["pid"].to_numpy()
+    train_ids = np.unique(pid[np.isin(side, TRAIN_SPLITS)])
+    test_ids = np.unique(pid[np.isin(side, TEST_SPLITS)])
     both = np.intersect1d(train_ids, test_ids)
     if len(both):
         rows = t[(t["pid"] == both[0])]
-        ex_tr = rows[rows["flag"] <= 1]["relpath"].iloc[0]
-        ex_te = rows[rows["flag"] >= 2]["relpath"].iloc[0]
+        ex_tr = rows[rows["split"].isin(TRAIN_SPLITS)]["relpath"].iloc[0]
+        ex_te = rows[rows["split"].isin(TEST_SPLITS)]["relpath"].iloc[0]
         raise AtustcError(
             f"{len(both)} identities are in both train and test, e.g. pid {both[0]} ({ex_tr} vs {ex_te})"
         )
+    if split.uses_flags:
+        _check_no_image_in_two_pools(t)
+    if len(split.test) == 0:
+        raise AtustcError("the split has no test images (no query, gallery or test rows)")
+    protocols = split.protocols
+    counts = {}
+    for name in protocols.scored:
+        counts[name] = {k: c.to_dict() for k, c in protocol_counts(load_protocol(name), t).items()}
+        for scenario, c in counts[name].items():
+            if c["valid"] == 0:
+                raise AtustcError(
+                    f"protocol {name}: scenario {scenario} has no query with a valid positive "
+                    f"({c['queries']} queries, {c['gallery']} gallery images)"
+                )
+    vp = split.val_protocol
+    val_counts = protocol_counts(load_protocol(protocols.validation), vp) if len(vp) else {}
+    return {
+        "images": {k: int(len(v)) for k, v in (("all", t), ("train", split.train), ("val", split.val),
+                                                ("test", split.test))},
+        "identities": {"train": int(split.train["pid"].nunique()), "val": int(split.val["pid"].nunique()),
+                       "test": int(len(test_ids))},
+        "scenarios": counts[protocols.default],
+        "protocols": counts,
+        "val_scenarios": {k: c.to_dict() for k, c in val_counts.items()},
+    }
+
+
+def _check_no_image_in_two_pools(t: pd.DataFrame) -> None:
+    """AT-USTC: no image (pid, clothes, camera, date, frame) in two of the query/gallery pools (flags 2-9)."""
     keys = ["pid", "clothes", "camera", "date", "frame"]
     known = t[(t["frame"] >= 0) & (t["flag"].between(2, 9))]
     dup = known.duplicated(keys, keep=False).to_numpy()
@@ -203,23 +322,6 @@ def validate_split(split: Split) -> dict[str, Any]:
             f"{other['relpath'].iloc[1]} (flag {other['flag'].iloc[1]}) are the same pid, clothes, camera, "
             "date and frame"
         )
-    if len(split.test) == 0:
-        raise AtustcError("the split has no test images (flags 2-10)")
-    stats = scenario_query_stats(t)
-    for name, s in stats.items():
-        if s["valid"] == 0:
-            raise AtustcError(
-                f"scenario {name} has no query with a valid positive "
-                f"({s['queries']} queries, {s['gallery']} gallery images)"
-            )
-    return {
-        "images": {k: int(len(v)) for k, v in (("all", t), ("train", split.train), ("val", split.val),
-                                                ("test", split.test))},
-        "identities": {"train": int(split.train["pid"].nunique()), "val": int(split.val["pid"].nunique()),
-                       "test": int(len(test_ids))},
-        "scenarios": stats,
-        "val_scenarios": scenario_query_stats(split.val_protocol) if len(split.val_protocol) else {},
-    }
 
 
 def write_split(split: Split, out_dir: str | os.PathLike[str]) -> Path:
@@ -234,9 +336,9 @@ def write_split(split: Split, out_dir: str | os.PathLike[str]) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     for attr, name in _FILES.items():
         save_table(getattr(split, attr), out / name)
-    for pool in POOLS:
-        rel = split.pool(pool)["relpath"].tolist()
-        write_text_atomic(out / "lists" / f"{pool}.txt", "".join(r + "\n" for r in rel))
+    relpath = split.table["relpath"].to_numpy()
+    for name, mask in split.lists().items():
+        write_text_atomic(out / "lists" / f"{name}.txt", "".join(r + "\n" for r in relpath[mask]))
     write_json_atomic(out / "split.json", split.info)
     return out
 

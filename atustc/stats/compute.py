@@ -14,8 +14,9 @@ Definitions (documented in :func:`table_stats`):
 - *capture*: a distinct ``(date, camera)`` pair of one identity; ``date = -1`` (unknown) counts
   as one date, so a table without dates gives captures = cameras (a lower bound).
 - *scenario coverage*: a query image is valid for a scenario when the gallery holds at least
-  one positive for it: same pid, another camera, the scenario's modality pair (DT: RGB->RGB,
-  NT: IR->IR, AD: RGB<->IR) and the term rule (ST: same clothes, LT: different clothes).
+  one positive for it under the scenario's rules, as written in ``protocols/atustc.toml`` and
+  counted by :mod:`atustc.coverage` (same pid, another camera, the scenario's modality pair and
+  clothes rule).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from atustc.errors import AtustcError
-from atustc.methods.contract import SCENARIOS
 from atustc.table import SPLITS
 
 if TYPE_CHECKING:
@@ -44,11 +44,6 @@ POOL_FLAGS: dict[int, str] = {
     8: "gallery-ST-ir",
     9: "gallery-LT-ir",
 }
-#: The official AT-USTC test pools: term -> (query flags, gallery flags).
-OFFICIAL_POOLS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
-    "ST": ((2, 4), (6, 8)),
-    "LT": ((3, 5), (7, 9)),
-}
 #: Per-identity figures (columns of :attr:`TableStats.identities`).
 IDENTITY_FIGURES: tuple[str, ...] = (
     "images",
@@ -60,12 +55,6 @@ IDENTITY_FIGURES: tuple[str, ...] = (
     "dates",
 )
 _FLAG_SPLIT = np.array([SPLITS.index(s) for s in ["train", "val"] + ["query"] * 4 + ["gallery"] * 4 + ["test"]])
-_DENSE_KEYS = 1 << 22  # count positives with a dense bincount up to this key-space size
-_MOD_PAIRS: dict[str, tuple[tuple[int, int], ...]] = {  # (query modality, gallery modality); 0 rgb, 1 ir
-    "DT": ((0, 0),),
-    "NT": ((1, 1),),
-    "AD": ((0, 1), (1, 0)),
-}
 
 
 @dataclass(frozen=True)
@@ -76,7 +65,8 @@ class TableStats:
         label: the dataset name (the table's ``dataset`` column).
         summary: one row per group: totals, per-identity means, covered scenarios.
         identities: one row per (group, pid): the distributions behind the means.
-        coverage: one row per (group, scenario): ``covered``, ``valid_queries``, ``queries``.
+        coverage: one row per (protocol, group, scenario): ``covered``, ``valid_queries``,
+            ``queries`` (protocol ``atustc``: the six scenarios in every group).
     """
 
     label: str
@@ -153,6 +143,7 @@ def _collapse(table: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, int]]]
         "camera": table["camera"].to_numpy(),
         "ir": (table["modality"] == "ir").to_numpy(dtype=bool).astype(np.int64),
         "date": table["date"].to_numpy(),
+        "flag": table["flag"].to_numpy(),
     }
     key, size = np.zeros(len(table), dtype=np.int64), 1
     codes = {}
@@ -206,111 +197,73 @@ def _identity_frame(expanded: pd.DataFrame, group_names: list[str]) -> pd.DataFr
     return ids.astype({f: "int64" for f in IDENTITY_FIGURES})
 
 
-def _lookup(query_keys: np.ndarray, gallery_keys: np.ndarray, gallery_counts: np.ndarray) -> np.ndarray:
-    """Total gallery count at each query key (0 where the key is absent)."""
-    if len(gallery_keys) == 0:
-        return np.zeros(len(query_keys), dtype=np.int64)
-    uniq, inv = np.unique(gallery_keys, return_inverse=True)
-    sums = np.bincount(inv, weights=gallery_counts).astype(np.int64)
-    pos = np.minimum(np.searchsorted(uniq, query_keys), len(uniq) - 1)
-    return np.where(uniq[pos] == query_keys, sums[pos], 0)
-
-
-class _Pairs:
-    """Positive-pair counting over the table's combinations, for any query and gallery subset.
-
-    Keys are mixed-radix integers of the table-wide codes, so a lookup is a sorted search.
-    """
-
-    def __init__(self, combos: pd.DataFrame) -> None:
-        nc = int(combos["clothes_code"].max()) + 1
-        nk = int(combos["camera_code"].max()) + 1
-        npid = int(combos["pid_code"].max()) + 1
-        pid, clo, cam = (combos[c].to_numpy() for c in ("pid_code", "clothes_code", "camera_code"))
-        outfit, n_outfits = _factorize(pid * nc + clo)
-        self.keys = {  # name -> (keys, key-space size)
-            "pid": (pid, npid),
-            "outfit": (outfit, n_outfits),
-            "pid_cam": (pid * nk + cam, npid * nk),
-            "outfit_cam": (outfit * nk + cam, n_outfits * nk),
-        }
-        self.ir = combos["ir"].to_numpy()
-        self.n = combos["n"].to_numpy()
-
-    def positives(
-        self, q_mask: np.ndarray, g_mask: np.ndarray, q_mod: int, g_mod: int, term: str
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Image counts of the ``q_mod`` queries and their numbers of ``g_mod`` gallery positives."""
-        q = q_mask & (self.ir == q_mod)
-        g = g_mask & (self.ir == g_mod)
-
-        def count(name: str) -> np.ndarray:
-            keys, size = self.keys[name]
-            if size <= _DENSE_KEYS:
-                return np.bincount(keys[g], weights=self.n[g], minlength=size).astype(np.int64)[keys[q]]
-            return _lookup(keys[q], keys[g], self.n[g])
-
-        pos = count("outfit") - count("outfit_cam")  # same clothes, another camera
-        if term == "LT":  # same pid, another camera, other clothes
-            pos = count("pid") - count("pid_cam") - pos
-        return self.n[q], pos
-
-    def coverage(self, scenario: str, q_mask: np.ndarray, g_mask: np.ndarray) -> tuple[int, int]:
-        """(valid query images, candidate query images) of one scenario."""
-        span, term = scenario.split("-")
-        valid = queries = 0
-        for q_mod, g_mod in _MOD_PAIRS[span]:
-            n, pos = self.positives(q_mask, g_mask, q_mod, g_mod, term)
-            queries += int(n.sum())
-            valid += int(n[pos > 0].sum())
-        return valid, queries
-
-
-def _drop_dates(combos: pd.DataFrame) -> pd.DataFrame:
-    """Combinations summed over dates (coverage does not depend on the date)."""
+def _combo_table(combos: pd.DataFrame, cells: list[tuple[str, int]], dataset: str) -> pd.DataFrame:
+    """The combinations as a table that protocol pools can select from (one row per combination)."""
     import pandas as pd
 
-    cols = ("cell", "pid_code", "clothes_code", "camera_code", "ir")
-    key = np.zeros(len(combos), dtype=np.int64)
-    for c in cols:
-        v = combos[c].to_numpy()
-        key = key * (int(v.max()) + 1) + v
-    code, k = _factorize(key)
-    first = np.empty(k, dtype=np.int64)
-    first[code] = np.arange(len(code))
-    out = pd.DataFrame({c: combos[c].to_numpy()[first] for c in cols})
-    out["n"] = np.bincount(code, weights=combos["n"].to_numpy(), minlength=k).astype(np.int64)
-    return out
+    return pd.DataFrame({
+        "dataset": dataset,
+        "pid": combos["pid"].to_numpy(),
+        "clothes": combos["clothes"].to_numpy(),
+        "camera": combos["camera"].to_numpy(),
+        "modality": np.where(combos["ir"].to_numpy() == 1, "ir", "rgb"),
+        "date": combos["date"].to_numpy(),
+        "flag": combos["flag"].to_numpy(),
+        "split": np.array([s for s, _ in cells], dtype=object)[combos["cell"].to_numpy()],
+    })
 
 
-def _coverage(combos: pd.DataFrame, groups: dict[str, np.ndarray], cells_pool: np.ndarray) -> pd.DataFrame:
-    """Coverage rows for every group and scenario.
+def _coverage(combos: pd.DataFrame, groups: dict[str, np.ndarray], cells: list[tuple[str, int]],
+              dataset: str) -> pd.DataFrame:
+    """Coverage rows for every group and scenario, counted by :mod:`atustc.coverage`.
 
-    Within a group every image is a query against the rest of the group, except ``test`` when the
-    table carries AT-USTC flags 2-9: there the official pools are used (ST: flags 2/4 -> 6/8,
-    LT: 3/5 -> 7/9), so ``valid_queries`` matches the evaluation's valid-query count; and a table
-    with ``query``/``gallery`` splits scores its ``test`` group query -> gallery.
+    The six scenarios are those of ``protocols/atustc.toml`` (their junk rules). Within a group
+    every image is a query against the rest of the group, except ``test``: when the table carries
+    AT-USTC flags 2-9 the protocol's own pools are used (ST: flags 2/4 -> 6/8, LT: 3/5 -> 7/9), so
+    ``valid_queries`` matches the evaluation's valid-query count; else a table with
+    ``query``/``gallery`` splits scores its ``test`` group query -> gallery. A registered dataset
+    whose default protocol is another one also gets that protocol's scenarios on its own pools
+    (rows of group ``test``, column ``protocol``).
     """
     import pandas as pd
 
-    combos = _drop_dates(combos)
+    from atustc.coverage import count_scenario, protocol_counts, table_labels
+    from atustc.protocol import load_protocol
+
+    six = load_protocol("atustc")
+    frame = _combo_table(combos, cells, dataset)
+    labels = table_labels(frame)
+    weight = combos["n"].to_numpy()
     cell = combos["cell"].to_numpy()
-    pool = cells_pool[cell]
-    pairs = _Pairs(combos)
+    flagged = bool(((frame["flag"] >= 2) & (frame["flag"] <= 9)).any())
     rows = []
     for name, mask in groups.items():
         in_group = mask[cell]
-        for scenario in SCENARIOS:
-            if name == "test" and (pool >= 2).any():
-                qf, gf = OFFICIAL_POOLS[scenario.split("-")[1]]
-                q_mask, g_mask = np.isin(pool, qf), np.isin(pool, gf)
+        for scenario in six.scenarios:
+            if name == "test" and flagged:
+                q, g = scenario.query.select(frame), scenario.gallery.select(frame)
             elif name == "test" and "query" in groups and "gallery" in groups:
-                q_mask, g_mask = groups["query"][cell], groups["gallery"][cell]
+                q, g = groups["query"][cell], groups["gallery"][cell]
             else:
-                q_mask = g_mask = in_group
-            valid, queries = pairs.coverage(scenario, q_mask, g_mask)
-            rows.append((name, scenario, valid > 0, valid, queries))
-    return pd.DataFrame(rows, columns=["group", "scenario", "covered", "valid_queries", "queries"])
+                q = g = in_group
+            c = count_scenario(scenario, labels, q, g, weight)
+            rows.append((six.name, name, scenario.name, c.valid > 0, c.valid, c.queries))
+    default = _default_protocol(dataset)
+    if default is not None and default != six.name and "test" in groups:
+        proto = load_protocol(default)
+        for sname, c in protocol_counts(proto, frame, weight).items():
+            rows.append((proto.name, "test", sname, c.valid > 0, c.valid, c.queries))
+    return pd.DataFrame(rows, columns=["protocol", "group", "scenario", "covered", "valid_queries", "queries"])
+
+
+def _default_protocol(dataset: str) -> str | None:
+    """The default protocol of a registered dataset (``None`` for an unregistered name)."""
+    from atustc.datasets import get_dataset
+
+    try:
+        return get_dataset(dataset).protocol
+    except AtustcError:
+        return None
 
 
 def table_stats(table: pd.DataFrame, label: str | None = None) -> TableStats:
@@ -351,10 +304,10 @@ def table_stats(table: pd.DataFrame, label: str | None = None) -> TableStats:
     combos, cells = _collapse(table)
     groups = _group_cells(cells)
     names = list(groups)
-    cells_pool = np.array([p for _, p in cells])
     expanded = _expand(combos, groups)
     ids = _identity_frame(expanded, names)
-    coverage = _coverage(combos, groups, cells_pool)
+    datasets = table["dataset"].unique()
+    coverage = _coverage(combos, groups, cells, str(datasets[0]) if len(datasets) == 1 else "")
 
     g = expanded.groupby("group", sort=True)
     outfit = expanded["pid_code"] * (int(expanded["clothes_code"].max()) + 1) + expanded["clothes_code"]
@@ -375,7 +328,8 @@ def table_stats(table: pd.DataFrame, label: str | None = None) -> TableStats:
     means.columns = [f"{c}_per_id" for c in means.columns]
     summary = pd.concat([totals.reset_index(drop=True), means.reset_index(drop=True)], axis=1)
     summary = summary[[c for c in summary.columns if c != "images_per_id"] + ["images_per_id"]]
-    covered = coverage[coverage["covered"]].groupby("group", sort=False)["scenario"].agg(" ".join)
+    six = coverage[coverage["covered"] & (coverage["protocol"] == "atustc")]
+    covered = six.groupby("group", sort=False)["scenario"].agg(" ".join)
     summary.insert(0, "group", names)
     summary.insert(0, "dataset", label)
     summary["scenarios"] = summary["group"].map(covered).fillna("")

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from atustc.methods.contract import SCENARIOS
+from atustc.scenarios import SCENARIOS
 from atustc.stats.published import match_published
 
 if TYPE_CHECKING:

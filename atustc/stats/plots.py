@@ -12,7 +12,7 @@ import os
 import textwrap
 from typing import TYPE_CHECKING, Callable, ParamSpec, TypeVar
 
-from atustc.methods.contract import SCENARIOS
+from atustc.scenarios import SCENARIOS
 
 if TYPE_CHECKING:
     import numpy as np

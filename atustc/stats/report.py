@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from atustc.errors import AtustcError
-from atustc.methods.contract import SCENARIOS
+from atustc.scenarios import SCENARIOS
 
 if TYPE_CHECKING:
     import pandas as pd
