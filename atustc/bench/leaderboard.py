@@ -12,10 +12,15 @@ Where the numbers come from, per run folder ``RUN/``:
   ``preset``, ``seed``, ``params``, ``train_time_s``, ``images_per_s``;
 - ``config.json``: ``family`` if present (else the method registry is asked);
 - ``manifest.json``: ``table_hash`` (the data) and ``split_hash``;
-- ``eval/atustc.json`` and ``eval/atustc-mixed.json``: ``ProtocolResult.to_dict()``.
+- ``protocols`` in ``config.json`` or ``manifest.json`` (the split's record, see
+  :mod:`atustc.split.protocols`; AT-USTC's ``atustc`` + ``atustc-mixed`` when absent);
+- ``eval/<protocol>.json`` for each of them: ``ProtocolResult.to_dict()``.
 
-A run counts in the means only when it is ``finished`` and has ``eval/atustc.json``; failed and
-unfinished runs are listed apart (:attr:`Leaderboard.others`) with their reason.
+A run counts in the means only when it is ``finished`` and has the eval file of its default
+protocol; failed and unfinished runs are listed apart (:attr:`Leaderboard.others`) with their
+reason. The metric columns are built from the protocols' scenarios and aggregates
+(:mod:`atustc.bench.layout`); runs scored on different protocols share one table whose columns
+are the union, first seen first.
 
 CSV columns (one row per method × preset × data hash; stable, in this order; metric values are
 fractions in [0, 1] at full precision, as in the run's JSON):
@@ -25,12 +30,12 @@ fractions in [0, 1] at full precision, as in the run's JSON):
 - ``n_runs``: finished runs averaged; ``n_splits``: distinct split hashes among them;
 - ``n_failed``: failed or unfinished runs of the same key (not averaged);
 - ``status``: ``finished`` or ``failed`` (no finished run); ``error``: the first failure reason;
-- for each metric in :data:`METRICS`: ``<metric>_mean`` and ``<metric>_std`` (``std`` is empty
-  with one run). Metrics: ``<S>_R1``, ``<S>_mAP``, ``<S>_mINP`` for ``S`` in ``Any-Time``,
+- for each metric: ``<metric>_mean`` and ``<metric>_std`` (``std`` is empty with one run). For
+  AT-USTC (:data:`METRICS`): ``<S>_R1``, ``<S>_mAP``, ``<S>_mINP`` for ``S`` in ``Any-Time``,
   ``DT-ST``, ``DT-LT``, ``NT-ST``, ``NT-LT``, ``AD-ST``, ``AD-LT`` (protocol ``atustc``);
   ``Mixed-Anytime_R1``, ``Mixed-Anytime_mAP``, ``Mixed-Anytime_mINP`` (protocol
-  ``atustc-mixed``, group Anytime); ``params`` (count), ``train_time_s`` (seconds),
-  ``images_per_s`` (training throughput).
+  ``atustc-mixed``, group Anytime); then, for every run, ``params`` (count), ``train_time_s``
+  (seconds), ``images_per_s`` (training throughput).
 
 Human-facing tables (markdown, LaTeX, rich) print percentages with two decimals and bold the
 best value of each column (highest, except parameters and training time: lowest).
@@ -46,35 +51,40 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from atustc.bench.layout import Column, Layout, build_layout, merge_layouts
 from atustc.errors import AtustcError
 from atustc.io import read_json
+from atustc.scenarios import SCENARIOS
+from atustc.split.protocols import LEGACY_PROTOCOLS, SplitProtocols
 
 if TYPE_CHECKING:
     import pandas as pd
     from rich.console import Console
 
-#: The six scenarios in the paper's order (same as :data:`atustc.methods.contract.SCENARIOS`).
-SCENARIOS: tuple[str, ...] = ("DT-ST", "DT-LT", "NT-ST", "NT-LT", "AD-ST", "AD-LT")
+__all__ = ["CSV_COLUMNS", "METRICS", "SCENARIOS"]  # SCENARIOS: re-exported for callers of this module
 #: Task families in the paper's row order.
 FAMILIES: tuple[str, ...] = ("Tr-ReID", "CC-ReID", "CM-ReID", "AT-ReID")
-MAIN_PROTOCOL = "atustc"
-MIXED_PROTOCOL = "atustc-mixed"
-_RANK_METRICS: tuple[str, ...] = ("R1", "mAP", "mINP")
+#: The protocols of a run that records none (an AT-USTC run).
+DEFAULT_PROTOCOLS: tuple[str, ...] = tuple(LEGACY_PROTOCOLS["scored"])
 _COST_METRICS: tuple[str, ...] = ("params", "train_time_s", "images_per_s")
-#: Every metric column of the CSV, in order (each gives ``_mean`` and ``_std``).
-METRICS: tuple[str, ...] = (
-    *(f"{s}_{m}" for s in ("Any-Time", *SCENARIOS) for m in _RANK_METRICS),
-    *(f"Mixed-Anytime_{m}" for m in _RANK_METRICS),
-    *_COST_METRICS,
-)
 KEY_COLUMNS: tuple[str, ...] = ("family", "method", "preset", "data_hash")
 INFO_COLUMNS: tuple[str, ...] = ("seeds", "n_runs", "n_splits", "n_failed", "status", "error")
-#: All CSV columns, in order.
-CSV_COLUMNS: tuple[str, ...] = (
-    *KEY_COLUMNS,
-    *INFO_COLUMNS,
-    *(f"{m}_{agg}" for m in METRICS for agg in ("mean", "std")),
-)
+
+
+def metric_keys(layouts: Sequence[Layout]) -> tuple[str, ...]:
+    """Every metric column of a leaderboard over these layouts: rank metrics, then costs."""
+    return (*merge_layouts(layouts)[0], *_COST_METRICS)
+
+
+def csv_columns(metrics: Sequence[str]) -> tuple[str, ...]:
+    """All CSV columns, in order, for these metric keys."""
+    return (*KEY_COLUMNS, *INFO_COLUMNS, *(f"{m}_{agg}" for m in metrics for agg in ("mean", "std")))
+
+
+#: Every metric column of an AT-USTC leaderboard, in order (each gives ``_mean`` and ``_std``).
+METRICS: tuple[str, ...] = metric_keys([build_layout(DEFAULT_PROTOCOLS)])
+#: All CSV columns of an AT-USTC leaderboard, in order.
+CSV_COLUMNS: tuple[str, ...] = csv_columns(METRICS)
 _LOWER_IS_BETTER = frozenset({"params", "train_time_s"})
 
 Format = Literal["csv", "md", "latex"]
@@ -94,6 +104,7 @@ class RunRecord:
     data_hash: str
     split_hash: str
     metrics: dict[str, float] = field(default_factory=dict)
+    protocols: tuple[str, ...] = DEFAULT_PROTOCOLS
 
     @property
     def counted(self) -> bool:
@@ -112,6 +123,7 @@ class Leaderboard:
 
     frame: pd.DataFrame
     others: tuple[RunRecord, ...]
+    display: tuple[Column, ...] = ()
 
 
 def read_run(run_dir: str | os.PathLike[str]) -> RunRecord:
@@ -130,15 +142,11 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunRecord:
     state = str(status.get("state") or "running")
     error = status.get("error")
     metrics: dict[str, float] = {}
-    main = run / "eval" / f"{MAIN_PROTOCOL}.json"
+    protocols = _run_protocols(config, manifest, run)
     if state == "finished":
-        if main.is_file():
-            metrics.update(_protocol_metrics(read_json(main), main))
-            mixed = run / "eval" / f"{MIXED_PROTOCOL}.json"
-            if mixed.is_file():
-                metrics.update(_mixed_metrics(read_json(mixed), mixed))
-        else:
-            state, error = "not-evaluated", f"no eval/{MAIN_PROTOCOL}.json"
+        metrics, missing = _run_metrics(run, protocols)
+        if missing:
+            state, error = "not-evaluated", f"no eval/{missing}.json"
     for key in _COST_METRICS:
         value = status.get(key)
         if isinstance(value, (int, float)) and math.isfinite(value):
@@ -154,6 +162,7 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunRecord:
         data_hash=str(manifest.get("table_hash") or config.get("table_hash") or "?"),
         split_hash=str(manifest.get("split_hash") or config.get("split_hash") or "?"),
         metrics=metrics,
+        protocols=protocols,
     )
 
 
@@ -180,6 +189,9 @@ def build_leaderboard(records: Iterable[RunRecord]) -> Leaderboard:
     import numpy as np
     import pandas as pd
 
+    records = list(records)
+    layouts = [build_layout(p) for p in dict.fromkeys(r.protocols for r in records)] or [build_layout(DEFAULT_PROTOCOLS)]
+    metric_cols = metric_keys(layouts)
     groups: dict[tuple[str, str, str, str], list[RunRecord]] = {}
     for rec in records:
         groups.setdefault((rec.family, rec.method, rec.preset, rec.data_hash), []).append(rec)
@@ -197,14 +209,14 @@ def build_leaderboard(records: Iterable[RunRecord]) -> Leaderboard:
             status="finished" if done else "failed",
             error=next((f"{r.path.name}: {r.error or r.state}" for r in bad), ""),
         )
-        for metric in METRICS:
+        for metric in metric_cols:
             values = np.array([r.metrics[metric] for r in done if metric in r.metrics], dtype=np.float64)
             row[f"{metric}_mean"] = float(values.mean()) if len(values) else math.nan
             row[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
         rows.append(row)
-    frame = pd.DataFrame(rows, columns=list(CSV_COLUMNS))
+    frame = pd.DataFrame(rows, columns=list(csv_columns(metric_cols)))
     others = tuple(r for key in sorted(groups, key=_row_order) for r in groups[key] if not r.counted)
-    return Leaderboard(frame=frame, others=others)
+    return Leaderboard(frame=frame, others=others, display=merge_layouts(layouts)[1])
 
 
 def load_leaderboard(runs_dir: str | os.PathLike[str]) -> Leaderboard:
@@ -237,29 +249,20 @@ def to_csv(board: Leaderboard) -> str:
 # ---------------------------------------------------------------- human-facing tables
 
 
-@dataclass(frozen=True)
-class _Column:
-    group: str  # first header row ("" when the column stands alone)
-    label: str  # second header row
-    metric: str | None  # METRICS key, or None for a text column
-
-
-def _display_columns() -> list[_Column]:
-    cols = [_Column("", "Task", None), _Column("", "Method", None)]
-    for scen in ("Any-Time", *SCENARIOS):
-        cols += [_Column(scen, "R1", f"{scen}_R1"), _Column(scen, "mAP", f"{scen}_mAP")]
-    cols += [
-        _Column("Any-Time", "mINP", "Any-Time_mINP"),
-        _Column("Mixed Anytime", "R1", "Mixed-Anytime_R1"),
-        _Column("Mixed Anytime", "mAP", "Mixed-Anytime_mAP"),
-        _Column("Cost", "Params", "params"),
-        _Column("Cost", "Train", "train_time_s"),
-        _Column("Cost", "img/s", "images_per_s"),
-        _Column("", "Preset", None),
-        _Column("", "Data", None),
-        _Column("", "Seeds", None),
+def _display_columns(board: Leaderboard) -> list[Column]:
+    """Task, method, the protocols' rank-metric columns (:mod:`atustc.bench.layout`), costs, provenance."""
+    display = board.display or build_layout(DEFAULT_PROTOCOLS).display
+    return [
+        Column("", "Task", None),
+        Column("", "Method", None),
+        *display,
+        Column("Cost", "Params", "params"),
+        Column("Cost", "Train", "train_time_s"),
+        Column("Cost", "img/s", "images_per_s"),
+        Column("", "Preset", None),
+        Column("", "Data", None),
+        Column("", "Seeds", None),
     ]
-    return cols
 
 
 def _format_value(metric: str, value: float) -> str:
@@ -278,9 +281,9 @@ def _format_std(metric: str, std: float) -> str:
     return f"{100 * std:.2f}"
 
 
-def _cells(board: Leaderboard) -> tuple[list[_Column], list[list[tuple[str, str, bool]]]]:
+def _cells(board: Leaderboard) -> tuple[list[Column], list[list[tuple[str, str, bool]]]]:
     """Per row and column: (value text, ± text or "", bold?)."""
-    cols = _display_columns()
+    cols = _display_columns(board)
     frame = board.frame
     best: dict[str, str] = {}
     ok = frame[frame["status"] == "finished"]
@@ -291,6 +294,7 @@ def _cells(board: Leaderboard) -> tuple[list[_Column], list[list[tuple[str, str,
         if len(means):
             pick = means.min() if col.metric in _LOWER_IS_BETTER else means.max()
             best[col.metric] = _format_value(col.metric, float(pick))
+    first_metric = next((c for c in cols if c.metric is not None), None)
     rows = []
     for _, rec in frame.iterrows():
         failed = rec["status"] != "finished"
@@ -308,7 +312,7 @@ def _cells(board: Leaderboard) -> tuple[list[_Column], list[list[tuple[str, str,
                 continue
             mean, std = rec[f"{col.metric}_mean"], rec[f"{col.metric}_std"]
             if failed or mean != mean:  # NaN: missing
-                line.append(("failed" if failed and col.metric == "Any-Time_R1" else "-", "", False))
+                line.append(("failed" if failed and col is first_metric else "-", "", False))
                 continue
             text = _format_value(col.metric, float(mean))
             pm = _format_std(col.metric, float(std)) if std == std else ""
@@ -467,45 +471,27 @@ def _read_optional(path: Path) -> dict:
     return read_json(path) if path.is_file() else {}
 
 
-def _metric_block(block: object, where: str) -> dict[str, float]:
-    if not isinstance(block, dict):
-        raise AtustcError(f"{where}: expected an object of metrics, got {type(block).__name__}")
-    out = {}
-    for metric in _RANK_METRICS:
-        value = block.get(metric)
-        if value is None:
-            continue
-        if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-            raise AtustcError(f"{where}: {metric} must be a fraction in [0, 1], got {value!r}")
-        out[metric] = float(value)
-    return out
+def _run_protocols(config: dict, manifest: dict, run: Path) -> tuple[str, ...]:
+    """The protocols a run was scored on: the ``protocols`` record of its config or manifest."""
+    for source, info in (("config.json", config), ("manifest.json", manifest)):
+        if "protocols" in info:
+            return SplitProtocols.from_info(info, str(run / source)).scored
+    return DEFAULT_PROTOCOLS
 
 
-def _protocol_metrics(result: dict, path: Path) -> dict[str, float]:
-    """Scenario metrics of an ``atustc`` result; Any-Time from its summary (else the mean of six)."""
-    scenarios = result.get("scenarios") or {}
-    missing = [s for s in SCENARIOS if s not in scenarios]
-    if missing:
-        raise AtustcError(f"{path}: scenario(s) {', '.join(missing)} missing")
-    out: dict[str, float] = {}
-    for scen in SCENARIOS:
-        for metric, value in _metric_block(scenarios[scen], f"{path}: {scen}").items():
-            out[f"{scen}_{metric}"] = value
-    anytime = (result.get("summary") or {}).get("Any-Time")
-    if anytime is not None:
-        block = _metric_block(anytime, f"{path}: Any-Time")
-    else:
-        present = [m for m in _RANK_METRICS if all(f"{s}_{m}" in out for s in SCENARIOS)]
-        block = {m: sum(out[f"{s}_{m}"] for s in SCENARIOS) / len(SCENARIOS) for m in present}
-    out.update({f"Any-Time_{m}": v for m, v in block.items()})
-    return out
-
-
-def _mixed_metrics(result: dict, path: Path) -> dict[str, float]:
-    anytime = (result.get("summary") or {}).get("Anytime")
-    if anytime is None:
-        raise AtustcError(f"{path}: no 'Anytime' group in summary")
-    return {f"Mixed-Anytime_{m}": v for m, v in _metric_block(anytime, f"{path}: Anytime").items()}
+def _run_metrics(run: Path, protocols: tuple[str, ...]) -> tuple[dict[str, float], str | None]:
+    """The rank metrics of a run from ``eval/<protocol>.json``; or the missing default protocol's name."""
+    main = run / "eval" / f"{protocols[0]}.json"
+    if not main.is_file():
+        return {}, protocols[0]
+    layout = build_layout(protocols)
+    results = {}
+    for name in protocols:
+        path = run / "eval" / f"{name}.json"
+        if path.is_file():
+            results[name] = (read_json(path), path)
+    layout.check(*results[protocols[0]])
+    return layout.extract(results), None
 
 
 def _registry_family(method: str) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol, runtime_checkable
 
 from atustc.errors import AtustcError
-from atustc.scenarios import SCENARIOS  # re-exported: the heads of a six-head method follow it
+from atustc.scenarios import SCENARIOS  # noqa: F401 (re-exported: the heads of a six-head method follow it)
 
 if TYPE_CHECKING:
     import torch
