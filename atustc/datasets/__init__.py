@@ -84,7 +84,7 @@ def index_dataset(
             for i, reason in bad.items():
                 scan.rejected.append({"path": str(cols["relpath"][i]), "code": "corrupt", "reason": reason})
             scan.rejected.sort(key=lambda x: x["path"])
-            cols = {k: (v[keep] if not isinstance(v, str) else v) for k, v in cols.items()}
+            cols = {k: (v[keep] if np.ndim(v) else v) for k, v in cols.items()}
     n = len(cols["relpath"])
     if n == 0:
         first = scan.rejected[0] if scan.rejected else None
