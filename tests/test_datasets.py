@@ -1,7 +1,6 @@
 """The dataset registry, the published-count check, and a made-up dataset end to end (the guide's example)."""
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import pandas as pd
 import pytest
 
 from atustc.cli import main
-from atustc.datasets import DatasetSpec, Scan, get_dataset, index_dataset, list_datasets, published_check
+from atustc.datasets import DatasetSpec, get_dataset, index_dataset, list_datasets, published_check
 from atustc.datasets._registry import register_dataset, unregister_dataset
 from atustc.errors import AtustcError
 from atustc.features import Features, save_features
@@ -50,50 +49,27 @@ def test_published_check_counts_splits_and_unions():
 # --- a made-up dataset end to end: an indexer, a protocol, one registration --------------------
 # The guide (docs/adding-a-dataset.md) walks through this same dataset.
 
-TOY_NAME = re.compile(r"(\d+)_c(\d+)_(\d+)\.jpg")
-TOY_PROTOCOL = '''
-[protocol]
-description = "toy: query -> gallery, same identity + same camera is junk"
-
-[scenarios.toy]
-query = { split = "query" }
-gallery = { split = "gallery" }
-head = "global"
-
-[variants.cross-camera]
-scenarios.toy = { junk = [{ rule = "camera", value = "different", scope = "all" }] }
-'''
+GUIDE = Path(__file__).parents[1] / "docs" / "adding-a-dataset.md"
 
 
-def scan_toy(root: Path) -> Scan:
-    """ROOT/{train,query,gallery}/<pid>_c<camera>_<n>.jpg."""
-    rows, rejected, seen = [], [], 0
-    for split in ("train", "query", "gallery"):
-        folder = root / split
-        if not folder.is_dir():
-            raise AtustcError(f"{folder}: missing folder (a toy root holds train/, query/ and gallery/)")
-        for name in sorted(os.listdir(folder)):
-            seen += 1
-            m = TOY_NAME.fullmatch(name)
-            if m is None:
-                rejected.append({"path": f"{split}/{name}", "code": "unparseable",
-                                 "reason": "file name does not parse; expected <pid>_c<camera>_<n>.jpg"})
-                continue
-            rows.append((f"{split}/{name}", int(m[1]), int(m[2]), split))
-    relpath, pid, camera, splits = (list(c) for c in zip(*rows)) if rows else ([], [], [], [])
-    columns = {"dataset": "toyreid", "relpath": np.array(relpath, dtype=object), "pid": np.array(pid, dtype=np.int64),
-               "clothes": -1, "camera": np.array(camera, dtype=np.int64), "modality": "rgb", "date": -1,
-               "frame": -1, "flag": -1, "split": np.array(splits, dtype=object)}
-    return Scan(columns=columns, rejected=rejected, files_seen=seen)
+def guide_blocks(lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", GUIDE.read_text(), flags=re.S)
+
+
+def guide_indexer():
+    """The indexer of the guide's worked example, run as written there."""
+    namespace: dict = {}
+    exec(compile(guide_blocks("python")[0], str(GUIDE), "exec"), namespace)  # noqa: S102 (our own docs)
+    return namespace["scan"]
 
 
 @pytest.fixture()
 def toy(tmp_path):
-    """Register toyreid (protocol: a file in tmp_path), write a toy tree; unregister afterwards."""
+    """Register the guide's toyreid (protocol: the guide's file, in tmp_path), write a toy tree; unregister afterwards."""
     proto = tmp_path / "toyreid.toml"
-    proto.write_text(TOY_PROTOCOL)
+    proto.write_text(guide_blocks("toml")[0])
     register_dataset(DatasetSpec(
-        name="toyreid", version="1", description="a made-up layout", scan=scan_toy, protocol=str(proto),
+        name="toyreid", version="1", description="a made-up layout", scan=guide_indexer(), protocol=str(proto),
         variants=("cross-camera",), published={"train": {"identities": 6, "images": 36}, "query": {"images": 9}},
     ))
     root = tmp_path / "toy"
@@ -187,3 +163,14 @@ def test_made_up_dataset_bad_input(toy, tmp_path, monkeypatch, capsys):
     main(["index", str(root), "--format", "toyreid", "-o", "one.parquet", "-q"])
     fails(["split", "one.parquet", "-o", "sp"], "scenario toy has no query with a valid positive (4 queries, 12 gallery images)")
     assert not (tmp_path / "sp").exists()
+
+
+def test_stats_of_a_made_up_dataset_use_its_default_protocol(toy):
+    from atustc.stats import table_stats
+
+    root, _ = toy
+    cov = table_stats(index_dataset(root, "toyreid").table).coverage
+    own = cov[cov["protocol"] == "toyreid"]
+    assert own[["group", "scenario", "valid_queries", "queries"]].values.tolist() == [["test", "toy", 8, 8]]
+    six = cov[(cov["protocol"] == "atustc") & (cov["group"] == "test")].set_index("scenario")
+    assert six["valid_queries"].tolist() == [8, 0, 0, 0, 0, 0]  # RGB only, one outfit: DT-ST alone
