@@ -107,7 +107,7 @@ def protocol_counts(
     labels = table_labels(table)
     out = {}
     for s in protocol.scenarios:
-        q, g = s.query.select(table), s.gallery.select(table)
+        q, g = s.select(table)
         runs = [count_scenario(s, labels, q, g, weight)]
         if s.directions == "both":
             runs.append(count_scenario(s, labels, g, q, weight))

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from atustc.errors import AtustcError
-from atustc.protocol import LABEL_COLUMNS, MODALITY_CODE, Protocol, Scenario
+from atustc.protocol import LABEL_COLUMNS, MODALITY_CODE, Pool, Protocol, Scenario
 from atustc.richprogress import progress_bar
 
 if TYPE_CHECKING:
@@ -188,14 +188,21 @@ def _union(plans: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
 
 def _plan(protocol: Protocol, scenario: Scenario, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     out = []
-    for role, pool in (("query", scenario.query), ("gallery", scenario.gallery)):
-        rows = np.flatnonzero(pool.select(table))
+    masks = scenario.select(table)
+    for role, pool, mask in zip(("query", "gallery"), (scenario.query, scenario.gallery), masks, strict=True):
+        rows = np.flatnonzero(mask)
         if rows.size == 0:
             raise AtustcError(
-                f"{protocol.source}: scenario {scenario.name}: {role} pool ({pool.describe()}) matched no row of the table"
+                f"{protocol.source}: scenario {scenario.name}: {role} pool ({_describe(scenario, pool)}) "
+                "matched no row of the table"
             )
         out.append(rows)
     return out[0], out[1]
+
+
+def _describe(scenario: Scenario, pool: Pool) -> str:
+    extra = f" and identities = {scenario.identities}" if scenario.identities else ""
+    return pool.describe() + extra
 
 
 def _feature_rows(features: Features, table: pd.DataFrame, needed: np.ndarray) -> np.ndarray:

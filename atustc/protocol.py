@@ -21,6 +21,8 @@ A protocol is a TOML file (named ones live in the ``protocols`` package). Every 
     ]
     directions = "forward"           # forward (default) | both (also gallery -> query; averaged)
     sampling = { mode = "single_shot", trials = 10, seed = 0 }   # optional gallery sampling
+    same_camera_junk = true          # false: no always-on same-pid same-camera rule
+    identities = "clothes_change"    # optional: only identities seen in > 1 outfit in the pools
 
     [aggregates.Any-Time]
     scenarios = ["DT-ST", "..."]
@@ -31,10 +33,13 @@ same_rgb|same_ir|cross|same, ``clothes`` same|change, ``date`` same|different, a
 ``camera_pair`` with ``pairs = [[query_camera, gallery_camera], ...]`` (the listed camera pairs
 fail, e.g. SYSU-MM01's ``[[3, 2]]``). Scope ``all`` removes every failing pair, positives and
 negatives; scope ``same_pid`` removes only failing same-identity pairs. One rule is always on and
-needs no entry: a gallery entry of the query's identity seen by the query's camera is junk.
+needs no entry: a gallery entry of the query's identity seen by the query's camera is junk
+(``same_camera_junk = false`` turns it off for a scenario). ``identities = "clothes_change"``
+restricts query and gallery to the identities seen in more than one outfit among the
+scenario's rows (LTCC's cloth-change set, as kw66/AT-ReID others/test_all.py scores it).
 
 Named variants: ``[variants.NAME]`` tables in the same file, loaded as ``FILE:NAME`` and merged
-over the base section by section (see :func:`apply_variant` and ``protocols/README.md``).
+over the base section by section (see :mod:`atustc.protocol_variants` and ``protocols/README.md``).
 
 Gallery sampling ``single_shot`` keeps one random gallery image per (pid, camera) in each of
 ``trials`` trials (trial ``t`` draws with seed ``seed + t``); metrics are averaged over trials
@@ -75,6 +80,8 @@ METRICS: tuple[str, ...] = ("cosine", "euclidean")
 DIRECTIONS: tuple[str, ...] = ("forward", "both")
 SAMPLING_MODES: tuple[str, ...] = ("single_shot",)
 WEIGHTS: tuple[str, ...] = ("mean", "valid")
+#: Values of a scenario's ``identities`` filter.
+IDENTITY_FILTERS: tuple[str, ...] = ("clothes_change",)
 #: Modality codes used in label tensors.
 MODALITY_CODE: dict[str, int] = {m: i for i, m in enumerate(MODALITIES)}
 #: Table columns a junk rule reads.
@@ -182,10 +189,26 @@ class Scenario:
     junk: tuple[JunkRule, ...]
     directions: str = "forward"
     sampling: Sampling | None = None
+    same_camera_junk: bool = True
+    identities: str | None = None
 
     def rules(self) -> tuple[JunkRule, ...]:
-        """The scenario's junk rules plus the always-on same-camera rule."""
-        return (SAME_CAMERA_JUNK, *self.junk)
+        """The scenario's junk rules plus the always-on same-camera rule (unless ``same_camera_junk = false``)."""
+        return (SAME_CAMERA_JUNK, *self.junk) if self.same_camera_junk else self.junk
+
+    def select(self, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Boolean masks of the query and gallery rows: the pools, then the ``identities`` filter.
+
+        ``identities = "clothes_change"`` keeps, in both, only the identities seen in more than
+        one outfit among the pools' rows (query and gallery together).
+        """
+        q, g = self.query.select(table), self.gallery.select(table)
+        if self.identities == "clothes_change":
+            rows = table[q | g]
+            outfits = rows.groupby("pid")["clothes"].nunique()
+            keep = table["pid"].isin(outfits.index[outfits > 1]).to_numpy()
+            q, g = q & keep, g & keep
+        return q, g
 
     def allowed_gallery_modalities(self, query_modality: int) -> tuple[int, ...]:
         """Gallery modalities left for a query modality by the scope-``all`` modality rules."""
@@ -265,7 +288,7 @@ def load_protocol(name_or_path: str | os.PathLike[str]) -> Protocol:
     """Load and validate a protocol by name (a file in ``protocols/``), ``NAME:VARIANT``, or a path.
 
     ``NAME:VARIANT`` (also ``path/to/file.toml:VARIANT``) reads the ``[variants.VARIANT]`` table
-    of the file and merges it over the base (see :func:`apply_variant`); the protocol is then
+    of the file and merges it over the base (see :func:`atustc.protocol_variants.apply_variant`); the protocol is then
     named ``NAME:VARIANT`` unless the variant sets ``protocol.name``.
 
     Raises:
@@ -286,6 +309,8 @@ def load_protocol(name_or_path: str | os.PathLike[str]) -> Protocol:
     variants = data.pop("variants", {})
     if variant is None:
         return parse_protocol(data, source, default_name=stem)
+    from atustc.protocol_variants import apply_variant
+
     merged = apply_variant(data, variants, variant, source)
     return parse_protocol(merged, f"{source} [variants.{variant}]", default_name=f"{stem}:{variant}")
 
@@ -313,58 +338,6 @@ def _read_source(text: str) -> tuple[str, bytes, str]:
         hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(names)}"
         raise AtustcError(f"unknown protocol {text!r} ({hint}; or give a path to a .toml file)")
     return f"protocols/{text}.toml", resources.files("protocols").joinpath(f"{text}.toml").read_bytes(), text
-
-
-#: The sections a variant may change.
-VARIANT_SECTIONS: tuple[str, ...] = ("protocol", "pools", "scenarios", "aggregates")
-
-
-def apply_variant(base: dict[str, Any], variants: dict[str, Any], variant: str, source: str) -> dict[str, Any]:
-    """The base document with ``variants[variant]`` merged over it.
-
-    Merge rule, section by section (``protocol``, ``pools``, ``scenarios``, ``aggregates``): an
-    entry of the variant (a pool, scenario or aggregate) that the base lacks is added at the end;
-    one the base has gets its keys replaced one by one (a ``junk`` list is replaced as a whole);
-    ``false`` in place of an entry removes it, and ``false`` in place of a key removes the key.
-    In ``protocol`` the keys (``name``, ``description``, ``metric``) are replaced directly.
-
-    Raises:
-        AtustcError: an unknown variant (naming the file and the known variants) or a variant
-            that is not a table of those sections.
-    """
-    if variant not in variants:
-        known = ", ".join(variants) if variants else "the file defines none"
-        raise AtustcError(f"{source}: unknown variant {variant!r} (variants: {known})")
-    over = variants[variant]
-    key = f"variants.{variant}"
-    if not isinstance(over, dict):
-        raise AtustcError(f"{source}: {key}: expected a table")
-    merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
-    for section, entries in over.items():
-        if section not in VARIANT_SECTIONS:
-            raise AtustcError(f"{source}: {key}.{section}: unknown section (expected one of {', '.join(VARIANT_SECTIONS)})")
-        if not isinstance(entries, dict):
-            raise AtustcError(f"{source}: {key}.{section}: expected a table")
-        target = merged.setdefault(section, {})
-        for name, body in entries.items():
-            _merge_entry(target, name, body, direct=section == "protocol")
-    return merged
-
-
-def _merge_entry(target: dict[str, Any], name: str, body: Any, *, direct: bool) -> None:
-    if body is False:
-        target.pop(name, None)
-    elif direct or not isinstance(body, dict):
-        target[name] = body
-    else:
-        current = target.get(name)
-        entry = dict(current) if isinstance(current, dict) else {}
-        for k, v in body.items():
-            if v is False:
-                entry.pop(k, None)
-            else:
-                entry[k] = v
-        target[name] = entry
 
 
 def parse_protocol(data: dict[str, Any], source: str, default_name: str = "protocol") -> Protocol:
@@ -512,7 +485,8 @@ class _Validator:
 
     def scenario(self, body: Any, key: str, name: str, pools: dict[str, Pool]) -> Scenario:
         body = self.table(body, key)
-        self.keys(body, key, {"query", "gallery", "head", "junk", "directions", "sampling"})
+        self.keys(body, key, {"query", "gallery", "head", "junk", "directions", "sampling", "same_camera_junk",
+                              "identities"})
         query = self.pool_ref(self.required(body, "query", key), f"{key}.query", pools)
         gallery = self.pool_ref(self.required(body, "gallery", key), f"{key}.gallery", pools)
         head = self.string(self.required(body, "head", key), f"{key}.head")
@@ -530,4 +504,10 @@ class _Validator:
             trials = self.integer(self.required(s, "trials", skey), f"{skey}.trials", minimum=1)
             seed = self.integer(s.get("seed", 0), f"{skey}.seed", minimum=0)
             sampling = Sampling(mode, trials, seed)
-        return Scenario(name, query, gallery, head, rules, directions, sampling)
+        same_camera = body.get("same_camera_junk", True)
+        if not isinstance(same_camera, bool):
+            raise self.fail(f"{key}.same_camera_junk", f"expected true or false, got {same_camera!r}")
+        identities = body.get("identities")
+        if identities is not None:
+            identities = self.choice(identities, f"{key}.identities", IDENTITY_FILTERS)
+        return Scenario(name, query, gallery, head, rules, directions, sampling, same_camera, identities)

@@ -413,3 +413,68 @@ def test_malformed_variant_tables(tmp_path, text, match):
 def test_shipped_protocol_without_variants_names_the_file():
     with pytest.raises(AtustcError, match=r"^protocols/atustc\.toml: unknown variant 'x' \(variants: the file defines none\)$"):
         load_protocol("atustc:x")
+
+
+# --- scenario options: same_camera_junk and identities ----------------------------------------
+
+OPTIONS_TABLE = [  # (relpath, pid, clothes, camera, split)
+    ("q1", 1, 1, 1, "query"), ("q2", 2, 1, 1, "query"), ("q3", 3, 1, 1, "query"),
+    ("g1a", 1, 1, 1, "gallery"), ("g1b", 1, 2, 2, "gallery"),  # pid 1: two outfits, one same-camera image
+    ("g2a", 2, 1, 1, "gallery"),                                 # pid 2: one outfit, same camera only
+    ("g3a", 3, 1, 2, "gallery"), ("g3b", 3, 1, 3, "gallery"),  # pid 3: one outfit
+]
+
+
+def options_table():
+    import pandas as pd
+
+    from atustc.table import validate_table
+
+    df = pd.DataFrame(OPTIONS_TABLE, columns=["relpath", "pid", "clothes", "camera", "split"])
+    df = df.assign(dataset="t", modality="rgb", date=-1, frame=-1, flag=-1)
+    return validate_table(df)
+
+
+def scenario_file(tmp_path, extra=""):
+    f = tmp_path / "opt.toml"
+    f.write_text('[scenarios.S]\nquery = {split = "query"}\ngallery = {split = "gallery"}\nhead = "h"\n' + extra)
+    return f
+
+
+def test_same_camera_junk_false_keeps_same_camera_positives(tmp_path):
+    from atustc.coverage import protocol_counts
+
+    table = options_table()
+    # every image gets the same feature: ranks follow gallery order (ties keep table order)
+    feats = Features(table["relpath"].to_numpy().astype(str), ("h",), np.ones((len(table), 1, 2), np.float32))
+    on = evaluate(load_protocol(scenario_file(tmp_path)), table, feats).scenarios["S"]
+    off_p = load_protocol(scenario_file(tmp_path, "same_camera_junk = false\n"))
+    off = evaluate(off_p, table, feats).scenarios["S"]
+    assert (on.valid_queries, off.valid_queries) == (2, 3)  # q2's only positive is same-camera
+    # off: q1's positives g1a, g1b at ranks 1, 2; q2's g2a at rank 3; q3's g3a, g3b at ranks 4, 5
+    assert off.mAP == pytest.approx(np.mean([1.0, 1 / 3, (1 / 4 + 2 / 5) / 2]))
+    # on: q1 loses g1a and finds g1b at rank 1; q2 is invalid; q3 (camera 1) loses nothing
+    assert on.mAP == pytest.approx(np.mean([1.0, (1 / 4 + 2 / 5) / 2]))
+    assert protocol_counts(off_p, table)["S"].valid == 3 and off_p.scenarios[0].rules() == ()
+
+
+def test_identities_clothes_change_keeps_identities_with_two_outfits(tmp_path):
+    from atustc.coverage import protocol_counts
+
+    table = options_table()
+    p = load_protocol(scenario_file(tmp_path, 'identities = "clothes_change"\n'))
+    q, g = p.scenarios[0].select(table)
+    assert table["relpath"][q].tolist() == ["q1"] and table["relpath"][g].tolist() == ["g1a", "g1b"]
+    feats = Features(table["relpath"].to_numpy().astype(str), ("h",), np.ones((len(table), 1, 2), np.float32))
+    row = evaluate(p, table, feats).scenarios["S"]
+    assert (row.queries, row.valid_queries, row.cmc[0]) == (1, 1, 1.0)
+    assert protocol_counts(p, table)["S"].to_dict() == {"queries": 1, "valid": 1, "gallery": 2}
+
+
+@pytest.mark.parametrize(("extra", "match"), [
+    ('same_camera_junk = "no"\n', r"scenarios\.S\.same_camera_junk: expected true or false"),
+    ('identities = "all"\n', r"scenarios\.S\.identities: unknown value 'all' \(expected one of clothes_change\)"),
+])
+def test_bad_scenario_options(tmp_path, extra, match):
+    with pytest.raises(AtustcError, match=match):
+        load_protocol(scenario_file(tmp_path, extra))
