@@ -46,7 +46,9 @@ class ScenarioCount:
 def table_labels(table: pd.DataFrame) -> dict[str, np.ndarray]:
     """The int64 label arrays the junk rules read (:data:`~atustc.protocol.LABEL_COLUMNS`; modality coded)."""
     out = {c: table[c].to_numpy(dtype=np.int64) for c in LABEL_COLUMNS if c != "modality"}
-    out["modality"] = table["modality"].map(MODALITY_CODE).to_numpy(dtype=np.int64)
+    out["modality"] = np.zeros(len(table), dtype=np.int64)
+    for name, code in MODALITY_CODE.items():
+        out["modality"][(table["modality"] == name).to_numpy(dtype=bool)] = code
     return out
 
 
@@ -105,9 +107,10 @@ def protocol_counts(
     ``weight``: images per row, as in :func:`count_scenario`.
     """
     labels = table_labels(table)
+    pools: dict = {}
     out = {}
     for s in protocol.scenarios:
-        q, g = s.select(table)
+        q, g = s.select(table, pools)
         runs = [count_scenario(s, labels, q, g, weight)]
         if s.directions == "both":
             runs.append(count_scenario(s, labels, g, q, weight))

@@ -196,13 +196,18 @@ class Scenario:
         """The scenario's junk rules plus the always-on same-camera rule (unless ``same_camera_junk = false``)."""
         return (SAME_CAMERA_JUNK, *self.junk) if self.same_camera_junk else self.junk
 
-    def select(self, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def select(self, table: pd.DataFrame, cache: dict[Pool, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Boolean masks of the query and gallery rows: the pools, then the ``identities`` filter.
 
         ``identities = "clothes_change"`` keeps, in both, only the identities seen in more than
-        one outfit among the pools' rows (query and gallery together).
+        one outfit among the pools' rows (query and gallery together). ``cache`` holds pool
+        masks already computed on this table (filled as a side effect).
         """
-        q, g = self.query.select(table), self.gallery.select(table)
+        cache = {} if cache is None else cache
+        for pool in (self.query, self.gallery):
+            if pool not in cache:
+                cache[pool] = pool.select(table)
+        q, g = cache[self.query], cache[self.gallery]
         if self.identities == "clothes_change":
             rows = table[q | g]
             outfits = rows.groupby("pid")["clothes"].nunique()
