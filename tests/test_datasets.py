@@ -110,6 +110,10 @@ def test_made_up_dataset_index_split_eval_end_to_end(toy, tmp_path, monkeypatch,
     assert s["identities"] == {"train": 5, "val": 1, "test": 4}  # round(0.2 * 6) validation identity
     assert s["scenarios"]["toy"] == {"queries": 8, "valid": 8, "gallery": 24}
     assert s["val_scenarios"]["toy"] == {"queries": 2, "valid": 2, "gallery": 4}  # one query per camera
+    capsys.readouterr()
+    main(["split", "sp", "--describe"])
+    audit = capsys.readouterr().out
+    assert "disjoint-set" in audit and "query|gallery" in audit and "st_query" not in audit
     split = load_split(tmp_path / "sp")
     assert set(split.val_protocol["split"]) == {"query", "gallery"}
     assert (tmp_path / "sp" / "lists" / "query.txt").read_text().splitlines() == sorted(

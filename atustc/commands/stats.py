@@ -33,7 +33,8 @@ def command(
     For every table and every split (train, val, test, query, gallery and the AT-USTC
     ST/LT x RGB/IR query/gallery pools): identities, images, outfits, RGB and IR cameras,
     captures (distinct date x camera) and dates per identity, and which of the six scenarios
-    DT-ST ... AD-LT have a valid query/positive pair. A table of a published dataset (by its
+    DT-ST ... AD-LT (protocols/atustc.toml) have a valid query/positive pair; for a table of a
+    registered dataset, also the valid queries of its default protocol on its query/gallery. A table of a published dataset (by its
     `dataset` column: Market1501, CUHK03, MSMT17, RegDB, SYSU-MM01, LLCM, PRCC, LTCC,
     DeepChange, AT-USTC) replaces that dataset's published figures in the panels.
     """
