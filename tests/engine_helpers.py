@@ -104,5 +104,5 @@ def make_dataset(base: Path, ids: int = 16, seed: int = 0) -> tuple[Path, Path, 
     table = save_table(pd.DataFrame(rows, columns=cols), table_path)
     write_json_atomic(manifest_path(table_path), {"root": str(root.resolve())})
     split_dir = base / "split"
-    write_split(make_split(table, "resplit", seed=0, root=root), split_dir)
+    write_split(make_split(table, "resplit", seed=0, root=root, dataset="atustc"), split_dir)
     return root, table_path, split_dir

@@ -262,3 +262,13 @@ def test_row_keys_group_like_tuples_even_when_packing_would_overflow():
     assert small.tolist() == [4, 5, 6, 0]  # packed: (pid + 1) * 2 + (clothes - 5)
     big = row_keys(np.array([2**40, 5, 2**40]), np.array([3, 2**40, 3]), np.array([1, 2, 1]))
     assert big[0] == big[2] != big[1]
+
+
+def test_a_table_of_an_unregistered_dataset_needs_dataset():
+    t = rows(BASE).assign(dataset="mine")
+    with pytest.raises(AtustcError, match="table: unknown dataset format 'mine'.*; pass --dataset NAME"):
+        make_split(t)
+    split = make_split(t, dataset="atustc")
+    assert split.info["dataset"] == "atustc" and split.info["summary"]["scenarios"]["DT-ST"]["valid"] == 4
+    with pytest.raises(AtustcError, match="holds rows of 2 datasets \\(atustc, mine\\)"):
+        make_split(pd.concat([rows(BASE), t.assign(relpath=t["relpath"] + "x")], ignore_index=True))

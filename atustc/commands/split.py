@@ -24,13 +24,15 @@ if TYPE_CHECKING:
               help="Seed of the resplit, the validation identities and the validation protocol's query/gallery.")
 @click.option("--val-fraction", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=None,
               help="Share of the train identities used for validation (default: the dataset's, 0.2).")
+@click.option("--dataset", default=None, metavar="NAME",
+              help="Split by the rules and protocols of this registered dataset (default: the table's `dataset`).")
 @click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Image root to record (default: the table manifest's root).")
 @click.option("--describe", is_flag=True,
               help="Audit the split (shared identities, outfits, images, dates, modalities); "
                    "SOURCE may then be a split folder.")
 def command(source: Path, output: Path | None, strategy: str, seed: int, val_fraction: float | None,
-            root: Path | None, describe: bool) -> None:
+            dataset: str | None, root: Path | None, describe: bool) -> None:
     """Split SOURCE (a table .parquet, or with --describe a split folder) and print its statistics.
 
     The table's dataset decides how: AT-USTC reads its flags; a dataset without a validation
@@ -53,7 +55,8 @@ def command(source: Path, output: Path | None, strategy: str, seed: int, val_fra
         table = load_table(source)
         if root is None and manifest_path(source).is_file():
             root = dataset_root(source)
-        split = make_split(table, strategy, seed, root=root, val_fraction=val_fraction)  # type: ignore[arg-type]
+        split = make_split(table, strategy, seed, root=root, val_fraction=val_fraction,  # type: ignore[arg-type]
+                           dataset=dataset)
         if output is None and not describe:
             raise AtustcError("missing -o/--output: the split folder to write")
         if output is not None:

@@ -153,7 +153,10 @@ def dataset_of(table: pd.DataFrame, source: str = "table") -> DatasetSpec:
     names = sorted(table["dataset"].astype(str).unique())
     if len(names) != 1:
         raise AtustcError(f"{source}: holds rows of {len(names)} datasets ({', '.join(names)}); split one dataset at a time")
-    return get_dataset(names[0])
+    try:
+        return get_dataset(names[0])
+    except AtustcError as exc:
+        raise AtustcError(f"{source}: {exc.message}; pass --dataset NAME to split it by another dataset's rules") from None
 
 
 def make_split(
@@ -163,6 +166,7 @@ def make_split(
     *,
     root: str | os.PathLike[str] | None = None,
     val_fraction: float | None = None,
+    dataset: str | None = None,
 ) -> Split:
     """Build and validate a split of an annotation table.
 
@@ -174,6 +178,8 @@ def make_split(
         root: the dataset root the table's ``relpath`` values are relative to (recorded).
         val_fraction: validation share of the train identities (default: the dataset's;
             AT-USTC's official split takes validation from its flags).
+        dataset: the registered dataset whose rules and protocols apply (default: the one
+            named by the table's ``dataset`` column).
 
     Returns:
         The split.
@@ -189,7 +195,12 @@ def make_split(
     table = validate_table(table)
     if len(table) == 0:
         raise AtustcError("the table is empty: nothing to split")
-    spec = dataset_of(table)
+    if dataset is None:
+        spec = dataset_of(table)
+    else:
+        from atustc.datasets import get_dataset
+
+        spec = get_dataset(dataset)
     if strategy == "resplit" and not spec.resplit:
         raise AtustcError(f"--strategy resplit: dataset {spec.name} keeps its official split only "
                           "(its protocol relies on the release's query/gallery choice)")
