@@ -91,7 +91,7 @@ def parse_names(names: Sequence[str], pattern: str) -> tuple[np.ndarray, np.ndar
     else:
         full = re.compile(pattern)
         ok = np.fromiter((full.fullmatch(s) is not None for s in names), dtype=bool, count=n)
-        found = lines.findall("\n".join(s for s, good in zip(names, ok) if good)) if ok.any() else []
+        found = lines.findall("\n".join(s for s, good in zip(names, ok, strict=True) if good)) if ok.any() else []
     if ok.any():
         groups[ok] = np.array(found, dtype=object).reshape(int(ok.sum()), k)
     return ok, groups

@@ -13,7 +13,7 @@ def prcc(rng: np.random.Generator) -> tuple[list[Shot], dict[str, str]]:
     for part, first, n in (("train", 1, 6), ("val", 7, 3), ("test", 10, 5)):
         for pid in range(first, first + n):
             for letter, cam in (("A", 1), ("B", 2), ("C", 3)):
-                for j in range(2 if letter != "A" else 3):
+                for _ in range(2 if letter != "A" else 3):
                     frame = int(rng.integers(1, 999))
                     clothes = 2 if letter == "C" else 1
                     if part == "test":
