@@ -16,13 +16,13 @@ Once the engine has both, :func:`load` simply returns ``load_protocol(spec)``.
 from __future__ import annotations
 
 import copy
-import tomllib
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import tomllib
 
 from atustc.datasets import cuhk03, deepchange, ltcc, market1501, msmt17, prcc
 from atustc.errors import AtustcError

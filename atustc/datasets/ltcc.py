@@ -20,7 +20,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from atustc.datasets._registry import Scan
-from atustc.datasets._reid_layout import gather, make_scan, parse_names, reject_bad, reject_range, require, to_int
+from atustc.datasets._reid_layout import (
+    gather,
+    make_scan,
+    parse_names,
+    reject_bad,
+    reject_range,
+    require,
+    to_int,
+)
 
 FOLDERS: tuple[tuple[str, str], ...] = (("train", "train"), ("query", "query"), ("test", "gallery"))
 PATTERN = r"(\d+)_(\d+)_c(\d+)_(\d+)\.png"

@@ -20,7 +20,16 @@ from pathlib import Path
 import numpy as np
 
 from atustc.datasets._registry import Scan
-from atustc.datasets._reid_layout import gather, make_scan, parse_names, reject, reject_bad, reject_range, require, to_int
+from atustc.datasets._reid_layout import (
+    gather,
+    make_scan,
+    parse_names,
+    reject,
+    reject_bad,
+    reject_range,
+    require,
+    to_int,
+)
 
 #: Market-style folder -> split.
 FOLDERS: tuple[tuple[str, str], ...] = (

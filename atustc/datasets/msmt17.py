@@ -25,7 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from atustc.datasets._registry import Scan
-from atustc.datasets._reid_layout import make_scan, parse_names, reject, reject_range, require, to_int
+from atustc.datasets._reid_layout import (
+    make_scan,
+    parse_names,
+    reject,
+    reject_range,
+    require,
+    to_int,
+)
 from atustc.errors import AtustcError
 
 #: version -> (train folder, test folder)

@@ -21,7 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from atustc.datasets._registry import Scan
-from atustc.datasets._reid_layout import bad_name, make_scan, parse_names, reject, require, to_int
+from atustc.datasets._reid_layout import (
+    bad_name,
+    make_scan,
+    parse_names,
+    reject,
+    require,
+    to_int,
+)
 
 CAMERAS = {"A": 1, "B": 2, "C": 3}
 TRAIN_PATTERN = r"([ABC])[^/\n]*?(\d*)\.jpg"
