@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from atustc.datasets._registry import Indexer, Scan, get_indexer, list_indexers, register_indexer
+from atustc.datasets._registry import (
+    Indexer,
+    Scan,
+    get_indexer,
+    list_indexers,
+    register_indexer,
+)
 from atustc.errors import AtustcError
 
 if TYPE_CHECKING:

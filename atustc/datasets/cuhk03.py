@@ -48,7 +48,7 @@ def scan(root: Path) -> Scan:
     inside = [lay for lay in LAYOUTS if (root / lay / "bounding_box_train").is_dir()]
     if inside and not (root / "bounding_box_train").exists():
         raise AtustcError(f"{root}: holds the CUHK03-NP layouts {', '.join(inside)}; point ROOT at {root / inside[0]}")
-    result, _ = market1501.scan_bbox_folders(root, "cuhk03", "CUHK03-NP", PATTERN, NAME_HELP, (1, 2), 2)
+    result = market1501.scan_bbox_folders(root, "cuhk03", "CUHK03-NP", PATTERN, NAME_HELP, (1, 2), 2)
     if result.files_seen and not len(result.columns["relpath"]):
         names = [r["path"].rsplit("/", 1)[-1] for r in result.rejected]
         ok, _ = parse_names(names, market1501.PATTERN)

@@ -27,11 +27,10 @@ from atustc.datasets._registry import Scan
 from atustc.datasets._reid_layout import (
     gather,
     make_scan,
-    parse_names,
+    parse_numbers,
     reject_bad,
     reject_range,
     require,
-    to_int,
 )
 
 FOLDERS: tuple[tuple[str, str], ...] = (
@@ -49,19 +48,19 @@ def scan(root: Path) -> Scan:
     """Index a DeepChange root (see the module docstring)."""
     require(root, "deepchange", [f for f, _ in FOLDERS], "DeepChange")
     relpath, names, split = gather(root, FOLDERS)
-    ok, groups = parse_names(names, PATTERN)
+    ok, ints = parse_numbers(names, PATTERN)
     rejected = reject_bad(root, relpath, names, ok, NAME_HELP)
-    camera = to_int(groups[:, 1])
+    camera = ints[:, 1]
     ok, bad = reject_range(relpath, camera, ok, 1, 99, "bad_camera", "camera")
     rejected += bad
-    date, time = to_int(groups[:, 2]), to_int(groups[:, 3])
+    date, time = ints[:, 2], ints[:, 3]
     cols = {
         "relpath": relpath,
-        "pid": to_int(groups[:, 0]),
+        "pid": ints[:, 0],
         "camera": camera,
         "clothes": np.where(split == "train", date, date * 1_000_000 + time),
         "date": date,
-        "frame": to_int(groups[:, 4]),
+        "frame": ints[:, 4],
         "split": split,
     }
     return make_scan("deepchange", ok, cols, rejected, len(names))

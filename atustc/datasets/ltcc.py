@@ -23,11 +23,10 @@ from atustc.datasets._registry import Scan
 from atustc.datasets._reid_layout import (
     gather,
     make_scan,
-    parse_names,
+    parse_numbers,
     reject_bad,
     reject_range,
     require,
-    to_int,
 )
 
 FOLDERS: tuple[tuple[str, str], ...] = (("train", "train"), ("query", "query"), ("test", "gallery"))
@@ -39,17 +38,17 @@ def scan(root: Path) -> Scan:
     """Index an LTCC root (see the module docstring)."""
     require(root, "ltcc", [f for f, _ in FOLDERS], "LTCC")
     relpath, names, split = gather(root, FOLDERS)
-    ok, groups = parse_names(names, PATTERN)
+    ok, ints = parse_numbers(names, PATTERN)
     rejected = reject_bad(root, relpath, names, ok, NAME_HELP)
-    camera = to_int(groups[:, 2])
+    camera = ints[:, 2]
     ok, bad = reject_range(relpath, camera, ok, 1, 12, "bad_camera", "camera")
     rejected += bad
     cols = {
         "relpath": relpath,
-        "pid": to_int(groups[:, 0]),
-        "clothes": to_int(groups[:, 1]),
+        "pid": ints[:, 0],
+        "clothes": ints[:, 1],
         "camera": camera,
-        "frame": to_int(groups[:, 3]),
+        "frame": ints[:, 3],
         "split": split,
     }
     return make_scan("ltcc", ok, cols, rejected, len(names))

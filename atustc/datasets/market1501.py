@@ -23,12 +23,11 @@ from atustc.datasets._registry import Scan
 from atustc.datasets._reid_layout import (
     gather,
     make_scan,
-    parse_names,
+    parse_numbers,
     reject,
     reject_bad,
     reject_range,
     require,
-    to_int,
 )
 
 #: Market-style folder -> split.
@@ -43,17 +42,18 @@ NAME_HELP = "<pid>_c<camera>s<sequence>_<frame>_<box>.jpg (e.g. 0002_c1s1_000451
 
 def scan_bbox_folders(
     root: Path, dataset: str, what: str, pattern: str, expected: str, cameras: tuple[int, int], frame_group: int
-) -> tuple[Scan, np.ndarray]:
-    """Index the three Market-style folders of ``root``; returns the scan and the parsed groups of kept rows.
+) -> Scan:
+    """Index the three Market-style folders of ``root``.
 
     Group 1 of ``pattern`` is the pid, group 2 the camera, group ``frame_group`` the frame.
     Pid -1 is rejected as junk; cameras outside ``cameras`` are rejected.
     """
     require(root, dataset, [f for f, _ in FOLDERS], what)
     relpath, names, split = gather(root, FOLDERS)
-    ok, groups = parse_names(names, pattern)
+    ok, ints = parse_numbers(names, pattern)
     rejected = reject_bad(root, relpath, names, ok, expected)
-    pid, camera, frame = to_int(groups[:, 0]), to_int(groups[:, 1]), to_int(groups[:, frame_group])
+    negative = np.fromiter((s.startswith("-") for s in names), dtype=bool, count=len(names))
+    pid, camera, frame = np.where(negative, -ints[:, 0], ints[:, 0]), ints[:, 1], ints[:, frame_group]
     junk = ok & (pid == -1)
     rejected += [reject(str(relpath[i]), "junk", "pid -1: a junk box (dropped, as torchreid and FastReID do)")
                  for i in np.flatnonzero(junk)]
@@ -63,13 +63,12 @@ def scan_bbox_folders(
     ok, bad = reject_range(relpath, camera, ok, cameras[0], cameras[1], "bad_camera", "camera")
     rejected += bad
     cols = {"relpath": relpath, "pid": pid, "camera": camera, "frame": frame, "split": split}
-    return make_scan(dataset, ok, cols, rejected, len(names)), groups[ok]
+    return make_scan(dataset, ok, cols, rejected, len(names))
 
 
 def scan(root: Path) -> Scan:
     """Index a Market-1501 root (see the module docstring)."""
-    result, _ = scan_bbox_folders(root, "market1501", "Market-1501", PATTERN, NAME_HELP, (1, 6), 3)
-    return result
+    return scan_bbox_folders(root, "market1501", "Market-1501", PATTERN, NAME_HELP, (1, 6), 3)
 
 
 SPEC_KWARGS = dict(

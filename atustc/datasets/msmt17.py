@@ -20,6 +20,7 @@ that no list names are rejected (``not_listed``).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +28,10 @@ import numpy as np
 from atustc.datasets._registry import Scan
 from atustc.datasets._reid_layout import (
     make_scan,
-    parse_names,
+    parse_numbers,
     reject,
     reject_range,
     require,
-    to_int,
 )
 from atustc.errors import AtustcError
 
@@ -44,8 +44,10 @@ LISTS: tuple[tuple[str, str, int], ...] = (
     ("list_query.txt", "query", 1),
     ("list_gallery.txt", "gallery", 1),
 )
-PATTERN = r"(\d+)_(\d+)_(\d+)_(\d{4})(?:morning|noon|afternoon)_(\d+)_(\d+)\.jpg"
-NAME_HELP = "<pid>_<index>_<camera>_<MMDD><morning|noon|afternoon>_<frame>_<n>.jpg"
+#: a list entry: <pid folder>/<pid>_<index>_<camera>_<MMDD><time of day>_<frame>_<n>.jpg
+PATTERN = r"(\d+)/(\d+)_(\d+)_(\d+)_(\d{4})(?:morning|noon|afternoon)_(\d+)_(\d+)\.jpg"
+_ENTRY_LINE = re.compile("^" + re.sub(r"\((?!\?)", "(?:", PATTERN) + r" +\d+[ \t]*\r?$", re.MULTILINE)
+NAME_HELP = "<pid>/<pid>_<index>_<camera>_<MMDD><morning|noon|afternoon>_<frame>_<n>.jpg"
 
 
 def version_of(root: Path) -> str:
@@ -61,31 +63,41 @@ def version_of(root: Path) -> str:
     raise AtustcError(f"{root}: not an MSMT17 root")  # pragma: no cover  (require raised)
 
 
-def read_list(path: Path) -> tuple[list[str], np.ndarray]:
-    """``(relpaths, pids)`` of a ``<relpath> <pid>`` list file.
+def read_list(path: Path) -> tuple[list[str], np.ndarray, bool]:
+    """``(relpaths, pids, all_names_parse)`` of a ``<relpath> <pid>`` list file.
+
+    One regex pass checks every line and its entry name at once (the usual case); otherwise the
+    lines are checked one by one and the names are left to the caller.
 
     Raises:
         AtustcError: the file is missing, or a line is not ``<relpath> <integer>`` (naming the line).
     """
     if not path.is_file():
         raise AtustcError(f"{path}: list file not found")
-    lines = [ln for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
-    tokens = "\n".join(lines).split()
-    if len(tokens) == 2 * len(lines) and all(t.isdigit() for t in tokens[1::2]):
-        return tokens[0::2], np.array(tokens[1::2], dtype=np.int64)
-    for i, ln in enumerate(lines, 1):
-        parts = ln.split()
-        if len(parts) != 2 or not parts[1].isdigit():
-            raise AtustcError(f"{path}: line {i}: expected '<relpath> <pid>', got {ln.strip()!r}")
-    raise AtustcError(f"{path}: unreadable list")  # pragma: no cover
+    text = path.read_text(encoding="utf-8", errors="replace")
+    tokens = text.split()
+    if 2 * _ENTRY_LINE.subn("", text)[1] == len(tokens):  # every non-blank line is "<good entry> <pid>"
+        return tokens[0::2], np.fromiter(map(int, tokens[1::2]), dtype=np.int64, count=len(tokens) // 2), True
+    lines = text.splitlines()
+    parts = list(map(str.split, lines))
+    if set(map(len, parts)) <= {0, 2} and "".join(tokens[1::2]).isdigit():
+        return tokens[0::2], np.fromiter(map(int, tokens[1::2]), dtype=np.int64, count=len(tokens) // 2), False
+    for i, p in enumerate(parts):
+        if p and (len(p) != 2 or not p[1].isdigit()):
+            raise AtustcError(f"{path}: line {i + 1}: expected '<relpath> <pid>', got {lines[i].strip()!r}")
+    raise AtustcError(f"{path}: unreadable list")  # pragma: no cover  (the loop finds the bad line)
 
 
 def _walk_images(root: Path, folder: str) -> list[str]:
+    """``folder/<pid>/<name>`` of every file (one ``os.scandir`` of ``folder``, one ``os.listdir`` per pid folder)."""
     out: list[str] = []
-    for d in sorted(os.listdir(root / folder)):
-        sub = root / folder / d
-        if sub.is_dir():
-            out.extend(f"{folder}/{d}/{f}" for f in sorted(os.listdir(sub)))
+    top = os.path.join(root, folder)
+    with os.scandir(top) as it:
+        entries = sorted((e.name, e.is_dir()) for e in it)
+    for d, is_dir in entries:
+        if is_dir:
+            prefix = f"{folder}/{d}/"
+            out.extend([prefix + f for f in sorted(os.listdir(os.path.join(top, d)))])
         else:
             out.append(f"{folder}/{d}")
     return out
@@ -100,11 +112,15 @@ def scan(root: Path) -> Scan:
     """
     folders = VERSIONS[version_of(root)]
     listed: list[str] = []
+    entries: list[str] = []
     pids: list[np.ndarray] = []
     split: list[str] = []
+    checked = True
     for name, part, role in LISTS:
-        rels, p = read_list(root / name)
-        listed.extend(f"{folders[role]}/{r}" for r in rels)
+        rels, p, good = read_list(root / name)
+        checked &= good
+        entries.extend(rels)
+        listed.extend([f"{folders[role]}/{r}" for r in rels])
         pids.append(p)
         split.extend([part] * len(rels))
     on_disk = _walk_images(root, folders[0]) + _walk_images(root, folders[1])
@@ -120,23 +136,26 @@ def scan(root: Path) -> Scan:
     pid = np.concatenate(pids)
     splits = np.array(split, dtype=object)
     in_list = set(listed)
-    rejected = [reject(r, "not_listed", "image in no list file (list_train/val/query/gallery.txt)")
-                for r in on_disk if r not in in_list]
+    rejected = []
+    if len(present) > len(in_list):  # some image is in no list
+        rejected = [reject(r, "not_listed", "image in no list file (list_train/val/query/gallery.txt)")
+                    for r in on_disk if r not in in_list]
     ok = np.ones(len(listed), dtype=bool)
-    _, first = np.unique(relpath.astype(str), return_index=True)
-    dup = np.ones(len(listed), dtype=bool)
-    dup[first] = False
-    rejected += [reject(str(relpath[i]), "duplicate", "listed twice (kept the first entry)") for i in np.flatnonzero(dup)]
-    ok &= ~dup
-    names = [r.rsplit("/", 1)[-1] for r in listed]
-    parsed, groups = parse_names(names, PATTERN)
-    rejected += [reject(str(relpath[i]), "unparseable", f"file name does not parse; expected {NAME_HELP}")
+    if len(in_list) < len(listed):
+        seen: set[str] = set()
+        for i, r in enumerate(listed):
+            if r in seen:
+                ok[i] = False
+                rejected.append(reject(r, "duplicate", "listed twice (kept the first entry)"))
+            seen.add(r)
+    parsed, ints = parse_numbers(entries, PATTERN, checked=checked)
+    rejected += [reject(str(relpath[i]), "unparseable", f"list entry does not parse; expected {NAME_HELP}")
                  for i in np.flatnonzero(ok & ~parsed)]
     ok &= parsed
-    name_pid, camera = to_int(groups[:, 0]), to_int(groups[:, 2])
-    mismatch = ok & (name_pid != pid)
-    rejected += [reject(str(relpath[i]), "pid_mismatch", f"list pid {pid[i]} differs from the file name's {name_pid[i]}")
-                 for i in np.flatnonzero(mismatch)]
+    camera = ints[:, 3]
+    mismatch = ok & ((ints[:, 0] != pid) | (ints[:, 1] != pid))
+    rejected += [reject(str(relpath[i]), "pid_mismatch", f"list pid {pid[i]} differs from the folder / file name's "
+                        f"{ints[i, 0]} / {ints[i, 1]}") for i in np.flatnonzero(mismatch)]
     ok &= ~mismatch
     ok, bad = reject_range(relpath, camera, ok, 1, 15, "bad_camera", "camera")
     rejected += bad
@@ -146,8 +165,8 @@ def scan(root: Path) -> Scan:
         "relpath": relpath,
         "pid": np.where(is_test, pid + n_train, pid),
         "camera": camera,
-        "date": to_int(groups[:, 3]),
-        "frame": to_int(groups[:, 4]),
+        "date": ints[:, 4],
+        "frame": ints[:, 5],
         "split": splits,
     }
     return make_scan("msmt17", ok, cols, rejected, len(on_disk))
