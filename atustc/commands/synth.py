@@ -31,13 +31,24 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
               help="Rendering processes; 0 = one per CPU core (1 for small sets).")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists and is not empty.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--layout", default="atustc", show_default=True,
+              help="Release layout: atustc, or a miniature of market1501, cuhk03, msmt17, prcc, ltcc, deepchange "
+                   "(folders, names and list files as released; --size, --identities, --image-size do not apply).")
 def command(out: Path, size: str, identities: int | None, seed: int, image_size: str | None, workers: int,
-            overwrite: bool, quiet: bool) -> None:
+            overwrite: bool, quiet: bool, layout: str) -> None:
     """Generate a synthetic AT-USTC tree OUT/pXXX-dYY-cZZ/camNN-fF-FFFF.jpg (cams 1-8 RGB, 9-16 IR).
 
     Identities are split 1:1 into train and test (20% of train identities flagged validation);
     test images get query/gallery flags by the per-clip rule of atustc.split.flags.
     """
+    if layout != "atustc":
+        from atustc.synth.layouts import write_layout
+
+        n, seconds = write_layout(out, layout, seed, overwrite=overwrite)
+        root = out / "detected" if layout == "cuhk03" else out
+        click.echo(f"{out}: {layout} miniature, {n} images (seed {seed}) in {seconds:.2f} s\n"
+                   f"next: atustc index {root} --format {layout} -o {out.name}.parquet")
+        return
     from atustc.synth import SynthConfig, make_plan, synthesize
 
     config = SynthConfig.named(size, seed=seed, identities=identities, image_size=_parse_size(image_size))
