@@ -245,3 +245,35 @@ def test_row_keys_group_like_tuples_even_when_packing_would_overflow():
     assert small.tolist() == [4, 5, 6, 0]  # packed: (pid + 1) * 2 + (clothes - 5)
     big = row_keys(np.array([2**40, 5, 2**40]), np.array([3, 2**40, 3]), np.array([1, 2, 1]))
     assert big[0] == big[2] != big[1]
+
+
+def test_cli_split_refuses_a_non_empty_folder_unless_overwrite(tmp_path, monkeypatch, capsys, synth_table):
+    import shutil
+
+    import atustc.split
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(synth_table[1], tmp_path / "demo.parquet")
+    main(["split", "demo.parquet", "-o", "s"])
+    before = {p.name: p.read_bytes() for p in (tmp_path / "s").iterdir() if p.is_file()}
+    with pytest.raises(SystemExit) as exc:
+        main(["split", "demo.parquet", "-o", "s", "--strategy", "resplit", "--seed", "3"])
+    assert exc.value.code == 2
+    assert "s: folder exists and is not empty; pass --overwrite to replace it" in capsys.readouterr().err
+
+    def half_written(split, out):  # dies after writing part of the new split
+        (out / "split.json").write_text("{}")
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(atustc.split, "write_split", half_written)
+    with pytest.raises(RuntimeError):
+        main(["split", "demo.parquet", "-o", "s", "--strategy", "resplit", "--seed", "3", "--overwrite"])
+    assert {p.name: p.read_bytes() for p in (tmp_path / "s").iterdir() if p.is_file()} == before
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    main(["split", "demo.parquet", "-o", "s", "--strategy", "resplit", "--seed", "3", "--overwrite"])
+    assert json.loads((tmp_path / "s" / "split.json").read_text())["seed"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.parquet", "s"]  # no temporary folder left
+    (tmp_path / "empty").mkdir()
+    main(["split", "demo.parquet", "-o", "empty"])  # an empty folder is not refused
+    assert (tmp_path / "empty" / "split.json").is_file()
