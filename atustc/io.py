@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-
 _UMASK_LOCK = threading.Lock()
 
 

@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 
 import atustc.io as aio
-from atustc.io import atomic_dir, atomic_path, current_umask, write_json_atomic, write_text_atomic
+from atustc.io import (
+    atomic_dir,
+    atomic_path,
+    current_umask,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 
 @pytest.fixture(params=[0o022, 0o077, 0o002])
@@ -66,10 +72,9 @@ def test_atomic_dir_mode_and_swap(tmp_path, umask):
     with atomic_dir(target) as tmp:
         (tmp / "a.txt").write_text("old")
     assert _mode(target) == 0o777 & ~umask
-    with pytest.raises(RuntimeError):
-        with atomic_dir(target) as tmp:
-            (tmp / "a.txt").write_text("half")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("half")
+        raise RuntimeError("boom")
     assert (target / "a.txt").read_text() == "old"
     with atomic_dir(target) as tmp:
         (tmp / "b.txt").write_text("new")
