@@ -220,13 +220,13 @@ def _feature_rows(features: Features, table: pd.DataFrame, needed: np.ndarray) -
     index = pd.Index(features.relpath)
     if not index.is_unique:
         dup = index[index.duplicated()][0]
-        raise AtustcError(f"features: relpath {dup!r} appears more than once")
+        raise AtustcError(f"{features.source}: relpath {dup!r} appears more than once")
     pos = index.get_indexer(table["relpath"].to_numpy())
     missing = needed[pos[needed] < 0]
     if missing.size:
         first = table["relpath"].iloc[missing[0]]
         raise AtustcError(
-            f"features: {missing.size} of the {needed.size} images the protocol needs have no feature "
+            f"{features.source}: {missing.size} of the {needed.size} images the protocol needs have no feature "
             f"(first: {first})"
         )
     return pos

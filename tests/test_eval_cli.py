@@ -86,12 +86,13 @@ def bad_npz(path, relpath, **arrays):
 @pytest.mark.parametrize(
     ("make", "match"),
     [
-        (lambda d, f: (save_features(Features(f.relpath[5:], f.heads, f.feat[5:]), d / "x.npz"), d / "x.npz")[1], r"images the protocol needs have no feature \(first: "),
-        (lambda d, f: (save_features(Features(f.relpath, tuple("abcdef"), f.feat), d / "x.npz"), d / "x.npz")[1], r"scenario DT-ST: features: unknown head 'DT-ST'"),
-        (lambda d, f: bad_npz(d / "x.npz", relpath=f.relpath[:-1], heads=np.array(f.heads), feat=f.feat), r"relpaths for \d+ feature rows"),
+        (lambda d, f: (save_features(Features(f.relpath[5:], f.heads, f.feat[5:]), d / "x.npz"), d / "x.npz")[1], r"x.npz: \d+ of the \d+ images the protocol needs have no feature \(first: "),
+        (lambda d, f: (save_features(Features(f.relpath, tuple("abcdef"), f.feat), d / "x.npz"), d / "x.npz")[1], r"scenario DT-ST: \S*x.npz: unknown head 'DT-ST'"),
+        (lambda d, f: bad_npz(d / "x.npz", relpath=f.relpath[:-1], heads=np.array(f.heads), feat=f.feat), r"x.npz: \d+ relpaths for \d+ feature rows"),
         (lambda d, f: bad_npz(d / "x.npz", relpath=f.relpath, heads=np.array(f.heads), feat=np.where(np.arange(len(f.relpath))[:, None, None] == 7, np.nan, f.feat)), r"row 7 .*NaN or infinite"),
-        (lambda d, f: bad_npz(d / "x.npz", relpath=f.relpath, heads=np.array(f.heads), feat=f.feat[:, 0, 0]), r"feat must be \[N, H, D\]"),
-        (lambda d, f: d / "missing.npz", "features file not found"),
+        (lambda d, f: bad_npz(d / "x.npz", relpath=f.relpath, heads=np.array(f.heads), feat=f.feat[:, 0, 0]), r"x.npz: feat must be \[N, H, D\]"),
+        (lambda d, f: d / "missing.npz", "missing.npz: features file not found"),
+        (lambda d, f: bad_npz(d / "x.npz", relpath=np.concatenate([f.relpath, f.relpath[:1]]), heads=np.array(f.heads), feat=np.concatenate([f.feat, f.feat[:1]])), r"x.npz: relpath '\S+' appears more than once"),
     ],
 )
 def test_bad_features_exit_2_with_one_line(data, capsys, make, match):

@@ -102,9 +102,9 @@ def build_report(
     from atustc.stats.published import load_published
 
     if not tables:
-        raise AtustcError("no table given")
+        raise AtustcError("tables: no table given; pass at least one annotation table")
     if labels is not None and len(labels) != len(tables):
-        raise AtustcError(f"got {len(labels)} label(s) for {len(tables)} table(s)")
+        raise AtustcError(f"labels: got {len(labels)} label(s) for {len(tables)} table(s); give one per table")
     raw = {src: "+".join(sorted(t["dataset"].astype(str).unique())) or "empty" for src, t in tables.items()}
     if labels is not None:
         raw = dict(zip(raw, labels))
@@ -236,7 +236,7 @@ def format_summary(report: StatsReport, fmt: SummaryFormat) -> str:
         for row in brief.itertuples(index=False):
             lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
         return "\n".join(lines) + "\n"
-    raise AtustcError(f"unknown summary format {fmt!r}; choose one of {', '.join(SUMMARY_FORMATS)}")
+    raise AtustcError(f"fmt: unknown summary format {fmt!r}; choose one of {', '.join(SUMMARY_FORMATS)}")
 
 
 def scenario_words(scenarios: str) -> str:
