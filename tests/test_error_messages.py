@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from ranking_reference import exact_features, make_table
 
 from atustc.errors import AtustcError
 from atustc.evaluate import evaluate
@@ -9,7 +10,6 @@ from atustc.features import Features, load_features, save_features
 from atustc.protocol import load_protocol
 from atustc.stats import build_report, format_summary
 from atustc.synth import SynthConfig
-from ranking_reference import exact_features, make_table
 
 
 @pytest.fixture(scope="module")
