@@ -120,5 +120,6 @@ def dropped_notes(result: ProtocolResult, counts: dict[str, QueryCounts]) -> lis
         no_pos = c.admitted - row.valid_queries
         if parts or no_pos:
             parts.append(f"{no_pos:,} with no positive after junk removal")
-            lines.append(f"{name}: {c.queries:,} in the pool; " + "; ".join(parts))
+            pool = "in its scenarios' pools" if name in result.summary else "in the pool"
+            lines.append(f"{name}: {c.queries:,} {pool}; " + "; ".join(parts))
     return lines

@@ -80,6 +80,7 @@ def test_valid_column_uses_the_admitted_queries_and_a_footnote_says_why(scored, 
             f"{counts['DT-ST'].admitted - dt.valid_queries} with no positive after junk removal") in text
     any_time = result.summary["Any-Time"]
     assert f"{any_time.valid_queries}/{counts['Any-Time'].admitted}" in text
+    assert f"Any-Time: {any_time.queries} in its scenarios' pools; " in text
 
 
 def test_json_keeps_its_fields_and_adds_the_counts(scored):
