@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from atustc.features import Features
+    from atustc.querycounts import QueryCounts
     from atustc.ranking import QueryMetrics, Summary
 
 #: CMC ranks reported in results.
@@ -93,10 +94,19 @@ class ProtocolResult:
         return pd.DataFrame(rows, columns=columns)
 
 
-def print_result(result: ProtocolResult, console: Console | None = None) -> None:
-    """Print a result as a rich table: percentages with 2 decimals, then the valid-query count."""
+def print_result(
+    result: ProtocolResult, console: Console | None = None, counts: dict[str, QueryCounts] | None = None
+) -> None:
+    """Print a result as a rich table: percentages with 2 decimals, then the valid-query count.
+
+    With ``counts`` (:func:`atustc.querycounts.query_counts`) the valid column reads ``valid /
+    admitted`` (queries the scenario's modality rule admits) and a footnote says what each row
+    dropped from its pool and why; without, ``valid / queries in the pool``.
+    """
     from rich.console import Console
     from rich.table import Table
+
+    from atustc.querycounts import dropped_notes
 
     console = console or Console()
     table = Table(title=f"protocol {result.protocol}", title_justify="left")
@@ -108,7 +118,8 @@ def print_result(result: ProtocolResult, console: Console | None = None) -> None
     def add(row: MetricRow, style: str | None = None) -> None:
         d = row.to_dict()
         cells = [f"{100 * d[k]:.2f}" for k in METRIC_KEYS[:-1]]
-        table.add_row(row.name, *cells, f"{row.valid_queries}/{row.queries}", style=style)
+        of = counts[row.name].admitted if counts is not None and row.name in counts else row.queries
+        table.add_row(row.name, *cells, f"{row.valid_queries}/{of}", style=style)
 
     for row in result.scenarios.values():
         add(row)
@@ -117,6 +128,10 @@ def print_result(result: ProtocolResult, console: Console | None = None) -> None
         for row in result.summary.values():
             add(row, style="bold")
     console.print(table)
+    if counts is not None:
+        console.print("valid: queries with a positive / queries the scenario's modality rule admits", style="dim")
+        for line in dropped_notes(result, counts):
+            console.print(line, style="dim", highlight=False, soft_wrap=True)
 
 
 def evaluate(
@@ -212,13 +227,13 @@ def _feature_rows(features: Features, table: pd.DataFrame, needed: np.ndarray) -
     index = pd.Index(features.relpath)
     if not index.is_unique:
         dup = index[index.duplicated()][0]
-        raise AtustcError(f"features: relpath {dup!r} appears more than once")
+        raise AtustcError(f"{features.source}: relpath {dup!r} appears more than once")
     pos = index.get_indexer(table["relpath"].to_numpy())
     missing = needed[pos[needed] < 0]
     if missing.size:
         first = table["relpath"].iloc[missing[0]]
         raise AtustcError(
-            f"features: {missing.size} of the {needed.size} images the protocol needs have no feature "
+            f"{features.source}: {missing.size} of the {needed.size} images the protocol needs have no feature "
             f"(first: {first})"
         )
     return pos

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -13,27 +13,28 @@ from atustc.errors import AtustcError
 
 @dataclass(frozen=True)
 class Features:
-    """Embeddings of N images under H named heads."""
+    """Embeddings of N images under H named heads; ``source`` (the file) names them in errors."""
 
     relpath: np.ndarray  # [N] str
     heads: tuple[str, ...]
     feat: np.ndarray  # [N, H, D] float32
+    source: str = field(default="features", compare=False)
 
     def __post_init__(self) -> None:
         if self.feat.ndim != 3:
-            raise AtustcError(f"features: feat must be [N, H, D], got shape {self.feat.shape}")
+            raise AtustcError(f"{self.source}: feat must be [N, H, D], got shape {self.feat.shape}")
         n, h, _ = self.feat.shape
         if len(self.relpath) != n:
-            raise AtustcError(f"features: {len(self.relpath)} relpaths for {n} feature rows")
+            raise AtustcError(f"{self.source}: {len(self.relpath)} relpaths for {n} feature rows")
         if len(self.heads) != h:
-            raise AtustcError(f"features: {len(self.heads)} head names for {h} heads")
+            raise AtustcError(f"{self.source}: {len(self.heads)} head names for {h} heads")
 
     def head_index(self, name: str) -> int:
         """Column of head ``name``; a single-head feature serves every head name."""
         if len(self.heads) == 1:
             return 0
         if name not in self.heads:
-            raise AtustcError(f"features: unknown head {name!r} (have {', '.join(self.heads)})")
+            raise AtustcError(f"{self.source}: unknown head {name!r} (have {', '.join(self.heads)})")
         return self.heads.index(name)
 
 
@@ -77,7 +78,4 @@ def load_features(path: str | os.PathLike[str]) -> Features:
     if bad.any():
         row = int(np.argwhere(bad)[0][0])
         raise AtustcError(f"{p}: row {row} ({relpath[row]}): feature has NaN or infinite values")
-    try:
-        return Features(relpath=relpath, heads=tuple(heads.tolist()), feat=feat)
-    except AtustcError as exc:
-        raise AtustcError(f"{p}: {exc.message.removeprefix('features: ')}") from None
+    return Features(relpath=relpath, heads=tuple(heads.tolist()), feat=feat, source=str(p))

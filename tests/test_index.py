@@ -42,7 +42,14 @@ BAD = {
     "p001-d01-c01/cam02-f11-0001.jpg": ("unknown_flag", "unknown flag f11 (AT-USTC flags are 0-10)"),
     "p001-d01-c01/cam17-f0-0001.jpg": ("bad_camera", "camera 17 out of range 1-16"),
     "p001-d01-c01/cam00-f0-0002.jpg": ("bad_camera", "camera 0 out of range 1-16"),
-    "p001-d01-c01/cam01-f0-050.jpeg": ("duplicate", "duplicate of p001-d01-c01/cam01-f0-0050.jpg"),
+    "p001-d01-c01/cam01-f0-0050.png": ("duplicate", "duplicate of p001-d01-c01/cam01-f0-0050.jpg"),
+    "p001-d01-c01/cam3-f0-12.jpg": ("noncanonical", "non-canonical file name (the release would spell it "
+                                                    "cam03-f0-0012.jpg)"),
+    "p001-d01-c01/cam04-f00-0012.png": ("noncanonical", "non-canonical file name (the release would spell it "
+                                                        "cam04-f0-0012.png)"),
+    "p001-d01-c01/cam04-f0-012.jpg": ("noncanonical", "non-canonical file name"),
+    "p001-d01-c01/cam004-f0-0012.jpg": ("noncanonical", "non-canonical file name"),
+    "p001-d01-c01/xcam04-f0-0012.jpg": ("unparseable", "file name does not parse"),
     "loose.jpg": ("unparseable", "not inside a pXXX-dYY-cZZ capture folder"),
     "extra/README": ("not_image", "not an image file (extension 'none')"),
 }
@@ -66,11 +73,11 @@ def test_parse_exact_rows(tmp_path):
 def test_nested_root_and_fast_slow_parse_agree(tmp_path):
     touch(tmp_path, *(f"AT-USTC/{g}" for g in GOOD))
     assert index_dataset(tmp_path).table["relpath"].str.startswith("AT-USTC/").all()
-    names = ["cam01-f0-0050.jpg", "cam16-f10-1234.png", "cam3-f2-7.jpeg"]
+    names = ["cam01-f0-0050.jpg", "cam16-f10-1234.png", "cam03-f2-12345.jpeg"]
     ok, ints = _parse_names(names)
-    ok2, ints2 = _parse_names(names + ["bad.jpg"])
-    assert ok.all() and not ok2[-1] and (ints2[:3] == ints).all()
-    assert ints.tolist() == [[1, 0, 50], [16, 10, 1234], [3, 2, 7]] and ints2[-1].tolist() == [-1, -1, -1]
+    ok2, ints2 = _parse_names(names + ["bad.jpg", "cam3-f2-7.jpg"])
+    assert ok.all() and not ok2[-2:].any() and (ints2[:3] == ints).all()
+    assert ints.tolist() == [[1, 0, 50], [16, 10, 1234], [3, 2, 12345]] and ints2[-1].tolist() == [-1, -1, -1]
 
 
 def test_every_bad_input_is_listed_with_its_reason(tmp_path):
@@ -82,8 +89,8 @@ def test_every_bad_input_is_listed_with_its_reason(tmp_path):
         assert got[path][0] == code and got[path][1].startswith(reason), (path, got[path])
     assert got["p001-d01-c01/subdir/"][0] == "unparseable"
     assert len(res.table) == len(GOOD)
-    assert res.manifest["counts"]["rejected_by_reason"] == {"bad_camera": 2, "duplicate": 1, "not_image": 2,
-                                                          "unknown_flag": 1, "unparseable": 3}
+    assert res.manifest["counts"]["rejected_by_reason"] == {"bad_camera": 2, "duplicate": 1, "noncanonical": 4,
+                                                          "not_image": 2, "unknown_flag": 1, "unparseable": 4}
 
 
 @pytest.mark.parametrize("bad", sorted(BAD))
@@ -106,7 +113,7 @@ def test_without_strict_the_cli_writes_table_and_manifest(tmp_path, capsys, monk
     out = tmp_path / "ds.parquet"
     main(["index", str(root), "-o", str(out)])
     text = capsys.readouterr().out
-    assert "4 images" in text and "8 rejected" in text and "duplicate" in text
+    assert "4 images" in text and f"{len(BAD)} rejected" in text and "duplicate" in text and "noncanonical" in text
     manifest = json.loads(manifest_path(out).read_text())
     table = load_table(out)
     assert manifest["table_hash"] == table_hash(table)

@@ -272,3 +272,35 @@ def test_a_table_of_an_unregistered_dataset_needs_dataset():
     assert split.info["dataset"] == "atustc" and split.info["summary"]["scenarios"]["DT-ST"]["valid"] == 4
     with pytest.raises(AtustcError, match="holds rows of 2 datasets \\(atustc, mine\\)"):
         make_split(pd.concat([rows(BASE), t.assign(relpath=t["relpath"] + "x")], ignore_index=True))
+
+
+def test_cli_split_refuses_a_non_empty_folder_unless_overwrite(tmp_path, monkeypatch, capsys, synth_table):
+    import shutil
+
+    import atustc.split
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(synth_table[1], tmp_path / "demo.parquet")
+    main(["split", "demo.parquet", "-o", "s"])
+    before = {p.name: p.read_bytes() for p in (tmp_path / "s").iterdir() if p.is_file()}
+    with pytest.raises(SystemExit) as exc:
+        main(["split", "demo.parquet", "-o", "s", "--strategy", "resplit", "--seed", "3"])
+    assert exc.value.code == 2
+    assert "s: folder exists and is not empty; pass --overwrite to replace it" in capsys.readouterr().err
+
+    def half_written(split, out):  # dies after writing part of the new split
+        (out / "split.json").write_text("{}")
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(atustc.split, "write_split", half_written)
+    with pytest.raises(RuntimeError):
+        main(["split", "demo.parquet", "-o", "s", "--strategy", "resplit", "--seed", "3", "--overwrite"])
+    assert {p.name: p.read_bytes() for p in (tmp_path / "s").iterdir() if p.is_file()} == before
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    main(["split", "demo.parquet", "-o", "s", "--strategy", "resplit", "--seed", "3", "--overwrite"])
+    assert json.loads((tmp_path / "s" / "split.json").read_text())["seed"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.parquet", "s"]  # no temporary folder left
+    (tmp_path / "empty").mkdir()
+    main(["split", "demo.parquet", "-o", "empty"])  # an empty folder is not refused
+    assert (tmp_path / "empty" / "split.json").is_file()

@@ -207,25 +207,40 @@ def test_match_published(name, expected):
     assert match_published(name, load_published()) == expected
 
 
-def test_computed_table_replaces_published_figures(toy):
+def test_computed_table_is_drawn_beside_the_published_figures(toy):
     market = table_stats(make_table(TOY, dataset="market1501"))
     panels = build_panels([market, toy], load_published())
     scale = panels.scale
-    assert scale["dataset"].tolist()[:3] == ["Market1501", "CUHK03", "MSMT17"]
+    assert scale["dataset"].tolist()[:4] == ["Market1501", "market1501", "CUHK03", "MSMT17"]
     assert scale["dataset"].tolist()[-1] == "toy"
-    m = row(scale, dataset="Market1501")
-    assert (m["source"], m["images"], m["identities"]) == ("computed", 12, 3)
+    assert scale["source"].tolist()[:2] == ["published", "computed"]
+    assert row(scale, dataset="Market1501")[["images", "identities"]].tolist() == [32668, 1501]  # kept
+    m = row(scale, dataset="market1501")
+    assert (m["source"], m["family"], m["images"], m["identities"]) == ("computed", "Tr-ReID", 12, 3)
     assert row(scale, dataset="toy")["family"] == ""
     assert row(scale, dataset="RegDB")["source"] == "published"
-    cam = row(panels.cameras, dataset="Market1501")
+    cam = row(panels.cameras, dataset="market1501")
     assert (cam["rgb_cameras_per_id"], cam["ir_cameras_per_id"]) == pytest.approx((1.0, 5 / 3))
-    cov = panels.coverage[(panels.coverage["dataset"] == "Market1501") & (panels.coverage["group"] == "all")]
+    cov = panels.coverage[(panels.coverage["dataset"] == "market1501") & (panels.coverage["group"] == "all")]
     assert cov.set_index("scenario").loc[SC, "covered"].tolist() == [True, True, True, False, True, True]
     cap = row(panels.captures, dataset="toy")
     assert (cap["captures_per_id"], cap["median"], cap["min"], cap["max"], cap["identities"]) == (
         pytest.approx(10 / 3), 4, 2, 4, 3)
     assert row(panels.captures, dataset="AT-USTC")["captures_per_id"] == 29.1
-    assert sorted(panels.distribution.loc[panels.distribution["dataset"] == "toy", "captures"]) == [2, 4, 4]
+    dist = panels.distribution[panels.distribution["dataset"] == "toy"].set_index("pid")
+    assert dist.loc[[1, 2, 3], ["captures", "rgb_cameras", "ir_cameras", "outfits", "dates"]].values.tolist() == [
+        [4, 2, 1, 2, 2], [4, 1, 2, 2, 2], [2, 0, 2, 1, 1]]
+    od = panels.outfits_dates
+    assert od["dataset"].tolist() == ["market1501", "toy"]  # computed tables only
+    t = row(od, dataset="toy")
+    assert (t["outfits_per_id"], t["dates_per_id"], t["outfits"], t["dates"]) == (
+        pytest.approx(5 / 3), pytest.approx(5 / 3), 5, 3)
+
+
+def test_a_label_equal_to_a_published_name_stays_distinct(toy):
+    at = table_stats(make_table(TOY, dataset="atustc"), label="AT-USTC")
+    names = build_panels([at], load_published()).scale["dataset"].tolist()
+    assert names[-2:] == ["AT-USTC", "AT-USTC (computed)"]
 
 
 def test_duplicate_and_explicit_labels():
@@ -235,8 +250,8 @@ def test_duplicate_and_explicit_labels():
     rep = build_report({"a/t.parquet": t, "b/t.parquet": t}, published=False)
     assert [x["dataset"] for x in rep.tables] == ["toy (t)", "toy (t) #2"]
     rep = build_report({"a/train.parquet": make_table(TOY, "atustc"), "b/test.parquet": make_table(TOY, "atustc")})
-    assert rep.panels.scale["dataset"].tolist()[-2:] == ["AT-USTC", "atustc (test)"]
-    assert rep.panels.scale["source"].tolist()[-2:] == ["computed", "computed"]
+    assert rep.panels.scale["dataset"].tolist()[-3:] == ["AT-USTC", "atustc (train)", "atustc (test)"]
+    assert rep.panels.scale["source"].tolist()[-3:] == ["published", "computed", "computed"]
     rep = build_report({"x.parquet": t}, published=False, labels=["mine"])
     assert rep.summary["dataset"].unique().tolist() == ["mine"]
     with pytest.raises(AtustcError, match="label"):
@@ -253,7 +268,8 @@ def written(tmp_path_factory):
 def test_csv_and_json_agree_with_frames(written):
     rep, out, _ = written
     frames = {"summary": rep.summary, "identities": rep.identities, "coverage": rep.panels.coverage,
-              "cameras": rep.panels.cameras, "captures": rep.panels.captures, "scale": rep.panels.scale}
+              "cameras": rep.panels.cameras, "captures": rep.panels.captures, "scale": rep.panels.scale,
+              "outfits_dates": rep.panels.outfits_dates}
     js = json.loads((out / "stats.json").read_text())
     assert [t["dataset"] for t in js["tables"]] == ["toy", "atustc"]
     for name, df in frames.items():
@@ -275,14 +291,15 @@ def test_csv_and_json_agree_with_frames(written):
 def test_figures_written_and_non_trivial(written):
     _, out, files = written
     names = {p.name for p in files}
-    for stem in ("fig2a_coverage", "fig2b_cameras", "fig2c_captures", "fig2d_scale", "fig2"):
+    for stem in ("fig2a_coverage", "fig2b_cameras", "fig2c_captures", "fig2d_scale", "fig2e_outfits_dates", "fig2"):
         png, svg = out / f"{stem}.png", out / f"{stem}.svg"
         assert png.name in names and svg.name in names
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 15_000
         text = svg.read_text()
         assert text.lstrip().startswith("<?xml") and "<svg" in text and svg.stat().st_size > 10_000
-    # labels are real text in the SVG; the computed AT-USTC replaces the published one and is starred
-    assert "AT-USTC*" in (out / "fig2d_scale.svg").read_text()
+    # labels are real text in the SVG; the computed atustc is starred and the published AT-USTC kept
+    scale_svg = (out / "fig2d_scale.svg").read_text()
+    assert ">atustc*</text>" in scale_svg and ">AT-USTC</text>" in scale_svg
     assert "DT-ST" in (out / "fig2a_coverage.svg").read_text()
     assert not list(out.glob(".*"))  # no temporary files left behind
 
@@ -329,16 +346,18 @@ def test_cli_formats(toy_path, capsys):
     assert md[2] == "| toy | all | 12 | 3 | 1.67 | 1.00 | 1.67 | 3.33 | 1.67 | DT-ST DT-LT NT-ST AD-ST AD-LT |"
     main(["stats", str(toy_path)])
     screen = capsys.readouterr().out
-    assert "toy" in screen and "gallery" in screen and "\u2713\u2713 \u2713\u00b7 \u2713\u2713" in screen
+    assert "toy" in screen and "gallery" in screen and "all but NT-LT" in screen
+    assert "scenarios with a" in screen and "valid query" in screen and "DD NN AA" not in screen
 
 
 def test_cli_writes_outputs(toy_path, tmp_path, capsys):
     main(["stats", str(toy_path), "-o", str(tmp_path / "out"), "--no-plots", "--no-published", "--label", "mine"])
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "cameras.csv", "captures.csv", "coverage.csv", "identities.csv", "scale.csv", "stats.json", "summary.csv"]
+        "cameras.csv", "captures.csv", "coverage.csv", "identities.csv", "outfits_dates.csv", "scale.csv", "stats.json",
+        "summary.csv"]
     scale = pd.read_csv(tmp_path / "out" / "scale.csv")
     assert scale["dataset"].tolist() == ["mine"]
-    assert "wrote 7 files" in capsys.readouterr().err
+    assert "wrote 8 files" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -428,3 +447,50 @@ def test_random_table_matches_brute_force():
         for sc in SC:
             assert row(s.coverage, group=group, scenario=sc)["valid_queries"] == brute_force_valid(q, gal, sc), (
                 group, sc)
+
+
+def test_camera_bars_start_at_zero_and_show_the_spread(toy):
+    from matplotlib.collections import LineCollection
+    from matplotlib.patches import Rectangle
+
+    from atustc.stats import plots
+
+    panels = build_panels([toy], load_published())
+    fig = plots.plot_cameras(panels.cameras, panels.distribution)
+    ax = fig.axes[0]
+    bars = [p for p in ax.patches if isinstance(p, Rectangle) and p.get_width() > 0]
+    assert bars and {round(p.get_x(), 9) for p in bars} == {0.0}  # RGB and IR both from zero, means and outlines
+    i = panels.cameras["dataset"].tolist().index("toy")
+    ir_mean = [p for p in bars if p.get_facecolor()[3] > 0 and abs(p.get_y() + p.get_height() / 2 - (i + 0.19)) < 1e-9]
+    assert len(ir_mean) == 1 and ir_mean[0].get_width() == pytest.approx(5 / 3)
+    # the spread over identities: IR cameras per identity are 1, 2, 2 -> a min-max line from 1 to 2
+    segs = [s for c in ax.collections if isinstance(c, LineCollection) for s in c.get_segments()]
+    ir_lines = sorted((round(s[0][0], 6), round(s[1][0], 6)) for s in segs
+                      if abs(s[0][1] - (i + 0.19)) < 1e-9 and abs(s[1][1] - (i + 0.19)) < 1e-9)
+    assert (1.0, 2.0) in ir_lines and (1.5, 2.0) in ir_lines  # min-max and quartiles (1.5 to 2)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels[-2:] == ["AT-USTC", "toy*"]
+
+
+def test_captures_panel_draws_only_rows_with_a_value_and_names_the_rest(toy):
+    from atustc.stats import plots
+
+    panels = build_panels([table_stats(make_table(TOY, dataset="atustc"))], load_published())
+    ax = plots.plot_captures(panels.captures, panels.distribution).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["AT-USTC", "atustc*"]  # published point kept
+    notes = " ".join(t.get_text() for t in ax.texts).replace("\n", " ")
+    assert "no published figure: Market1501, CUHK03" in notes
+
+
+def test_outfits_dates_panel_and_combined_layout(toy):
+    from atustc.stats import plots
+
+    panels = build_panels([toy], load_published())
+    ax = plots.plot_outfits_dates(panels.outfits_dates, panels.distribution).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["toy*"]
+    texts = [t.get_text().strip() for t in ax.texts]
+    assert "1.67" in texts and "1.67 of 3" in texts  # outfits mean; dates mean of the dataset's 3 dates
+    fig = plots.plot_fig2(panels)
+    assert [a.get_title() for a in fig.axes] == [
+        "(a) Scenario coverage", "(b) Cameras per identity", "(c) Captures per identity",
+        "(e) Outfits and dates per identity", "(d) Scale"]

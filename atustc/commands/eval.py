@@ -39,6 +39,7 @@ def command(
     from atustc.features import load_features
     from atustc.io import atomic_path, write_json_atomic
     from atustc.protocol import load_protocol
+    from atustc.querycounts import add_counts, query_counts
     from atustc.table import load_table
 
     if (features_path is None) == (run_dir is None):
@@ -57,11 +58,12 @@ def command(
         subset = table.iloc[needed_rows(protocol, table)]
         features = embed_run(run_dir, subset, _image_root(table_path, root), checkpoint=checkpoint, progress=progress)
     result = evaluate(protocol, table, features, progress=progress)
-    print_result(result)
+    counts = query_counts(protocol, table)
+    print_result(result, counts=counts)
     if run_dir is not None:
-        write_json_atomic(run_dir / "eval" / f"{protocol.name}.json", result.to_dict())
+        write_json_atomic(run_dir / "eval" / f"{protocol.name}.json", add_counts(result.to_dict(), counts))
     if json_path is not None:
-        write_json_atomic(json_path, result.to_dict())
+        write_json_atomic(json_path, add_counts(result.to_dict(), counts))
     if csv_path is not None:
         with atomic_path(csv_path) as tmp:
             result.to_frame().to_csv(tmp, index=False, float_format="%.17g")

@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 @click.option("--describe", is_flag=True,
               help="Audit the split (shared identities, outfits, images, dates, modalities); "
                    "SOURCE may then be a split folder.")
+@click.option("--overwrite", is_flag=True, help="Replace the -o folder if it exists and is not empty.")
 def command(source: Path, output: Path | None, strategy: str, seed: int, val_fraction: float | None,
-            dataset: str | None, root: Path | None, describe: bool) -> None:
+            dataset: str | None, root: Path | None, describe: bool, overwrite: bool) -> None:
     """Split SOURCE (a table .parquet, or with --describe a split folder) and print its statistics.
 
     The table's dataset decides how: AT-USTC reads its flags; a dataset without a validation
@@ -42,32 +43,38 @@ def command(source: Path, output: Path | None, strategy: str, seed: int, val_fra
 
     With --strategy resplit the new split lives in the split's tables; image file names keep
     the flags they were published with (the table, not the name, is the source of labels).
+    The new split is built beside -o and swapped in whole, so a failure keeps the old one.
     """
+    from atustc.io import atomic_dir, write_json_atomic
     from atustc.split import describe_split, load_split, make_split, write_split
 
     if source.is_dir():
         if not describe:
             raise AtustcError(f"{source}: is a folder; pass a table .parquet (or --describe to audit a split folder)")
         split = load_split(source)
+        record = describe_split(split)
+        if output is not None:  # an audit added to a folder (often the split folder itself)
+            write_json_atomic(output / "describe.json", record)
     else:
         from atustc.table import dataset_root, load_table, manifest_path
 
+        if output is None and not describe:
+            raise AtustcError("missing -o/--output: the split folder to write")
+        if output is not None and output.is_dir() and any(output.iterdir()) and not overwrite:
+            raise AtustcError(f"{output}: folder exists and is not empty; pass --overwrite to replace it")
         table = load_table(source)
         if root is None and manifest_path(source).is_file():
             root = dataset_root(source)
         split = make_split(table, strategy, seed, root=root, val_fraction=val_fraction,  # type: ignore[arg-type]
                            dataset=dataset)
-        if output is None and not describe:
-            raise AtustcError("missing -o/--output: the split folder to write")
+        record = describe_split(split) if describe else None
         if output is not None:
-            write_split(split, output)
+            with atomic_dir(output) as tmp:
+                write_split(split, tmp)
+                if record is not None:
+                    write_json_atomic(tmp / "describe.json", record)
     _print_summary(split)
-    if describe:
-        record = describe_split(split)
-        if output is not None:
-            from atustc.io import write_json_atomic
-
-            write_json_atomic(output / "describe.json", record)
+    if record is not None:
         _print_audit(record)
     if output is not None:
         click.echo(f"wrote {output} ({split.info['strategy']}, seed {split.info['seed']})")

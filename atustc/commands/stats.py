@@ -19,7 +19,7 @@ from atustc.stats.report import SUMMARY_FORMATS
 )
 @click.option("--no-published", is_flag=True, help="Leave the published comparison datasets out of the panels.")
 @click.option("--no-plots", is_flag=True, help="Write the CSVs and stats.json only.")
-@click.option("--combined", is_flag=True, help="Also draw the four panels in one figure (fig2.png, fig2.svg).")
+@click.option("--combined", is_flag=True, help="Also draw the panels in one figure (fig2.png, fig2.svg).")
 @click.option(
     "--label", "labels", multiple=True, metavar="NAME",
     help="Name a table in the outputs instead of its `dataset` value; give once per TABLE, in order.",
@@ -36,7 +36,7 @@ def command(
     DT-ST ... AD-LT (protocols/atustc.toml) have a valid query/positive pair; for a table of a
     registered dataset, also the valid queries of its default protocol on its query/gallery. A table of a published dataset (by its
     `dataset` column: Market1501, CUHK03, MSMT17, RegDB, SYSU-MM01, LLCM, PRCC, LTCC,
-    DeepChange, AT-USTC) replaces that dataset's published figures in the panels.
+    DeepChange, AT-USTC) is drawn beside that dataset's published figures, marked *.
     """
     from rich.console import Console
 

@@ -1,10 +1,18 @@
-"""The AT-USTC indexer: ``pXXX-dYY-cZZ/camNN-fF-FFFF.jpg`` (cameras 1-8 RGB, 9-16 IR).
+r"""The AT-USTC indexer: ``pXXX-dYY-cZZ/camNN-fF-FFFF.jpg`` (cameras 1-8 RGB, 9-16 IR).
 
 One pass over the tree (``os.scandir`` above the capture folders, ``os.listdir`` inside them);
 all file names are checked with one regular expression over the joined names and their numbers
 parsed by numpy, and the table columns are built as arrays. Any depth is
 accepted above the capture folders (``root/a/b/p001-d01-c01/...`` works); a file elsewhere or
 with another name is rejected with a reason.
+
+File names must be canonical: a two-digit camera (``cam03``), the flag without padding
+(``f0``-``f10``) and a zero-padded frame of at least four digits (``0012``), as every name of the
+release is. The official loader (kw66/AT-ReID ``dataset/atustc.py``) searches the path with the
+unanchored ``cam(\d+)-f(\d+)-\d+`` and would read ``cam3-f0-12.jpg`` too; such a name is rejected
+here with the code ``noncanonical`` and its canonical spelling, because a name the release never
+uses marks a file that did not come from it (renamed by hand, or by another tool) and the table is
+the single source of labels. ``atustc index --strict`` turns it into an error.
 """
 
 from __future__ import annotations
@@ -20,10 +28,12 @@ from atustc.split.flags import flag_to_split
 from atustc.split.keys import row_keys
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
-NAME_HELP = "expected pXXX-dYY-cZZ/camNN-fF-FFFF.jpg"
+NAME_HELP = "expected pXXX-dYY-cZZ/camNN-fF-FFFF.jpg (camera 01-16, flag 0-10, frame of 4+ digits)"
 _DIR = re.compile(r"p(\d+)-d(\d+)-c(\d+)")
-_FILE = re.compile(r"cam[0-9]+-f[0-9]+-[0-9]+\.(?:jpe?g|png)", re.I)
-_FILE_LINES = re.compile(r"^cam[0-9]+-f[0-9]+-[0-9]+\.(?:jpe?g|png)$", re.M | re.I)
+_CANONICAL = r"cam[0-9]{2}-f(?:[0-9]|[1-9][0-9])-[0-9]{4,}\.(?:jpe?g|png)"
+_FILE = re.compile(_CANONICAL, re.IGNORECASE)
+_FILE_LINES = re.compile(f"^{_CANONICAL}$", re.MULTILINE | re.IGNORECASE)
+_LOOSE = re.compile(r"cam([0-9]+)-f([0-9]+)-([0-9]+)(\.(?:jpe?g|png))", re.IGNORECASE)  # what the official regex reads
 
 
 def _reject(path: str, code: str, reason: str) -> dict[str, str]:
@@ -39,8 +49,15 @@ def _bad_name(path: str, name: str, in_capture: bool) -> dict[str, str]:
     ext = _extension(name)
     if ext not in IMAGE_EXTENSIONS:
         return _reject(path, "not_image", f"not an image file (extension {ext or 'none'!r})")
-    where = "file name does not parse" if in_capture else "not inside a pXXX-dYY-cZZ capture folder"
-    return _reject(path, "unparseable", f"{where}; {NAME_HELP}")
+    if not in_capture:
+        return _reject(path, "unparseable", f"not inside a pXXX-dYY-cZZ capture folder; {NAME_HELP}")
+    m = _LOOSE.fullmatch(name)
+    if m is None:
+        return _reject(path, "unparseable", f"file name does not parse; {NAME_HELP}")
+    cam, flag, frame = (int(g) for g in m.groups()[:3])
+    canonical = f"cam{cam:02d}-f{flag}-{frame:04d}{m[4]}"
+    reason = f"non-canonical file name (the release would spell it {canonical}); {NAME_HELP}"
+    return _reject(path, "noncanonical", reason)
 
 
 def _walk(root: Path) -> tuple[list[tuple[str, tuple[int, int, int], list[str]]], list[dict[str, str]], int]:

@@ -67,5 +67,5 @@ SPEC_KWARGS = dict(
     published=PUBLISHED_BY_LAYOUT["detected"],
     layouts=LAYOUTS,
 )
-# from atustc.datasets._registry import DatasetSpec, register_dataset  # enabled at merge (issue 13a)
-# register_dataset(DatasetSpec(scan=scan, **SPEC_KWARGS))  # enabled at merge (issue 13a)
+from atustc.datasets._registry import DatasetSpec, register_dataset
+register_dataset(DatasetSpec(scan=scan, **SPEC_KWARGS))

@@ -2,7 +2,7 @@
 
 - :func:`table_stats`: per-group statistics of one table (pure, vectorised).
 - :func:`load_published`: the published figures of the comparison datasets (package CSV).
-- :func:`build_panels`: the four panel frames, computed tables replacing published rows.
+- :func:`build_panels`: the panel frames, computed tables beside the published datasets.
 - :mod:`atustc.stats.plots`: the panels drawn with matplotlib (imported only when plotting).
 - :func:`build_report` / :func:`write_report`: what ``atustc stats`` computes and writes.
 """

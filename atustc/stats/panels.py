@@ -1,10 +1,11 @@
-"""The data of the four Fig. 2 panels: computed tables merged with the published datasets.
+"""The data of the Fig. 2 panels: computed tables drawn beside the published datasets.
 
-A computed table whose ``dataset`` names a published dataset (see
-:func:`~atustc.stats.published.match_published`) replaces that dataset's published figures and
-is marked ``source = "computed"``; other computed tables are appended after the published ones.
-Panels (b)-(d) use each table's ``all`` group; the coverage frame keeps every group of the
-computed tables (the plot draws ``all``).
+A computed table whose ``dataset`` (or label) names a published dataset (see
+:func:`~atustc.stats.published.match_published`) takes that dataset's family and is placed right
+after it, marked ``source = "computed"``; the published figures stay, so a small or synthetic
+table is never mistaken for the real dataset. Other computed tables are appended after the
+published ones. Panels (b)-(e) use each table's ``all`` group; the coverage frame keeps every
+group of the computed tables (the plot draws ``all``).
 """
 
 from __future__ import annotations
@@ -31,55 +32,60 @@ class Panels:
         cameras: (b) RGB/IR cameras per identity (mean) and in the dataset.
         captures: (c) captures per identity: mean, median, min, max over identities.
         scale: (d) images and identities.
-        distribution: (c) per-identity captures of the computed datasets (``dataset``, ``pid``,
-            ``captures``), the points behind the means.
+        outfits_dates: (e) outfits and dates per identity (mean) and in the dataset; computed
+            tables only (the comparison datasets publish neither per identity).
+        distribution: per-identity figures of the computed datasets (``dataset``, ``pid`` and
+            :data:`~atustc.stats.compute.IDENTITY_FIGURES`), the spread behind the means of
+            panels (b), (c) and (e).
     """
 
     coverage: pd.DataFrame
     cameras: pd.DataFrame
     captures: pd.DataFrame
     scale: pd.DataFrame
+    outfits_dates: pd.DataFrame
     distribution: pd.DataFrame
 
 
-def _names(stats: list[TableStats], published: pd.DataFrame | None) -> list[tuple[str, str]]:
-    """(display name, family) of each computed table; the first match takes the published name."""
-    taken: set[str] = set()
+def _names(stats: list[TableStats], published: pd.DataFrame | None) -> list[tuple[str, str, str | None]]:
+    """(display name, family, published dataset it sits beside) of each computed table.
+
+    The display name is the table's label, made distinct from the published names.
+    """
+    taken = set(published["dataset"]) if published is not None else set()
     out = []
     for s in stats:
         raw = re.sub(r" \([^()]*\)$", "", s.label)  # "atustc (train)": a table told apart by its file stem
         canonical = match_published(raw, published) if published is not None else None
-        if canonical is not None and canonical not in taken:
-            family = str(published.loc[published["dataset"] == canonical, "family"].iloc[0])
-            out.append((canonical, family))
-            taken.add(canonical)
-        else:
-            out.append((s.label, ""))
+        family = str(published.loc[published["dataset"] == canonical, "family"].iloc[0]) if canonical else ""
+        name = s.label if s.label not in taken else f"{s.label} (computed)"
+        out.append((name, family, canonical))
     return out
 
 
 def build_panels(stats: list[TableStats], published: pd.DataFrame | None) -> Panels:
-    """Merge computed statistics with the published datasets into the four panel frames.
+    """Merge computed statistics with the published datasets into the panel frames.
 
     Args:
         stats: per-table statistics (:func:`~atustc.stats.compute.table_stats`), labels unique.
         published: :func:`~atustc.stats.published.load_published`, or None for computed only.
 
     Returns:
-        The panel frames, datasets in the paper's order with computed ones in place.
+        The panel frames, datasets in the paper's order, each computed table right after the
+        published dataset it matches (others at the end).
     """
     import numpy as np
     import pandas as pd
 
+    from atustc.stats.compute import IDENTITY_FIGURES
+
     names = _names(stats, published)
-    replaced = {name for name, family in names if family}
-    rows: dict[str, list[dict]] = {"coverage": [], "cameras": [], "captures": [], "scale": []}
+    rows: dict[str, list[dict]] = {"coverage": [], "cameras": [], "captures": [], "scale": [], "outfits_dates": []}
     order: list[str] = []
     if published is not None:
         for p in published.itertuples(index=False):
             order.append(p.dataset)
-            if p.dataset in replaced:
-                continue
+            order.extend(name for name, _, beside in names if beside == p.dataset)
             base = {"dataset": p.dataset, "family": p.family, "source": "published"}
             covered = set(p.scenarios.split())
             for sc in SCENARIOS:
@@ -96,7 +102,7 @@ def build_panels(stats: list[TableStats], published: pd.DataFrame | None) -> Pan
             rows["captures"].append(base | {"captures_per_id": p.captures_per_id})
             rows["scale"].append(base | {"images": p.images, "identities": p.identities})
     dist = []
-    for s, (name, family) in zip(stats, names):
+    for s, (name, family, _) in zip(stats, names):
         if name not in order:
             order.append(name)
         base = {"dataset": name, "family": family, "source": "computed"}
@@ -126,7 +132,17 @@ def build_panels(stats: list[TableStats], published: pd.DataFrame | None) -> Pan
             }
         )
         rows["scale"].append(base | {"images": a["images"], "identities": a["identities"]})
-        dist.append(pd.DataFrame({"dataset": name, "pid": ids["pid"].to_numpy(), "captures": cap}))
+        rows["outfits_dates"].append(
+            base
+            | {
+                "outfits_per_id": a["outfits_per_id"],
+                "dates_per_id": a["dates_per_id"],
+                "outfits": a["outfits"],
+                "dates": a["dates"],
+            }
+        )
+        dist.append(pd.DataFrame({"dataset": name, "pid": ids["pid"].to_numpy()}
+                                 | {f: ids[f].to_numpy() for f in IDENTITY_FIGURES}))
     rank = {name: i for i, name in enumerate(order)}
     frames = {}
     for key, recs in rows.items():
@@ -136,10 +152,13 @@ def build_panels(stats: list[TableStats], published: pd.DataFrame | None) -> Pan
         frames[key] = df
     frames["coverage"] = _typed(frames["coverage"], {"covered": "bool", "valid_queries": "Int64"})
     frames["captures"] = _typed(frames["captures"], {"min": "Int64", "max": "Int64", "identities": "Int64"})
+    frames["outfits_dates"] = _typed(frames["outfits_dates"], {"dataset": "str", "family": "str", "source": "str",
+                                                               "outfits_per_id": "float64", "dates_per_id": "float64",
+                                                               "outfits": "Int64", "dates": "Int64"})
     distribution = (
         pd.concat(dist, ignore_index=True)
         if dist
-        else pd.DataFrame({"dataset": pd.Series([], dtype="str"), "pid": [], "captures": []})
+        else pd.DataFrame({"dataset": pd.Series([], dtype="str"), "pid": []} | {f: [] for f in IDENTITY_FIGURES})
     )
     return Panels(distribution=distribution, **frames)
 

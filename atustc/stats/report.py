@@ -10,7 +10,8 @@ Files written by :func:`write_report` into the output folder (each atomically):
 ``captures.csv``            panel (c): captures per identity (mean, median, min, max)
 ``scale.csv``               panel (d): images and identities
 ``stats.json``              all of the above plus the input tables
-``fig2a_coverage.{png,svg}`` … ``fig2d_scale.{png,svg}``; with ``combined``: ``fig2.{png,svg}``
+``outfits_dates.csv``       panel (e): outfits and dates per identity (computed tables)
+``fig2a_coverage.{png,svg}`` … ``fig2e_outfits_dates.{png,svg}``; with ``combined``: ``fig2.{png,svg}``
 ==========================  ===========================================================
 """
 
@@ -49,13 +50,12 @@ BRIEF_COLUMNS: dict[str, str] = {
     "dates_per_id": "dates/id",
     "scenarios": "scenarios",
 }
-#: Header of the on-screen scenario marks (DT, NT, AD pairs of ST, LT).
-SCENARIO_KEY = "DD NN AA\nSL SL SL"
 PANEL_FILES: dict[str, str] = {
     "coverage": "fig2a_coverage",
     "cameras": "fig2b_cameras",
     "captures": "fig2c_captures",
     "scale": "fig2d_scale",
+    "outfits_dates": "fig2e_outfits_dates",
 }
 
 
@@ -102,9 +102,9 @@ def build_report(
     from atustc.stats.published import load_published
 
     if not tables:
-        raise AtustcError("no table given")
+        raise AtustcError("tables: no table given; pass at least one annotation table")
     if labels is not None and len(labels) != len(tables):
-        raise AtustcError(f"got {len(labels)} label(s) for {len(tables)} table(s)")
+        raise AtustcError(f"labels: got {len(labels)} label(s) for {len(tables)} table(s); give one per table")
     raw = {src: "+".join(sorted(t["dataset"].astype(str).unique())) or "empty" for src, t in tables.items()}
     if labels is not None:
         raw = dict(zip(raw, labels))
@@ -136,6 +136,7 @@ def _frames(report: StatsReport) -> dict[str, pd.DataFrame]:
         "cameras": p.cameras,
         "captures": p.captures,
         "scale": p.scale,
+        "outfits_dates": p.outfits_dates,
     }
 
 
@@ -160,8 +161,8 @@ def write_report(
     Args:
         report: from :func:`build_report`.
         out_dir: the output folder (created).
-        plots: draw the four panels (PNG + SVG).
-        combined: also draw the four panels in one figure, ``fig2.{png,svg}``.
+        plots: draw the five panels (PNG + SVG).
+        combined: also draw them in one figure, ``fig2.{png,svg}``.
 
     Returns:
         The paths written.
@@ -186,14 +187,15 @@ def write_report(
 
 
 def write_figures(panels: Panels, out_dir: Path, *, combined: bool = False) -> list[Path]:
-    """Draw the four panels (and with ``combined`` the 2 x 2 figure) as PNG and SVG."""
+    """Draw the five panels (and with ``combined`` the Fig. 2 layout) as PNG and SVG."""
     from atustc.stats import plots
 
     figures = {
         "coverage": plots.plot_coverage(panels.coverage),
-        "cameras": plots.plot_cameras(panels.cameras),
+        "cameras": plots.plot_cameras(panels.cameras, panels.distribution),
         "captures": plots.plot_captures(panels.captures, panels.distribution),
         "scale": plots.plot_scale(panels.scale),
+        "outfits_dates": plots.plot_outfits_dates(panels.outfits_dates, panels.distribution),
     }
     written = []
     for key, fig in figures.items():
@@ -234,19 +236,27 @@ def format_summary(report: StatsReport, fmt: SummaryFormat) -> str:
         for row in brief.itertuples(index=False):
             lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
         return "\n".join(lines) + "\n"
-    raise AtustcError(f"unknown summary format {fmt!r}; choose one of {', '.join(SUMMARY_FORMATS)}")
+    raise AtustcError(f"fmt: unknown summary format {fmt!r}; choose one of {', '.join(SUMMARY_FORMATS)}")
 
 
-def scenario_marks(scenarios: str) -> str:
-    """Six marks in DT-ST … AD-LT order, paired by span: ``✓`` covered, ``·`` not.
+def scenario_words(scenarios: str) -> str:
+    """The covered scenarios in words for the on-screen summary: a short list, or what is missing.
 
     Example:
-        >>> scenario_marks("DT-ST AD-ST")
-        '✓· ·· ✓·'
+        >>> scenario_words("DT-ST AD-ST")
+        'DT-ST, AD-ST'
+        >>> scenario_words("DT-ST DT-LT NT-ST AD-ST AD-LT"), scenario_words(" ".join(SCENARIOS)), scenario_words("")
+        ('all but NT-LT', 'all six', 'none')
     """
     covered = set(scenarios.split())
-    marks = ["\u2713" if sc in covered else "\u00b7" for sc in SCENARIOS]
-    return " ".join("".join(marks[i : i + 2]) for i in range(0, 6, 2))
+    have = [sc for sc in SCENARIOS if sc in covered]
+    if len(have) == len(SCENARIOS):
+        return "all six"
+    if not have:
+        return "none"
+    if len(have) > len(SCENARIOS) // 2:
+        return "all but " + ", ".join(sc for sc in SCENARIOS if sc not in covered)
+    return ", ".join(have)
 
 
 def summary_tables(report: StatsReport) -> list[Table]:
@@ -255,7 +265,8 @@ def summary_tables(report: StatsReport) -> list[Table]:
     from rich.table import Table
 
     heads = {"outfits/id": "outfits\n/id", "RGB cams/id": "RGB\ncams/id", "IR cams/id": "IR\ncams/id",
-             "captures/id": "captures\n/id", "dates/id": "dates\n/id", "scenarios": "scenarios\n" + SCENARIO_KEY}
+             "captures/id": "captures\n/id", "dates/id": "dates\n/id",
+             "scenarios": "scenarios with a\nvalid query"}
     out = []
     for dataset, part in report.summary.groupby("dataset", sort=False):
         brief = _brief(part).drop(columns=["dataset"])
@@ -266,6 +277,6 @@ def summary_tables(report: StatsReport) -> list[Table]:
             table.add_column(heads.get(col, col), justify="left" if col in ("group", "scenarios") else "right",
                              no_wrap=True)
         for row in brief.itertuples(index=False):
-            table.add_row(*[_cell(v) for v in row[:-1]], scenario_marks(row[-1]))
+            table.add_row(*[_cell(v) for v in row[:-1]], scenario_words(row[-1]))
         out.append(table)
     return out

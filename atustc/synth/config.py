@@ -53,7 +53,10 @@ class SynthConfig:
         if self.outfits_per_id[1] > self.dates_per_id[1]:
             raise AtustcError("outfits_per_id high must not exceed dates_per_id high (one outfit per date at most)")
         if self.rgb_cams_per_capture[1] > 8 or self.ir_cams_per_capture[1] > 8:
-            raise AtustcError("at most 8 RGB and 8 IR cameras per capture")
+            raise AtustcError(
+                f"rgb_cams_per_capture and ir_cams_per_capture: at most 8 cameras each (AT-USTC has 8 RGB + 8 IR), "
+                f"got {self.rgb_cams_per_capture} and {self.ir_cams_per_capture}"
+            )
         if self.frames_per_camera[1] > 999:
             raise AtustcError(f"frames_per_camera high must be at most 999, got {self.frames_per_camera[1]}")
         h, w = self.image_size

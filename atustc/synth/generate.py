@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from atustc.errors import AtustcError
+from atustc.io import make_temp_dir
 from atustc.synth.config import SynthConfig
 from atustc.synth.people import Camera, draw_camera, draw_identity, draw_outfit
 from atustc.synth.plan import Plan, make_plan
@@ -109,7 +109,7 @@ def synthesize(
     t0 = time.perf_counter()
     plan = make_plan(config)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    tmp = make_temp_dir(out.parent, prefix=f".{out.name}.tmp-")  # the mode of an ordinary mkdir
     try:
         for d in sorted({r.split("/", 1)[0] for r in plan.relpath}):
             (tmp / d).mkdir()
