@@ -98,11 +98,11 @@ def make_dataset(base: Path, ids: int = 16, seed: int = 0) -> tuple[Path, Path, 
                     rel = f"p{pid:03d}-d01-c{clothes:02d}/cam{cam:02d}-f0-{frame:04d}.png"
                     (root / rel).parent.mkdir(parents=True, exist_ok=True)
                     Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / rel)
-                    rows.append(("test", rel, pid, clothes, cam, "ir" if cam > 8 else "rgb", 1, frame, -1, "unused"))
+                    rows.append(("atustc", rel, pid, clothes, cam, "ir" if cam > 8 else "rgb", 1, frame, -1, "unused"))
     cols = ["dataset", "relpath", "pid", "clothes", "camera", "modality", "date", "frame", "flag", "split"]
     table_path = base / "table.parquet"
     table = save_table(pd.DataFrame(rows, columns=cols), table_path)
     write_json_atomic(manifest_path(table_path), {"root": str(root.resolve())})
     split_dir = base / "split"
-    write_split(make_split(table, "resplit", seed=0, root=root, dataset="atustc"), split_dir)
+    write_split(make_split(table, "resplit", seed=0, root=root), split_dir)
     return root, table_path, split_dir

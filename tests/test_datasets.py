@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from atustc.cli import main
-from atustc.datasets import DatasetSpec, get_dataset, index_dataset, list_datasets, published_check
+from atustc.datasets import DatasetSpec, Scan, get_dataset, index_dataset, list_datasets, published_check
 from atustc.datasets._registry import register_dataset, unregister_dataset
 from atustc.errors import AtustcError
 from atustc.features import Features, save_features
@@ -178,3 +178,18 @@ def test_stats_of_a_made_up_dataset_use_its_default_protocol(toy):
     assert own[["group", "scenario", "valid_queries", "queries"]].values.tolist() == [["test", "toy", 8, 8]]
     six = cov[(cov["protocol"] == "atustc") & (cov["group"] == "test")].set_index("scenario")
     assert six["valid_queries"].tolist() == [8, 0, 0, 0, 0, 0]  # RGB only, one outfit: DT-ST alone
+
+
+def test_an_indexer_must_give_the_split_column(tmp_path):
+    def scan(root):
+        cols = {"dataset": "nosplit", "relpath": np.array(["a.jpg"], dtype=object), "pid": np.array([1]),
+                "clothes": -1, "camera": np.array([1]), "modality": "rgb", "date": -1, "frame": -1, "flag": -1}
+        return Scan(columns=cols, rejected=[], files_seen=1)
+
+    register_dataset(DatasetSpec("nosplit", "1", "", scan, "atustc"))
+    try:
+        (tmp_path / "a.jpg").write_bytes(b"")
+        with pytest.raises(AtustcError, match="dataset 'nosplit': its indexer gave no 'split' column"):
+            index_dataset(tmp_path, "nosplit")
+    finally:
+        unregister_dataset("nosplit")

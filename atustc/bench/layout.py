@@ -22,8 +22,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from atustc.errors import AtustcError
+
+if TYPE_CHECKING:
+    from atustc.protocol import Protocol
 
 RANK_METRICS: tuple[str, ...] = ("R1", "mAP", "mINP")
 
@@ -175,10 +179,10 @@ def build_layout(protocols: tuple[str, ...]) -> Layout:
     return Layout(tuple(protocols), groups, tuple(display))
 
 
-def _overall(protocol: object, name: str) -> tuple[str, Source]:
+def _overall(protocol: Protocol, name: str) -> tuple[str, Source]:
     """The overall group of a secondary protocol (see the module docstring)."""
-    scenarios = tuple(s.name for s in protocol.scenarios)  # type: ignore[attr-defined]
-    aggregates = protocol.aggregates  # type: ignore[attr-defined]
+    scenarios = tuple(s.name for s in protocol.scenarios)
+    aggregates = protocol.aggregates
     full = [a for a in aggregates if set(a.scenarios) == set(scenarios)]
     if full or aggregates:
         agg = (full or list(aggregates))[-1]

@@ -231,10 +231,14 @@ def _coverage(combos: pd.DataFrame, groups: dict[str, np.ndarray], cells: list[t
     from atustc.protocol import load_protocol
 
     six = load_protocol("atustc")
-    frame = _combo_table(combos, cells, dataset)
+    full = _combo_table(combos, cells, dataset)
+    read = sorted({"pid", "camera", "modality", "flag", *(r.column for s in six.scenarios for r in s.rules())})
+    coarse = combos.assign(**{c: full[c].to_numpy() for c in ("modality", "split")})
+    coarse = coarse.groupby(["cell", *read], sort=False, as_index=False)["n"].sum()  # what the rules read
+    frame = _combo_table(coarse.assign(ir=(coarse["modality"] == "ir").astype(np.int64), date=-1), cells, dataset)
     labels = table_labels(frame)
-    weight = combos["n"].to_numpy()
-    cell = combos["cell"].to_numpy()
+    weight = coarse["n"].to_numpy()
+    cell = coarse["cell"].to_numpy()
     flagged = bool(((frame["flag"] >= 2) & (frame["flag"] <= 9)).any())
     rows = []
     for name, mask in groups.items():
@@ -251,7 +255,7 @@ def _coverage(combos: pd.DataFrame, groups: dict[str, np.ndarray], cells: list[t
     default = _default_protocol(dataset)
     if default is not None and default != six.name and "test" in groups:
         proto = load_protocol(default)
-        for sname, c in protocol_counts(proto, frame, weight).items():
+        for sname, c in protocol_counts(proto, full, combos["n"].to_numpy()).items():
             rows.append((proto.name, "test", sname, c.valid > 0, c.valid, c.queries))
     return pd.DataFrame(rows, columns=["protocol", "group", "scenario", "covered", "valid_queries", "queries"])
 
