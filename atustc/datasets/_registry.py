@@ -51,8 +51,10 @@ class DatasetSpec:
         protocol: the default protocol: a ``protocols/`` name or ``"NAME:VARIANT"``.
         scored: further protocols the harness scores besides the default.
         variants: the named protocol variants users can ask for (documentation and validation).
-        validation: ``"flags"``: the release marks validation images (AT-USTC flag 1);
-            ``"fraction"``: a seeded share (``val_fraction``) of the train identities.
+        validation: ``"flags"``: AT-USTC's split flags (flag 1 marks validation images);
+            ``"release"``: the indexer's ``val`` rows (the release's own validation set, e.g.
+            MSMT17's ``list_val.txt``); ``"fraction"``: a seeded share (``val_fraction``) of the
+            train identities.
         val_fraction: the validation share of train identities.
         resplit: whether ``atustc split --strategy resplit`` makes sense for this dataset.
         published: the release's statistics per split, ``{split: {"identities": n, "images":
@@ -68,15 +70,16 @@ class DatasetSpec:
     protocol: str
     scored: tuple[str, ...] = ()
     variants: tuple[str, ...] = ()
-    validation: Literal["flags", "fraction"] = "fraction"
+    validation: Literal["flags", "release", "fraction"] = "fraction"
     val_fraction: float = 0.2
     resplit: bool = False
     published: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     layouts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.validation not in ("flags", "fraction"):
-            raise AtustcError(f"dataset {self.name!r}: validation must be 'flags' or 'fraction', got {self.validation!r}")
+        if self.validation not in ("flags", "release", "fraction"):
+            raise AtustcError(f"dataset {self.name!r}: validation must be 'flags', 'release' or 'fraction', "
+                              f"got {self.validation!r}")
         if not 0.0 < self.val_fraction < 1.0:
             raise AtustcError(f"dataset {self.name!r}: val_fraction must be in (0, 1), got {self.val_fraction!r}")
         for split, counts in self.published.items():

@@ -72,7 +72,7 @@ SPEC_KWARGS = dict(
     description="DeepChange (Xu and Zhu, 2021): train-set, val-set-*, test-set-{query,gallery}",
     protocol="deepchange",
     variants=("atreid",),
-    validation="flags",  # the release's val-set-query + val-set-gallery
+    validation="release",  # the release's val-set-query + val-set-gallery
     published={
         "train": {"identities": 450, "images": 75083},
         "val": {"identities": 150, "images": 22841},

@@ -92,7 +92,7 @@ SPEC_KWARGS = dict(
     description="PRCC (Yang et al., TPAMI 2019): rgb/train, rgb/val, rgb/test/{A,B,C}",
     protocol="prcc",
     variants=("single-shot",),
-    validation="flags",  # the release's rgb/val
+    validation="release",  # the release's rgb/val
     # Yang et al. 2019 / Simple-CCReID's printed statistics: query = B (3,873) + C (3,543).
     published={
         "train": {"identities": 150, "images": 17896},

@@ -70,7 +70,7 @@ def fraction_splits(
         table: a validated table whose ``split`` holds the release's train / query / gallery.
         resplit: draw a fresh 1:1 identity split instead of keeping the release's.
         seed: the seed of every draw.
-        val_fraction: the validation share of the train identities.
+        val_fraction: the validation share of the train identities (0: draw none).
 
     Returns:
         ``(split, val_split)``: ``split`` for every row (``train``, ``val``, ``query``,
@@ -87,6 +87,7 @@ def fraction_splits(
         split[:] = "train"
         split[test] = query_gallery(table[test], seed)
     train = split == "train"
-    split[train & np.isin(pid, validation_identities(pid[train], seed, val_fraction))] = "val"
+    if val_fraction > 0:  # 0: the release's own val rows only (DatasetSpec.validation == "release")
+        split[train & np.isin(pid, validation_identities(pid[train], seed, val_fraction))] = "val"
     val = split == "val"
     return split, query_gallery(table[val], seed)

@@ -14,6 +14,8 @@ table's ``dataset`` column):
 - ``validation = "fraction"``: the official split keeps the release's ``split`` column and takes
   a seeded share of the train identities as validation; their rows get query/gallery roles for
   the validation protocol (:mod:`atustc.split.assign`); ``resplit`` only where the spec allows it.
+- ``validation = "release"``: as ``fraction``, but the validation identities are the release's own
+  (the indexer's ``val`` rows) and none are drawn from the train identities.
 
 ``split.json`` records the dataset and its protocols (:class:`~atustc.split.protocols.SplitProtocols`);
 the validation protocol is the default one, scored on ``val-protocol.parquet``.
@@ -210,7 +212,11 @@ def make_split(
     else:
         from atustc.split.assign import fraction_splits
 
-        split_col, val_roles = fraction_splits(table, resplit=strategy == "resplit", seed=seed, val_fraction=frac)
+        if spec.validation == "release" and not (table["split"] == "val").any():
+            raise AtustcError(f"table: dataset {spec.name} takes its validation identities from the release's val "
+                              "rows, and the table has none")
+        draw = 0.0 if spec.validation == "release" else frac
+        split_col, val_roles = fraction_splits(table, resplit=strategy == "resplit", seed=seed, val_fraction=draw)
         full = table.copy()
         full["split"] = split_col.astype(str)
         val_protocol = _rows(full, ("val",))
