@@ -28,7 +28,7 @@ def test_duplicate_and_bad_specs_raise():
     spec = get_dataset("atustc")
     with pytest.raises(AtustcError, match="dataset 'atustc' is already registered"):
         register_dataset(spec)
-    with pytest.raises(AtustcError, match="validation must be 'flags' or 'fraction'"):
+    with pytest.raises(AtustcError, match="validation must be 'flags', 'release' or 'fraction'"):
         DatasetSpec("x", "1", "", spec.scan, "atustc", validation="both")  # type: ignore[arg-type]
     with pytest.raises(AtustcError, match=r"published\['train'\]: unknown count 'ids'"):
         DatasetSpec("x", "1", "", spec.scan, "atustc", published={"train": {"ids": 3}})
@@ -193,3 +193,25 @@ def test_an_indexer_must_give_the_split_column(tmp_path):
             index_dataset(tmp_path, "nosplit")
     finally:
         unregister_dataset("nosplit")
+
+
+def test_release_validation_keeps_the_release_val_identities_only():
+    from atustc.split import make_split
+
+    spec = get_dataset("msmt17")
+    assert spec.validation == "release"
+    rows = []
+    for pid, split in ((1, "train"), (2, "train"), (3, "train"), (4, "val"), (5, "query"), (5, "gallery"),
+                       (6, "query"), (6, "gallery")):
+        for cam, frame in ((1, 0), (1, 1), (2, 0), (2, 1)):
+            rows.append({"dataset": "msmt17", "relpath": f"{split}/{pid}_{cam}_{frame}.jpg", "pid": pid,
+                         "clothes": -1, "camera": cam, "modality": "rgb", "date": -1, "frame": frame, "flag": -1,
+                         "split": split})
+    table = pd.DataFrame(rows)
+    split = make_split(table)
+    assert sorted(split.train["pid"].unique()) == [1, 2, 3]  # no train identity drawn as validation
+    assert sorted(split.val["pid"].unique()) == [4]
+    # one query per (pid, camera, clothes) clip, the rest gallery
+    assert sorted(split.val_protocol["split"]) == ["gallery", "gallery", "query", "query"]
+    with pytest.raises(AtustcError, match="dataset msmt17 takes its validation identities from the release's val"):
+        make_split(table[table["split"] != "val"])
