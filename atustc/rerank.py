@@ -169,23 +169,43 @@ class Reranker:
         self.inv_rows, self.inv_vals = g_rows[order], vals[g_first:][order]
         self.inv_ptr = _csr_rows(cols[g_first:][order], n)
 
-    def _dist(self, rows: slice, others: torch.Tensor | None = None) -> torch.Tensor:
-        """Squared Euclidean distances of ``rows`` to every image (or to ``others``, a slice of x)."""
-        y = self.x if others is None else others
-        ysq = self.sqn if others is None else (others * others).sum(1)
-        d = self.sqn[rows, None] + ysq[None, :] - 2 * (self.x[rows] @ y.T)
+    def _dist(self, rows: slice, others: torch.Tensor, others_sqn: torch.Tensor) -> torch.Tensor:
+        """Squared Euclidean distances of the images ``rows`` to ``others`` (features and squared norms)."""
+        d = self.sqn[rows, None] + others_sqn[None, :] - 2 * (self.x[rows] @ others.T)
         return d.clamp_(min=0)
 
     def _neighbours(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The ``k`` nearest images of every image (nearest first) and every row's maximum distance."""
+        """The ``k`` nearest images of every image (nearest first) and every row's maximum distance.
+
+        The distance matrix is symmetric, so it is computed in square blocks on and above the
+        diagonal only; each block updates the running neighbour lists of its rows and its columns.
+        """
         n = self.x.shape[0]
-        knn = torch.empty((n, k), dtype=torch.int64)
-        row_max = torch.empty(n)
-        for rows in _row_chunks(n, n):
-            d = self._dist(rows)
-            row_max[rows] = d.max(1).values
-            knn[rows] = d.topk(k, dim=1, largest=False, sorted=True).indices
-        return knn, row_max
+        best_d = torch.full((n, k), float("inf"))
+        best_i = torch.zeros((n, k), dtype=torch.int64)
+        row_max = torch.zeros(n)
+        size = max(1, int(CHUNK_CELLS**0.5))
+        blocks = [slice(a, min(a + size, n)) for a in range(0, n, size)]
+
+        def merge(rows: slice, d: torch.Tensor, first_col: int) -> None:
+            row_max[rows] = torch.maximum(row_max[rows], d.max(1).values)
+            kk = min(k, d.shape[1])
+            cand_d, cand_i = d.topk(kk, dim=1, largest=False, sorted=False)
+            all_d = torch.cat([best_d[rows], cand_d], 1)
+            all_i = torch.cat([best_i[rows], cand_i + first_col], 1)
+            # Ties (equal distances) keep the smaller index first, whatever the block order.
+            order = torch.argsort(all_i, dim=1, stable=True)
+            all_d, all_i = all_d.gather(1, order), all_i.gather(1, order)
+            top = torch.sort(all_d, dim=1, stable=True).indices[:, :k]
+            best_d[rows], best_i[rows] = all_d.gather(1, top), all_i.gather(1, top)
+
+        for bi, rows in enumerate(blocks):
+            for cols in blocks[bi:]:
+                d = self._dist(rows, self.x[cols], self.sqn[cols])
+                merge(rows, d, cols.start)
+                if cols.start != rows.start:
+                    merge(cols, d.T, rows.start)
+        return best_i, row_max
 
     def _normalised(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
         """``d'(i, j)`` for index tensors of equal shape."""
@@ -262,7 +282,8 @@ class Reranker:
     def distances(self, rows: slice) -> torch.Tensor:
         """``[len(rows), G]`` final re-ranked distances of the query rows ``rows`` (smaller = closer)."""
         lam = self.config.lam
-        d = self._dist(rows, self.x[self.n_query :])
+        nq = self.n_query
+        d = self._dist(rows, self.x[nq:], self.sqn[nq:])
         m = self.row_max[rows, None]
         original = torch.where(m > 0, d / m.clamp(min=torch.finfo(torch.float32).tiny), 0.0)
         return (1 - lam) * self.jaccard(rows) + lam * original

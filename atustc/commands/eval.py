@@ -71,9 +71,9 @@ def command(
             raise AtustcError(f"{run_dir}: run folder not found")
         subset = table.iloc[needed_rows(protocol, table)]
         features = embed_run(run_dir, subset, _image_root(table_path, root), checkpoint=checkpoint, progress=progress)
-    result = evaluate(
-        protocol, table, features, progress=progress, top_k=top_k if per_query_path else None, scores=hook
-    )
+    # A run also keeps its per-query results (what `leaderboard --compare` resamples).
+    keep_per_query = per_query_path is not None or (run_dir is not None and rerank is None)
+    result = evaluate(protocol, table, features, progress=progress, top_k=top_k if keep_per_query else None, scores=hook)
     print_result(result)
     if per_query_path is not None:
         with atomic_path(per_query_path, suffix=".parquet") as tmp:
@@ -85,6 +85,11 @@ def command(
         # A re-ranked score never replaces the run's plain one (which the leaderboard reads).
         name = f"{protocol.name}.rerank.json" if rerank is not None else f"{protocol.name}.json"
         write_json_atomic(run_dir / "eval" / name, record)
+        if rerank is None:
+            from atustc.bench.significance import per_query_file
+
+            with atomic_path(per_query_file(run_dir, protocol.name)) as tmp:
+                result.per_query.to_parquet(tmp, index=False)
     if json_path is not None:
         write_json_atomic(json_path, record)
     if csv_path is not None:
