@@ -188,9 +188,11 @@ def print_comparison(frame: pd.DataFrame) -> None:
     header, rows = _cells(frame)
     table = Table(title="Difference of two rows (percentage points)", title_justify="left")
     for i, h in enumerate(header):
-        table.add_column(h, justify="left" if i < 2 else "right")
+        table.add_column(h, justify="left" if i < 2 else "right", no_wrap=True)
     for r in rows:
         table.add_row(*r)
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)
     console.print(table)
     console.print(_note(frame), highlight=False)
