@@ -66,7 +66,10 @@ def test_compare_rows_pairs_queries_and_seeds():
     b = [rq("s", 0, [0.0, 0.0, 1.0, 1.0]), rq("s", 1, [1.0, 0.0, 1.0, 0.0])]
     c = compare_rows(a, b)
     assert c.a == 0.75 and c.b == 0.5 and c.queries.diff == 0.25 and c.n_queries == 4 and c.n_runs == (2, 2)
-    assert c.runs is not None and c.runs.diff == 0.25
+    assert c.runs is None  # two runs: no interval over runs
+    c3 = compare_rows([*a, rq("s", 2, [1.0, 1.0, 1.0, 1.0])], [*b, rq("s", 2, [0.0, 1.0, 1.0, 1.0])])
+    # per-run gaps 0.25, 0.25, 0.25 (paired by seed): a zero-width interval at 0.25
+    assert c3.runs is not None and (c3.runs.diff, c3.runs.low, c3.runs.high) == pytest.approx((0.25, 0.25, 0.25))
     with pytest.raises(AtustcError, match="share no split"):
         compare_rows(a, [rq("t", 0, [1.0, 1.0, 1.0, 1.0])])
     with pytest.raises(AtustcError, match="different queries"):
@@ -120,7 +123,7 @@ def test_leaderboard_compare_cli(compare_runs):
     want_a = np.mean([jsons[f"good-s{s}"]["scenarios"]["DT-LT"]["mAP"] for s in (0, 1)])
     want_b = np.mean([jsons[f"weak-s{s}"]["scenarios"]["DT-LT"]["mAP"] for s in (0, 1)])
     assert row.A == pytest.approx(want_a, abs=1e-12) and row["diff"] == pytest.approx(want_a - want_b, abs=1e-12)
-    assert row.q_low <= row["diff"] <= row.q_high and row.r_low <= row["diff"] <= row.r_high
+    assert row.q_low <= row["diff"] <= row.q_high and np.isnan(row.r_low)  # 2 seeds: no run interval
     anytime = frame[(frame.scenario == "Any-Time") & (frame.metric == "R1")].iloc[0]
     want = np.mean([jsons[f"good-s{s}"]["summary"]["Any-Time"]["R1"] for s in (0, 1)])
     assert anytime.A == pytest.approx(want, abs=1e-12)

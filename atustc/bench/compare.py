@@ -11,9 +11,11 @@ Koehn, EMNLP 2004, for MT and used for retrieval by Sakai, SIGIR 2006):
   strata (splits, or the trials/directions of a scenario) each stratum is resampled on its own
   and the statistic is the mean over strata, the way the leaderboard averages them. This says how
   much the gap would move with another draw of test queries.
-* **over runs** (only where both rows have at least two finished runs): the runs are resampled,
-  paired by (split, seed) when both rows hold the same set, independently otherwise. This says
-  how much the gap would move with another seed or another split.
+* **over runs** (only where both rows have at least :data:`MIN_RUNS` finished runs): the runs are
+  resampled, paired by (split, seed) when both rows hold the same set, independently otherwise.
+  This says how much the gap would move with another seed or another split. With two runs a
+  percentile bootstrap can only return the range of the two differences (it once printed a
+  zero-width interval for two equal gaps), so it is not reported; with three to five it is coarse.
 
 Per-query values come from the per-query results stored with each run
 (``RUN/eval/<protocol>.per_query.parquet``, see :mod:`atustc.evaluate`), not from re-embedding:
@@ -35,6 +37,8 @@ from atustc.errors import AtustcError
 N_BOOT = 2000
 #: Confidence level of the intervals.
 LEVEL = 0.95
+#: Runs per row needed for the interval over runs.
+MIN_RUNS = 3
 _BLOCK = 1 << 22  # resample cells per vectorised step
 
 
@@ -178,7 +182,7 @@ def compare_rows(
             strata.append(np.array([qa[k] for k in keys]) - np.array([qb[k] for k in keys]))
     queries = paired_bootstrap(strata, n_boot=n_boot, seed=seed, level=level)
     runs = None
-    if len(a) > 1 and len(b) > 1:
+    if len(a) >= MIN_RUNS and len(b) >= MIN_RUNS:
         key = lambda r: (r.split, r.seed)  # noqa: E731
         paired = sorted(map(key, a), key=str) == sorted(map(key, b), key=str) and len(set(map(key, a))) == len(a)
         order_a, order_b = sorted(a, key=lambda r: str(key(r))), sorted(b, key=lambda r: str(key(r)))

@@ -7,7 +7,7 @@ row is named by its method (when that is unambiguous), ``method/preset`` or
 
 Output (:func:`comparison_frame`), one line per scenario (and Any-Time) and metric: ``A`` and ``B``
 (fractions), ``diff = A - B``, the 95 % interval over queries (``q_low``, ``q_high``) and over runs
-(``r_low``, ``r_high``; empty unless both rows have several runs), ``n_queries`` and the runs of
+(``r_low``, ``r_high``; empty unless both rows have at least three runs), ``n_queries`` and the runs of
 each row. Markdown and LaTeX print percentages and mark an interval that excludes 0 with ``*``.
 """
 
@@ -154,7 +154,7 @@ def _cells(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
 def _note(frame: pd.DataFrame) -> str:
     return (
         f"Paired bootstrap ({frame.attrs.get('n_boot', N_BOOT)} resamples, seed {frame.attrs.get('seed', 0)}) over "
-        "test queries and, where both rows have several runs, over runs (seeds/splits); * = interval excludes 0."
+        "test queries and, where both rows have 3 or more runs, over runs (seeds/splits); * = interval excludes 0."
     )
 
 
