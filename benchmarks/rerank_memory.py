@@ -5,7 +5,8 @@ Market-1501's ratio) with 768-d clustered features (identities of 10 images arou
 so that k-reciprocal sets have realistic sizes), re-ranked with the paper's ``k1=20,k2=6,lambda=0.3``
 and ranked by the exact ranking core (:func:`atustc.ranking.rank_chunks`), as ``atustc eval
 --rerank`` does. Each size runs in a fresh subprocess that reports its wall time (encoding,
-scoring + ranking) and its peak resident memory (``ru_maxrss``, the whole Python process with torch
+scoring + ranking), the process's CPU time (user + system, all threads; on a shared machine the
+wall time mostly measures the load) and its peak resident memory (``ru_maxrss``, the whole Python process with torch
 loaded). Targets: N = 50,000 under 2 GB and within 10 minutes on 2 cores. The dense ports of
 torchreid and FastReID need about 20-24·N² bytes (50 GB at N = 50k).
 
@@ -52,6 +53,7 @@ def one(n: int, threads: int) -> dict:
     qm = rank_chunks(lambda rows: -rr.distances(rows), q_pid, g_pid)
     t2 = time.perf_counter()
     s = summarize(qm)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "N": n,
         "queries": int(q.shape[0]),
@@ -62,6 +64,7 @@ def one(n: int, threads: int) -> dict:
         "encode_s": round(t1 - t0, 1),
         "score_rank_s": round(t2 - t1, 1),
         "total_s": round(t2 - t0, 1),
+        "process_cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
         "rss_before_mb": round(base_rss),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "R1": round(float(s.cmc[0]), 4),
