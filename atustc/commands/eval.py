@@ -39,8 +39,10 @@ def command(
     """Score features (--features) or a trained run (--run) on a protocol and print the table.
 
     One row per scenario (R1, R5, R10, R20, mAP, mINP in %, valid/all queries), then the
-    protocol's aggregates (Any-Time for atustc). With --rerank the JSON records the parameters
-    and --run stores RUN/eval/<protocol>.rerank.json (the plain score is kept).
+    protocol's aggregates (Any-Time for atustc). --run also keeps the per-query results as
+    RUN/eval/<protocol>.per_query.parquet (what `leaderboard --compare` resamples). With --rerank
+    the JSON records the parameters and --run stores RUN/eval/<protocol>.rerank.json (the plain
+    score is kept).
     """
     from atustc.evaluate import evaluate, needed_rows, print_result
     from atustc.features import load_features
