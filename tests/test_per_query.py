@@ -117,3 +117,33 @@ def test_eval_cli_per_query(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["eval", "--table", str(tmp_path / "t.parquet"), "--features", str(tmp_path / "f.npz"), "--per-query", str(tmp_path / "pq.csv")])
     assert exc.value.code == 2 and "expected a .parquet file name" in capsys.readouterr().err
+
+
+def test_eval_run_keeps_per_query_results_and_rerank_never_replaces_the_plain_score(tmp_path, capsys, monkeypatch):
+    from atustc.bench.significance import per_query_file
+    from atustc.features import Features
+
+    table = make_table(6, n_pid=3, frames=1)
+    save_table(table, tmp_path / "t.parquet")
+    base = exact_features(6, table)
+    features = Features(base.relpath, base.heads, base.feat + np.float32(0.1) * np.random.default_rng(0).normal(size=base.feat.shape).astype(np.float32))
+
+    def fake_embed_run(run_dir, subset, root, *, checkpoint, progress):
+        keep = np.isin(features.relpath, subset["relpath"].to_numpy())
+        return Features(features.relpath[keep], features.heads, features.feat[keep])
+
+    import atustc.engine
+
+    monkeypatch.setattr(atustc.engine, "embed_run", fake_embed_run, raising=False)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    main(["eval", "--table", str(tmp_path / "t.parquet"), "--run", str(run_dir), "--no-progress"])
+    stored = json.loads((run_dir / "eval" / "atustc.json").read_text())
+    pq = pd.read_parquet(per_query_file(run_dir))
+    d = pq[pq.scenario == "AD-ST"]
+    assert np.mean(d.ap.to_numpy()[d.valid.to_numpy()]) == stored["scenarios"]["AD-ST"]["mAP"]
+    main(["eval", "--table", str(tmp_path / "t.parquet"), "--run", str(run_dir), "--no-progress", "--rerank", "k1=4,k2=2"])
+    capsys.readouterr()
+    assert json.loads((run_dir / "eval" / "atustc.json").read_text()) == stored  # untouched
+    reranked = json.loads((run_dir / "eval" / "atustc.rerank.json").read_text())
+    assert reranked["rerank"] == "k1=4,k2=2,lambda=0.3"
