@@ -114,3 +114,28 @@ def test_show_cmc_from_runs(data, capsys, tmp_path):
     assert b"NT-ST" in svg
     code, _, err = show(capsys, "cmc", "--runs", root, "--protocol", "nope", "-o", tmp_path / "x")
     assert code == 2 and "no finished run has eval/nope.json" in err
+
+
+def test_show_ranks_with_a_run_embeds_like_eval_run(data, capsys, monkeypatch, tmp_path):
+    from atustc.features import Features, load_features
+
+    features = load_features(data / "f.npz")
+    calls = {}
+
+    def fake_embed_run(run_dir, subset, root, *, checkpoint, progress):
+        calls.update(run=run_dir, n=len(subset), root=root, checkpoint=checkpoint)
+        keep = np.isin(features.relpath, subset["relpath"].to_numpy())
+        return Features(features.relpath[keep], features.heads, features.feat[keep])
+
+    import atustc.engine
+
+    monkeypatch.setattr(atustc.engine, "embed_run", fake_embed_run, raising=False)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    code, out, err = show(capsys, "ranks", "--table", data / "t.parquet", "--run", run_dir, "--checkpoint", "last",
+                          "--scenario", "NT-ST", "-n", "1", "--top-k", "3", "--no-progress", "-o", tmp_path / "r.png")
+    assert code == 0, err
+    assert calls["run"] == run_dir and calls["root"] == data / "images" and calls["checkpoint"] == "last"
+    table = __import__("pandas").read_parquet(data / "t.parquet")
+    assert calls["n"] == int(table.flag.isin([2, 4, 6, 8]).sum())  # only NT-ST's pools are embedded
+    assert (tmp_path / "r.png").is_file()
