@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "embed": ("embed", "Extract features of a trained run."),
     "bench": ("bench", "Train and score several methods; print the leaderboard."),
     "leaderboard": ("leaderboard", "Rebuild the leaderboard from run folders."),
+    "show": ("show", "Pictures of results: rank lists and CMC curves."),
 }
 
 

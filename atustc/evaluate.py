@@ -9,6 +9,10 @@ IR queries against the RGB gallery), which gives exactly the numbers of the full
 that meet no gallery block are invalid (dropped and counted), as in the full matrix.
 
 Ties are broken by gallery order, i.e. the order of the gallery rows in the table.
+
+Two optional paths: ``top_k`` also returns one row per query and run (:data:`PER_QUERY_COLUMNS`),
+and ``scores`` (a :data:`ScoreHook`, e.g. :func:`atustc.rerank.rerank_hook`) replaces the score
+matrix of every ranked block, which then goes through the same exact ranking and junk rules.
 """
 
 from __future__ import annotations
@@ -36,6 +40,20 @@ if TYPE_CHECKING:
 REPORTED_RANKS: tuple[int, ...] = (1, 5, 10, 20)
 #: Metric keys of one result row, in order.
 METRIC_KEYS: tuple[str, ...] = ("R1", "R5", "R10", "R20", "mAP", "mINP", "valid_queries")
+#: Columns of the per-query frame: ``run`` numbers the trials/directions of a scenario (0 when
+#: it has one); ``first_rank`` is the 1-based rank of the first positive after junk removal (0 =
+#: invalid query); ``top_relpath``/``top_label``/``top_rank`` list the top-k kept gallery entries
+#: with the junk among them, in rank order; labels are ``pos``/``neg``/``junk``; ``top_rank`` is
+#: the rank among kept entries (0 for junk, which is not counted).
+PER_QUERY_COLUMNS: tuple[str, ...] = (
+    "scenario", "run", "query", "pid", "valid", "n_pos", "first_rank", "ap", "inp",
+    "top_relpath", "top_label", "top_rank",
+)
+#: ``hook(query_feat [Q, D], gallery_feat [G, D], metric) -> score_chunk``: replaces the score
+#: matrix of one ranked block; ``score_chunk(rows)`` gives the ``[len(rows), G]`` scores (higher =
+#: better), see :func:`atustc.ranking.rank_chunks`.
+ScoreHook = Callable[["torch.Tensor", "torch.Tensor", str], Callable[[slice], "torch.Tensor"]]
+_LABEL_NAMES = np.array(["neg", "pos", "junk"])
 
 
 @dataclass(frozen=True)
@@ -73,6 +91,7 @@ class ProtocolResult:
     protocol: str
     scenarios: dict[str, MetricRow]
     summary: dict[str, MetricRow]
+    per_query: pd.DataFrame | None = None  # with ``top_k`` only: :data:`PER_QUERY_COLUMNS`
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``{"protocol", "scenarios": {name: metrics}, "summary": {name: metrics}}``."""
@@ -141,6 +160,8 @@ def evaluate(
     *,
     progress: bool = False,
     chunk_size: int | None = None,
+    top_k: int | None = None,
+    scores: ScoreHook | None = None,
 ) -> ProtocolResult:
     """Score ``features`` on every scenario of ``protocol`` over the rows of ``table``.
 
@@ -150,6 +171,9 @@ def evaluate(
         features: features keyed by ``relpath``; extra rows are ignored.
         progress: show a rich progress bar on stderr.
         chunk_size: queries per ranking chunk (default: bounded by gallery size).
+        top_k: also build the per-query frame (:attr:`ProtocolResult.per_query`) with top-k lists.
+        scores: replaces the score matrix of each ranked block (default: the protocol's metric
+            on the features).
 
     Returns:
         The per-scenario metrics and the protocol's aggregates.
@@ -175,17 +199,63 @@ def evaluate(
     runs = [_runs(s, q, g, table) for s, (q, g) in zip(protocol.scenarios, plans, strict=True)]
     total = sum(len(q) for rs in runs for q, _ in rs)
 
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise AtustcError(f"top_k must be a positive integer, got {top_k!r}")
+    frames = []
     with progress_bar(f"evaluating {protocol.name}", total, enabled=progress, transient=True) as advance:
         rows = {}
         for scenario, scenario_runs in zip(protocol.scenarios, runs, strict=True):
             head = heads[scenario.name]
-            summaries = [
-                _rank_run(scenario, q, g, features.feat[:, head], fpos, labels, protocol.metric, chunk_size, advance)
-                for q, g in scenario_runs
-            ]
+            summaries = []
+            for n, (q, g) in enumerate(scenario_runs):
+                qm = _rank_run(
+                    scenario, q, g, features.feat[:, head], fpos, labels, protocol.metric, chunk_size, advance,
+                    top_k, scores,
+                )
+                summaries.append(_summarize(qm))
+                if top_k is not None:
+                    frames.append(_per_query_frame(scenario.name, n, q, qm, table))
             rows[scenario.name] = _average(scenario.name, summaries)
     summary = {a.name: _aggregate(a.name, [rows[n] for n in a.scenarios], a.weight) for a in protocol.aggregates}
-    return ProtocolResult(protocol.name, rows, summary)
+    per_query = None
+    if top_k is not None:
+        import pandas as pd
+
+        per_query = pd.concat(frames, ignore_index=True)
+    return ProtocolResult(protocol.name, rows, summary, per_query)
+
+
+def _summarize(qm: QueryMetrics) -> Summary:
+    from atustc.ranking import summarize
+
+    return summarize(qm)
+
+
+def _per_query_frame(name: str, run: int, q_rows: np.ndarray, qm: QueryMetrics, table: pd.DataFrame) -> pd.DataFrame:
+    """One row per query of one run (:data:`PER_QUERY_COLUMNS`); top lists hold table row indices."""
+    import pandas as pd
+
+    relpath = table["relpath"].to_numpy()
+    index, label = qm.top_index, qm.top_label
+    shown = label >= 0
+    kept_rank = np.cumsum(shown & (label != 2), axis=1) * (label != 2)
+    return pd.DataFrame(
+        {
+            "scenario": name,
+            "run": run,
+            "query": relpath[q_rows],
+            "pid": table["pid"].to_numpy()[q_rows],
+            "valid": qm.valid,
+            "n_pos": qm.n_pos,
+            "first_rank": qm.first_rank,
+            "ap": qm.ap,
+            "inp": qm.inp,
+            "top_relpath": [relpath[i[m]].tolist() for i, m in zip(index, shown, strict=True)],
+            "top_label": [_LABEL_NAMES[lab[m]].tolist() for lab, m in zip(label, shown, strict=True)],
+            "top_rank": [r[m].tolist() for r, m in zip(kept_rank, shown, strict=True)],
+        },
+        columns=list(PER_QUERY_COLUMNS),
+    )
 
 
 def needed_rows(protocol: Protocol, table: pd.DataFrame) -> np.ndarray:
@@ -269,11 +339,16 @@ def _rank_run(
     metric: str,
     chunk_size: int | None,
     advance: Callable[[int], None],
-) -> Summary:
-    """Rank one (query rows, gallery rows) run of a scenario, block by modality where the rules allow."""
+    top_k: int | None = None,
+    scores: ScoreHook | None = None,
+) -> QueryMetrics:
+    """Rank one (query rows, gallery rows) run of a scenario, block by modality where the rules allow.
+
+    With ``top_k``, the top lists hold table row indices (-1 = padding).
+    """
     import torch
 
-    from atustc.ranking import QueryMetrics, rank_features, summarize
+    from atustc.ranking import QueryMetrics, rank_chunks, rank_features
 
     split = any(r.splits_by_modality for r in scenario.junk)
     if split:
@@ -287,30 +362,33 @@ def _rank_run(
                 blocks.append((qsel, gsel))
     else:
         blocks = [(np.arange(q_rows.size), np.arange(g_rows.size))]
-    out: QueryMetrics = QueryMetrics.empty(q_rows.size)
+    out: QueryMetrics = QueryMetrics.empty(q_rows.size, top_k)
     for qsel, gsel in blocks:
         qi, gi = q_rows[qsel], g_rows[gsel]
         ql = {k: v[qi] for k, v in labels.items()}
         gl = {k: v[gi] for k, v in labels.items()}
         junk_same, junk_other = scenario.compile_junk(ql, gl, skip_modality_blocks=split)
-        qm = rank_features(
-            torch.from_numpy(feat[fpos[qi]]),
-            torch.from_numpy(feat[fpos[gi]]),
-            ql["pid"],
-            gl["pid"],
+        qf, gf = torch.from_numpy(feat[fpos[qi]]), torch.from_numpy(feat[fpos[gi]])
+        common = dict(
             junk_same=junk_same,
             junk_other=junk_other,
-            metric=metric,  # type: ignore[arg-type]
             gallery_index=torch.from_numpy(gsel.astype(np.int64)),
             chunk_size=chunk_size,
             on_chunk=advance,
-            overwrite=True,  # the gallery tensor is this call's own copy
+            top_k=top_k,
         )
+        if scores is None:
+            # overwrite: the gallery tensor is this call's own copy
+            qm = rank_features(qf, gf, ql["pid"], gl["pid"], metric=metric, overwrite=True, **common)  # type: ignore[arg-type]
+        else:
+            qm = rank_chunks(scores(qf, gf, metric), ql["pid"], gl["pid"], **common)  # type: ignore[arg-type]
+        if top_k is not None:
+            qm.top_index[:] = np.where(qm.top_index >= 0, gi[np.maximum(qm.top_index, 0)], -1)
         qm.scatter(out, qsel)
     skipped = q_rows.size - sum(q.size for q, _ in blocks)
     if skipped:
         advance(skipped)
-    return summarize(out)
+    return out
 
 
 def _average(name: str, summaries: list[Summary]) -> MetricRow:

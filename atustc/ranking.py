@@ -30,6 +30,14 @@ query has many candidates (a weak model) the same computation runs densely over 
 Queries are processed in chunks, so memory stays bounded by ``chunk x gallery`` whatever the
 number of queries.
 
+**Per-query lists.** With ``top_k`` the core also returns, per query, its ``top_k`` best kept
+gallery entries and, in place, the junk entries that score above the last of them (at most
+``top_k``; the highest are kept), each labelled :data:`POSITIVE`, :data:`NEGATIVE` or
+:data:`JUNK`. This path is only taken when asked for; the metrics path is unchanged.
+
+**Other scores.** :func:`rank_chunks` ranks scores produced chunk by chunk by any function (e.g.
+re-ranked distances, :mod:`atustc.rerank`) under the same exact rules.
+
 Example:
     >>> import torch
     >>> scores = torch.tensor([[0.9, 0.8, 0.7, 0.1]])
@@ -62,6 +70,7 @@ Metric = Literal["cosine", "euclidean"]
 PairJunk = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 _INT64_MAX = torch.iinfo(torch.int64).max
+_INT64_MIN = torch.iinfo(torch.int64).min
 
 
 @dataclass(frozen=True)
@@ -73,12 +82,18 @@ class QueryMetrics:
         first_rank: 1-based rank of the best kept match among kept entries (0 if invalid).
         ap: average precision (0 if invalid), float64 ``[Q]``.
         inp: inverse negative penalty (0 if invalid), float64 ``[Q]``.
+        top_index: with ``top_k`` only: int64 ``[Q, 2 * top_k]``, gallery indices of the top list
+            in rank order (kept entries and the junk among them), -1 padded; else None.
+        top_label: with ``top_k`` only: int8 ``[Q, 2 * top_k]``, :data:`POSITIVE`,
+            :data:`NEGATIVE`, :data:`JUNK` or -1 (padding); else None.
     """
 
     n_pos: np.ndarray
     first_rank: np.ndarray
     ap: np.ndarray
     inp: np.ndarray
+    top_index: np.ndarray | None = None
+    top_label: np.ndarray | None = None
 
     @property
     def valid(self) -> np.ndarray:
@@ -86,22 +101,33 @@ class QueryMetrics:
         return self.n_pos > 0
 
     @classmethod
-    def empty(cls, n: int) -> QueryMetrics:
-        """``n`` invalid queries."""
+    def empty(cls, n: int, top_k: int | None = None) -> QueryMetrics:
+        """``n`` invalid queries (with empty top lists of width ``2 * top_k`` when given)."""
         z = np.zeros(n, dtype=np.int64)
-        return cls(z, z.copy(), np.zeros(n), np.zeros(n))
+        if top_k is None:
+            return cls(z, z.copy(), np.zeros(n), np.zeros(n))
+        pad = np.full((n, 2 * top_k), -1, dtype=np.int64)
+        return cls(z, z.copy(), np.zeros(n), np.zeros(n), pad, pad.astype(np.int8))
+
+    def _fields(self) -> tuple[str, ...]:
+        return _FIELDS if self.top_index is None else (*_FIELDS, "top_index", "top_label")
 
     @classmethod
     def concat(cls, parts: list[QueryMetrics]) -> QueryMetrics:
         """Stack the queries of several results, in order."""
         if not parts:
             return cls.empty(0)
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("n_pos", "first_rank", "ap", "inp")))
+        return cls(**{f: np.concatenate([getattr(p, f) for p in parts]) for f in parts[0]._fields()})
 
     def scatter(self, into: QueryMetrics, positions: np.ndarray) -> None:
         """Write these queries' results into ``into`` at ``positions`` (in place)."""
-        for f in ("n_pos", "first_rank", "ap", "inp"):
+        for f in into._fields():
             getattr(into, f)[positions] = getattr(self, f)
+
+
+_FIELDS = ("n_pos", "first_rank", "ap", "inp")
+#: Labels of :attr:`QueryMetrics.top_label`.
+NEGATIVE, POSITIVE, JUNK = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -166,6 +192,7 @@ def rank_block(
     same_cols: torch.Tensor,
     junk_same: PairJunk | None = None,
     junk_other: PairJunk | None = None,
+    top_k: int | None = None,
 ) -> QueryMetrics:
     """Exact metrics of a block of queries.
 
@@ -176,10 +203,26 @@ def rank_block(
         same_cols: column of every same-identity pair (``[M]``).
         junk_same: which same-identity pairs are junk (block-local indices); None = none.
         junk_other: which other pairs are junk (block-local indices, broadcasting); None = none.
+        top_k: also return each query's top list (see :class:`QueryMetrics`).
 
     Returns:
         The per-query results of the ``c`` queries.
     """
+    qm = _rank_block(scores, gallery_index, same_rows, same_cols, junk_same, junk_other)
+    if top_k is None:
+        return qm
+    index, label = top_lists(scores, gallery_index, same_rows, same_cols, junk_same, junk_other, top_k)
+    return QueryMetrics(qm.n_pos, qm.first_rank, qm.ap, qm.inp, index, label)
+
+
+def _rank_block(
+    scores: torch.Tensor,
+    gallery_index: torch.Tensor,
+    same_rows: torch.Tensor,
+    same_cols: torch.Tensor,
+    junk_same: PairJunk | None,
+    junk_other: PairJunk | None,
+) -> QueryMetrics:
     c, n_gallery = scores.shape
     keep = ~junk_same(same_rows, same_cols) if junk_same is not None and same_rows.numel() else None
     pr, pc = (same_rows, same_cols) if keep is None else (same_rows[keep], same_cols[keep])
@@ -235,6 +278,51 @@ def rank_block(
         ap=torch.where(valid, ap, 0.0).numpy(),
         inp=torch.where(valid, inp, 0.0).numpy(),
     )
+
+
+def top_lists(
+    scores: torch.Tensor,
+    gallery_index: torch.Tensor,
+    same_rows: torch.Tensor,
+    same_cols: torch.Tensor,
+    junk_same: PairJunk | None,
+    junk_other: PairJunk | None,
+    top_k: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's ``top_k`` best kept entries with the junk ranked among them, in rank order.
+
+    Junk entries are listed where they would rank (above the ``top_k``-th kept entry; at most
+    ``top_k`` of them, the highest) but do not take a kept entry's place.
+
+    Returns:
+        ``(index, label)``: int64 and int8 ``[c, 2 * top_k]``, -1 padded (see :class:`QueryMetrics`).
+    """
+    c, n_gallery = scores.shape
+    k = min(top_k, n_gallery)
+    keys = order_keys(scores, gallery_index[None, :])
+    junk = torch.zeros((c, n_gallery), dtype=torch.bool)
+    if junk_other is not None:
+        junk = junk_other(torch.arange(c)[:, None], torch.arange(n_gallery)[None, :]).clone()
+    pos = torch.zeros((c, n_gallery), dtype=torch.bool)
+    pos[same_rows, same_cols] = True
+    junk[same_rows, same_cols] = False
+    if junk_same is not None and same_rows.numel():
+        bad = junk_same(same_rows, same_cols)
+        junk[same_rows[bad], same_cols[bad]] = True
+    kept_keys, kept_idx = keys.masked_fill(junk, _INT64_MIN).topk(k, dim=1)
+    junk_keys, junk_idx = keys.masked_fill(~junk, _INT64_MIN).topk(k, dim=1)
+    # The last kept key of a full list bounds the junk shown; a short list shows every junk entry.
+    bound = torch.where(kept_keys[:, -1:] == _INT64_MIN, _INT64_MIN, kept_keys[:, -1:]) if k else kept_keys
+    junk_keys = junk_keys.masked_fill(junk_keys <= bound, _INT64_MIN)
+    merged_keys, order = torch.cat([kept_keys, junk_keys], 1).sort(dim=1, descending=True)
+    index = torch.cat([kept_idx, junk_idx], 1).gather(1, order)
+    label = torch.where(junk.gather(1, index), JUNK, torch.where(pos.gather(1, index), POSITIVE, NEGATIVE))
+    empty = merged_keys == _INT64_MIN
+    out_index = torch.full((c, 2 * top_k), -1, dtype=torch.int64)
+    out_label = torch.full((c, 2 * top_k), -1, dtype=torch.int8)
+    out_index[:, : 2 * k] = index.masked_fill(empty, -1)
+    out_label[:, : 2 * k] = label.to(torch.int8).masked_fill(empty, -1)
+    return out_index.numpy(), out_label.numpy()
 
 
 def _check_gallery_index(gallery_index: torch.Tensor | None, n_gallery: int) -> torch.Tensor:
@@ -339,6 +427,7 @@ def rank_features(
     chunk_size: int | None = None,
     on_chunk: Callable[[int], None] | None = None,
     overwrite: bool = False,
+    top_k: int | None = None,
 ) -> QueryMetrics:
     """Exact per-query metrics from features, scored and ranked chunk by chunk.
 
@@ -355,9 +444,32 @@ def rank_features(
         chunk_size: queries per chunk (default: about :data:`CHUNK_CELLS` cells per chunk).
         on_chunk: called with the number of queries after each chunk (progress).
         overwrite: the caller's ``gallery`` (float32) may be normalised in place, saving a copy.
+        top_k: also return each query's top list (see :class:`QueryMetrics`).
 
     Returns:
         Per-query results, in query order.
+
+    Raises:
+        AtustcError: a dimension mismatch, an unknown metric, or non-finite features.
+    """
+    q, g = check_features(query, gallery, metric)
+    cosine = metric == "cosine"
+    if cosine:
+        g = torch.nn.functional.normalize(g, dim=1, out=g if overwrite and g is gallery else None)
+    g_sqnorm = None if cosine else (g * g).sum(1)
+
+    def score_chunk(chunk: slice) -> torch.Tensor:
+        q_chunk = torch.nn.functional.normalize(q[chunk], dim=1) if cosine else q[chunk]
+        return _scores(q_chunk, g, g_sqnorm)
+
+    return rank_chunks(
+        score_chunk, q_pid, g_pid, junk_same=junk_same, junk_other=junk_other, gallery_index=gallery_index,
+        chunk_size=chunk_size, on_chunk=on_chunk, top_k=top_k,
+    )
+
+
+def check_features(query: torch.Tensor, gallery: torch.Tensor, metric: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate query/gallery features and a metric; return them as float32 (no copy if already).
 
     Raises:
         AtustcError: a dimension mismatch, an unknown metric, or non-finite features.
@@ -368,34 +480,57 @@ def rank_features(
         )
     if metric not in ("cosine", "euclidean"):
         raise AtustcError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
-    q = query.to(torch.float32)
+    q, g = query.to(torch.float32), gallery.to(torch.float32)
     # A row sum is non-finite when any entry is NaN or infinite (or the row overflows): one cheap pass.
-    if not (torch.isfinite(q.sum(1)).all() and torch.isfinite(gallery.sum(1)).all()):
+    if not (torch.isfinite(q.sum(1)).all() and torch.isfinite(g.sum(1)).all()):
         raise AtustcError("features contain NaN or infinite values")
-    cosine = metric == "cosine"
-    g = gallery.to(torch.float32)
-    if cosine:
-        g = torch.nn.functional.normalize(g, dim=1, out=g if overwrite and g is gallery else None)
-    g_sqnorm = None if cosine else (g * g).sum(1)
-    gi = _check_gallery_index(gallery_index, g.shape[0])
+    return q, g
+
+
+def rank_chunks(
+    score_chunk: Callable[[slice], torch.Tensor],
+    q_pid: torch.Tensor,
+    g_pid: torch.Tensor,
+    *,
+    junk_same: PairJunk | None = None,
+    junk_other: PairJunk | None = None,
+    gallery_index: torch.Tensor | None = None,
+    chunk_size: int | None = None,
+    on_chunk: Callable[[int], None] | None = None,
+    top_k: int | None = None,
+) -> QueryMetrics:
+    """Exact per-query metrics of scores produced chunk by chunk (higher = better).
+
+    Args:
+        score_chunk: ``score_chunk(rows)`` returns the ``[len(rows), G]`` scores of the queries
+            in the slice ``rows`` (finite values).
+        q_pid: ``[Q]`` query identities.
+        g_pid: ``[G]`` gallery identities.
+        junk_same, junk_other, gallery_index, chunk_size, on_chunk, top_k: as in
+            :func:`rank_features`.
+
+    Returns:
+        Per-query results, in query order.
+    """
     q_pid, g_pid = torch.as_tensor(q_pid), torch.as_tensor(g_pid)
+    gi = _check_gallery_index(gallery_index, len(g_pid))
     rows, cols = same_identity_pairs(q_pid, g_pid)
-    chunks = chunk_rows(q.shape[0], g.shape[0], chunk_size)
-    bounds = torch.searchsorted(rows, torch.tensor([ch.start for ch in chunks] + [q.shape[0]]))
+    chunks = chunk_rows(len(q_pid), len(g_pid), chunk_size)
+    bounds = torch.searchsorted(rows, torch.tensor([ch.start for ch in chunks] + [len(q_pid)]))
     parts = []
     for k, chunk in enumerate(chunks):
         a, b = int(bounds[k]), int(bounds[k + 1])
-        q_chunk = torch.nn.functional.normalize(q[chunk], dim=1) if cosine else q[chunk]
         parts.append(
             rank_block(
-                _scores(q_chunk, g, g_sqnorm),
+                score_chunk(chunk).to(torch.float32),
                 gi,
                 rows[a:b] - chunk.start,
                 cols[a:b],
                 _shift(junk_same, chunk.start),
                 _shift(junk_other, chunk.start),
+                top_k,
             )
         )
         if on_chunk is not None:
             on_chunk(chunk.stop - chunk.start)
-    return QueryMetrics.concat(parts)
+    return QueryMetrics.concat(parts) if parts else QueryMetrics.empty(0, top_k)

@@ -184,6 +184,11 @@ def collect_runs(runs_dir: str | os.PathLike[str]) -> list[RunRecord]:
     return [read_run(p) for p in runs]
 
 
+def row_key(rec: RunRecord) -> tuple[str, str, str, str]:
+    """The leaderboard row a run belongs to (:data:`KEY_COLUMNS`); also used by ``--compare``."""
+    return (rec.family, rec.method, rec.preset, rec.data_hash)
+
+
 def build_leaderboard(records: Iterable[RunRecord]) -> Leaderboard:
     """Group runs by (family, method, preset, data hash) and aggregate mean ± std per metric."""
     import numpy as np
@@ -194,7 +199,7 @@ def build_leaderboard(records: Iterable[RunRecord]) -> Leaderboard:
     metric_cols = metric_keys(layouts)
     groups: dict[tuple[str, str, str, str], list[RunRecord]] = {}
     for rec in records:
-        groups.setdefault((rec.family, rec.method, rec.preset, rec.data_hash), []).append(rec)
+        groups.setdefault(row_key(rec), []).append(rec)
     rows = []
     for key in sorted(groups, key=_row_order):
         runs = groups[key]

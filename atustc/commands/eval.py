@@ -18,6 +18,9 @@ from atustc.errors import AtustcError
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True, help="Checkpoint used with --run.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write the metrics as JSON (fractions, full precision).")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Also write the metrics as CSV (one row per scenario and aggregate).")
+@click.option("--per-query", "per_query_path", type=click.Path(path_type=Path), help="Also write one row per query (.parquet): scenario, run, query relpath, AP, rank of the first positive after junk removal, and the top-k gallery relpaths marked pos/neg/junk.")
+@click.option("--top-k", default=10, show_default=True, type=click.IntRange(min=1), help="Length of the top lists in --per-query (junk is listed in place but does not take a rank).")
+@click.option("--rerank", "rerank_text", default=None, metavar="k1=20,k2=6,lambda=0.3", help="k-reciprocal re-ranking (Zhong et al., CVPR 2017) before ranking; any subset of the keys, or 'default'. Convention of the authors' code: squared Euclidean distance on L2-normalised features (raw ones under a euclidean protocol) over query+gallery of each ranked block, each row divided by its maximum; final = (1-lambda)*Jaccard + lambda*that distance. Memory stays bounded (sparse).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars on stderr.")
 def command(
     table_path: Path,
@@ -28,12 +31,18 @@ def command(
     checkpoint: str,
     json_path: Path | None,
     csv_path: Path | None,
+    per_query_path: Path | None,
+    top_k: int,
+    rerank_text: str | None,
     progress: bool,
 ) -> None:
     """Score features (--features) or a trained run (--run) on a protocol and print the table.
 
     One row per scenario (R1, R5, R10, R20, mAP, mINP in %, valid/all queries), then the
-    protocol's aggregates (Any-Time for atustc).
+    protocol's aggregates (Any-Time for atustc). --run also keeps the per-query results as
+    RUN/eval/<protocol>.per_query.parquet (what `leaderboard --compare` resamples). With --rerank
+    the JSON records the parameters and --run stores RUN/eval/<protocol>.rerank.json (the plain
+    score is kept).
     """
     from atustc.evaluate import evaluate, needed_rows, print_result
     from atustc.features import load_features
@@ -46,6 +55,14 @@ def command(
         raise AtustcError("give exactly one of --features or --run")
     if root is not None and run_dir is None:
         raise AtustcError("--root only applies with --run")
+    hook, rerank = None, None
+    if rerank_text is not None:
+        from atustc.rerank import parse_rerank, rerank_hook
+
+        rerank = parse_rerank(rerank_text)
+        hook = rerank_hook(rerank)
+    if per_query_path is not None and per_query_path.suffix != ".parquet":
+        raise AtustcError(f"--per-query {per_query_path}: expected a .parquet file name")
     protocol = load_protocol(protocol_name)
     table = load_table(table_path)
     if features_path is not None:
@@ -57,13 +74,28 @@ def command(
             raise AtustcError(f"{run_dir}: run folder not found")
         subset = table.iloc[needed_rows(protocol, table)]
         features = embed_run(run_dir, subset, _image_root(table_path, root), checkpoint=checkpoint, progress=progress)
-    result = evaluate(protocol, table, features, progress=progress)
+    # A run also keeps its per-query results (what `leaderboard --compare` resamples).
+    keep_per_query = per_query_path is not None or (run_dir is not None and rerank is None)
+    result = evaluate(protocol, table, features, progress=progress, top_k=top_k if keep_per_query else None, scores=hook)
     counts = query_counts(protocol, table)
     print_result(result, counts=counts)
+    if per_query_path is not None:
+        with atomic_path(per_query_path, suffix=".parquet") as tmp:
+            result.per_query.to_parquet(tmp, index=False)
+    record = add_counts(result.to_dict(), counts)
+    if rerank is not None:
+        record["rerank"] = rerank.describe()
     if run_dir is not None:
-        write_json_atomic(run_dir / "eval" / f"{protocol.name}.json", add_counts(result.to_dict(), counts))
+        # A re-ranked score never replaces the run's plain one (which the leaderboard reads).
+        name = f"{protocol.name}.rerank.json" if rerank is not None else f"{protocol.name}.json"
+        write_json_atomic(run_dir / "eval" / name, record)
+        if rerank is None:
+            from atustc.bench.significance import per_query_file
+
+            with atomic_path(per_query_file(run_dir, protocol.name)) as tmp:
+                result.per_query.to_parquet(tmp, index=False)
     if json_path is not None:
-        write_json_atomic(json_path, add_counts(result.to_dict(), counts))
+        write_json_atomic(json_path, record)
     if csv_path is not None:
         with atomic_path(csv_path) as tmp:
             result.to_frame().to_csv(tmp, index=False, float_format="%.17g")

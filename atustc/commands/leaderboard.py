@@ -30,7 +30,17 @@ import click
     default=None,
     help="Write the export to this file (atomically) instead of stdout.",
 )
-def command(runs_dir: Path, fmt: str | None, output: Path | None) -> None:
+@click.option(
+    "--compare",
+    "compare",
+    default=None,
+    metavar="A,B",
+    help="Also compare two rows (method, method/preset or method/preset/hash): A - B per scenario with paired "
+    "bootstrap 95% intervals over queries and over runs (needs RUN/eval/atustc.per_query.parquet). "
+    "With --format csv only the comparison is written.",
+)
+@click.option("--seed", default=0, show_default=True, help="Seed of the --compare bootstrap.")
+def command(runs_dir: Path, fmt: str | None, output: Path | None, compare: str | None, seed: int) -> None:
     """Rebuild the leaderboard (Table 4 layout) from run folders; never edits a run.
 
     Several seeds or splits of a method give mean ± std per cell. The CSV is tidy, one row per
@@ -40,7 +50,9 @@ def command(runs_dir: Path, fmt: str | None, output: Path | None) -> None:
     from atustc.bench.leaderboard import load_leaderboard, print_leaderboard, render, write_leaderboard
 
     board = load_leaderboard(runs_dir)
-    if output is not None:
+    if compare is not None:
+        _compare(board, runs_dir, compare, fmt, output, seed)
+    elif output is not None:
         fmt = fmt or _format_from_suffix(output)
         write_leaderboard(board, fmt, output)  # type: ignore[arg-type]
         click.echo(f"wrote {output} ({fmt}, {len(board.frame)} rows)")
@@ -48,6 +60,31 @@ def command(runs_dir: Path, fmt: str | None, output: Path | None) -> None:
         print_leaderboard(board)
     else:
         click.echo(render(board, fmt), nl=False)  # type: ignore[arg-type]
+
+
+def _compare(board, runs_dir: Path, spec: str, fmt: str | None, output: Path | None, seed: int) -> None:  # noqa: ANN001
+    """The leaderboard followed by the comparison table (csv: the comparison alone)."""
+    from atustc.bench.leaderboard import collect_runs, print_leaderboard, render
+    from atustc.bench.significance import comparison_frame, print_comparison, render_comparison
+    from atustc.errors import AtustcError
+    from atustc.io import write_text_atomic
+
+    names = [t.strip() for t in spec.split(",")]
+    if len(names) != 2 or not all(names) or names[0] == names[1]:
+        raise AtustcError(f"--compare: expected two different rows as A,B, got {spec!r}")
+    frame = comparison_frame(collect_runs(runs_dir), names[0], names[1], seed=seed)
+    if output is not None:
+        fmt = fmt or _format_from_suffix(output)
+    if fmt is None:
+        print_leaderboard(board)
+        print_comparison(frame)
+        return
+    text = render_comparison(frame, fmt) if fmt == "csv" else render(board, fmt) + "\n" + render_comparison(frame, fmt)  # type: ignore[arg-type]
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        write_text_atomic(output, text)
+        click.echo(f"wrote {output} ({fmt}, comparison of {names[0]} and {names[1]})")
 
 
 def _format_from_suffix(path: Path) -> str:
