@@ -317,6 +317,10 @@ def load_protocol(name_or_path: str | os.PathLike[str]) -> Protocol:
     from atustc.protocol_variants import apply_variant
 
     merged = apply_variant(data, variants, variant, source)
+    if "name" not in variants.get(variant, {}).get("protocol", {}):
+        # the base's name would make a variant's eval files overwrite the base's
+        base_name = data.get("protocol", {}).get("name", stem)
+        merged.setdefault("protocol", {})["name"] = f"{base_name}:{variant}"
     return parse_protocol(merged, f"{source} [variants.{variant}]", default_name=f"{stem}:{variant}")
 
 

@@ -92,7 +92,7 @@ def write_run(root: Path, name: str, method: str, seed: int, features, table) ->
     (run / "manifest.json").write_text(json.dumps({"table_hash": "abcdef01", "split_hash": "split0"}))
     result = evaluate(load_protocol("atustc"), table, features, top_k=3)
     (run / "eval" / "atustc.json").write_text(json.dumps(result.to_dict()))
-    result.per_query.to_parquet(per_query_file(run), index=False)
+    result.per_query.to_parquet(per_query_file(run, "atustc"), index=False)
     return run
 
 

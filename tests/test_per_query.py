@@ -139,7 +139,7 @@ def test_eval_run_keeps_per_query_results_and_rerank_never_replaces_the_plain_sc
     run_dir.mkdir()
     main(["eval", "--table", str(tmp_path / "t.parquet"), "--run", str(run_dir), "--no-progress"])
     stored = json.loads((run_dir / "eval" / "atustc.json").read_text())
-    pq = pd.read_parquet(per_query_file(run_dir))
+    pq = pd.read_parquet(per_query_file(run_dir, "atustc"))
     d = pq[pq.scenario == "AD-ST"]
     assert np.mean(d.ap.to_numpy()[d.valid.to_numpy()]) == stored["scenarios"]["AD-ST"]["mAP"]
     main(["eval", "--table", str(tmp_path / "t.parquet"), "--run", str(run_dir), "--no-progress", "--rerank", "k1=4,k2=2"])

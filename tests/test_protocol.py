@@ -478,3 +478,10 @@ def test_identities_clothes_change_keeps_identities_with_two_outfits(tmp_path):
 def test_bad_scenario_options(tmp_path, extra, match):
     with pytest.raises(AtustcError, match=match):
         load_protocol(scenario_file(tmp_path, extra))
+
+
+def test_a_variant_is_named_name_colon_variant_even_when_the_base_sets_a_name(tmp_path):
+    path = tmp_path / "named.toml"
+    path.write_text(VARIANTS.replace('[protocol]\n', '[protocol]\nname = "base-name"\n', 1))
+    assert load_protocol(path).name == "base-name"
+    assert load_protocol(f"{path}:one").name == "base-name:one"  # its eval files never overwrite the base's

@@ -1,7 +1,7 @@
 """``atustc leaderboard --compare A,B``: two leaderboard rows, per scenario, with bootstrap intervals.
 
-Reads the per-query results stored with each run (``RUN/eval/atustc.per_query.parquet``, written
-by ``atustc eval --run`` and the bench harness) and hands them to :mod:`atustc.bench.compare`. A
+Reads the per-query results stored with each run for its main protocol
+(``RUN/eval/<protocol>.per_query.parquet``, written by ``atustc eval --run`` and the bench harness) and hands them to :mod:`atustc.bench.compare`. A
 row is named by its method (when that is unambiguous), ``method/preset`` or
 ``method/preset/<data hash prefix>``.
 
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from atustc.bench.compare import N_BOOT, Comparison, RunQueries, compare_rows
-from atustc.bench.leaderboard import MAIN_PROTOCOL, SCENARIOS, RunRecord, latex_escape, row_key
+from atustc.bench.leaderboard import RunRecord, latex_escape, row_key
 from atustc.errors import AtustcError
 
 if TYPE_CHECKING:
@@ -30,10 +30,9 @@ COMPARED: dict[str, str] = {"R1": "first_rank", "mAP": "ap"}
 COLUMNS: tuple[str, ...] = (
     "scenario", "metric", "A", "B", "diff", "q_low", "q_high", "r_low", "r_high", "n_queries", "n_runs_A", "n_runs_B",
 )
-ANY_TIME = "Any-Time"
 
 
-def per_query_file(run_dir: str | os.PathLike[str], protocol: str = MAIN_PROTOCOL) -> Path:
+def per_query_file(run_dir: str | os.PathLike[str], protocol: str) -> Path:
     """Where a run keeps its per-query results for ``protocol``."""
     return Path(run_dir) / "eval" / f"{protocol}.per_query.parquet"
 
@@ -70,7 +69,7 @@ def resolve_row(records: list[RunRecord], token: str) -> list[RunRecord]:
 
 
 def load_queries(rec: RunRecord, scenarios: tuple[str, ...], metric: str) -> RunQueries:
-    """One run's per-query values of ``metric`` over ``scenarios`` (one stratum per scenario and trial).
+    """One run's per-query values of ``metric`` over ``scenarios`` of its main protocol (one stratum per scenario and trial).
 
     Raises:
         AtustcError: no per-query file, a scenario missing from it, or a file that disagrees
@@ -79,7 +78,7 @@ def load_queries(rec: RunRecord, scenarios: tuple[str, ...], metric: str) -> Run
     import numpy as np
     import pandas as pd
 
-    path = per_query_file(rec.path)
+    path = per_query_file(rec.path, rec.protocols[0])
     if not path.is_file():
         raise AtustcError(
             f"{path}: no per-query results; score the run again with `atustc eval --run {rec.path} ...` to write them"
@@ -110,10 +109,18 @@ def comparison_frame(
     """Compare rows ``a`` and ``b`` on every scenario and Any-Time, for R1 and mAP (:data:`COLUMNS`)."""
     import pandas as pd
 
+    from atustc.protocol import load_protocol
+
     runs_a, runs_b = resolve_row(records, a), resolve_row(records, b)
+    mains = {r.protocols[0] for r in runs_a + runs_b}
+    if len(mains) != 1:
+        raise AtustcError(f"--compare: the rows are scored on different main protocols ({', '.join(sorted(mains))})")
+    protocol = load_protocol(mains.pop())
+    # the protocol's unweighted aggregates (Any-Time on AT-USTC), then each scenario, as the leaderboard shows them
+    groups = [(agg.name, agg.scenarios) for agg in protocol.aggregates if agg.weight == "mean"]
+    groups += [(scen.name, (scen.name,)) for scen in protocol.scenarios]
     lines = []
-    for scenario in (ANY_TIME, *SCENARIOS):
-        members = SCENARIOS if scenario == ANY_TIME else (scenario,)
+    for scenario, members in groups:
         for metric in COMPARED:
             qa = [load_queries(r, members, metric) for r in runs_a]
             qb = [load_queries(r, members, metric) for r in runs_b]
