@@ -13,6 +13,8 @@ from atustc.errors import AtustcError
 
 #: The sections a variant may change.
 VARIANT_SECTIONS: tuple[str, ...] = ("protocol", "pools", "scenarios", "aggregates")
+#: Keys whose value is a boolean: ``false`` sets them instead of removing them.
+BOOLEAN_KEYS: frozenset[str] = frozenset({"same_camera_junk"})
 
 
 def apply_variant(base: dict[str, Any], variants: dict[str, Any], variant: str, source: str) -> dict[str, Any]:
@@ -21,7 +23,8 @@ def apply_variant(base: dict[str, Any], variants: dict[str, Any], variant: str, 
     Merge rule, section by section (``protocol``, ``pools``, ``scenarios``, ``aggregates``): an
     entry of the variant (a pool, scenario or aggregate) that the base lacks is added at the end;
     one the base has gets its keys replaced one by one (a ``junk`` list is replaced as a whole);
-    ``false`` in place of an entry removes it, and ``false`` in place of a key removes the key.
+    ``false`` in place of an entry removes it, and ``false`` in place of a key removes the key
+    (except a boolean key such as ``same_camera_junk``, which is set to false).
     In ``protocol`` the keys (``name``, ``description``, ``metric``) are replaced directly.
 
     Raises:
@@ -56,7 +59,7 @@ def _merge_entry(target: dict[str, Any], name: str, body: Any, *, direct: bool) 
         current = target.get(name)
         entry = dict(current) if isinstance(current, dict) else {}
         for k, v in body.items():
-            if v is False:
+            if v is False and k not in BOOLEAN_KEYS:
                 entry.pop(k, None)
             else:
                 entry[k] = v

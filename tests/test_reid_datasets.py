@@ -262,15 +262,6 @@ def test_missing_list_file_and_missing_listed_image(minis, tmp_path):
         MODULES["msmt17"].scan(root)
 
 
-def _cli_index(root: Path, fmt: str, out: Path) -> None:
-    """Stand-in until issue 13a's registry lands: register the scan under the old indexer API."""
-    from atustc.datasets import list_indexers, register_indexer
-
-    if fmt not in list_indexers():
-        register_indexer(fmt, "test", "issue-13b stand-in")(MODULES[fmt].scan)
-    main(["index", str(root), "--format", fmt, "-o", str(out), "--quiet"])
-
-
 @pytest.mark.parametrize("case", ["other-layout", "missing-list", "missing-image"])
 def test_bad_input_from_the_cli_exits_2_and_writes_nothing(minis, tmp_path, capsys, case):
     root = tmp_path / "msmt"
@@ -284,7 +275,7 @@ def test_bad_input_from_the_cli_exits_2_and_writes_nothing(minis, tmp_path, caps
         (root / "train" / (root / "list_train.txt").read_text().split()[0]).unlink()
     out = tmp_path / "out" / "t.parquet"
     with pytest.raises(SystemExit) as exc:
-        _cli_index(root, fmt, out)
+        main(["index", str(root), "--format", fmt, "-o", str(out), "--quiet"])
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ")

@@ -3,7 +3,7 @@
 Every protocol (and variant) is scored by ``atustc.evaluate.evaluate`` and compared with a
 per-query loop written here from the dataset's rule, on the miniature's table with features
 whose cosine scores are exact (ties broken by gallery order, as the engine does). Variants are
-resolved by the stand-in of ``tests/reid_standin.py`` until issue 13a lands.
+resolved by :func:`atustc.protocol.load_protocol`.
 """
 
 import math
@@ -17,7 +17,8 @@ from atustc.features import Features
 from atustc.synth.layouts import write_layout
 from atustc.table import validate_table
 from tests.ranking_reference import reference_metrics, reference_query
-from tests.reid_standin import features_for, index_root, load, miniature_root
+from atustc.protocol import load_protocol
+from tests.reid_standin import features_for, index_root, miniature_root
 
 #: protocol spec -> (scenario -> head)
 SCENARIOS = {
@@ -53,12 +54,12 @@ def hand_table(rows: list[tuple[int, int, int, str]], dataset: str = "x") -> tup
 
 
 def scores(spec: str, table: pd.DataFrame, features: Features) -> dict[str, dict]:
-    return {k: v for k, v in evaluate(load(spec, table), table, features).to_dict()["scenarios"].items()}
+    return {k: v for k, v in evaluate(load_protocol(spec), table, features).to_dict()["scenarios"].items()}
 
 
 @pytest.mark.parametrize("spec", list(SCENARIOS))
 def test_protocol_files_load_with_their_scenarios_and_heads(spec):
-    proto = load(spec, hand_table([(1, 1, 1, "query"), (1, 2, 2, "gallery")])[0])
+    proto = load_protocol(spec)
     assert {s.name: s.head for s in proto.scenarios} == SCENARIOS[spec]
     assert proto.metric == "cosine"
 
@@ -191,5 +192,5 @@ def test_variants_change_what_they_say(mini_tables):
         key = "clothes-change" if name == "ltcc" else "all"
         assert base[key] != variant[key]
     ltcc_table = mini_tables["ltcc"]
-    g = load("ltcc:atreid", ltcc_table).scenarios[1].gallery.select(ltcc_table)
+    _, g = load_protocol("ltcc:atreid").scenarios[1].select(ltcc_table)
     assert set(ltcc_table.loc[g, "pid"]) == {p for p in ltcc_table["pid"].unique() if p % 2 and p > 6}
