@@ -40,7 +40,7 @@ def measure(method: str, preset: str, amp: str, iters: int, batch: tuple[int, in
     from atustc.engine.data import TableDataset, build_label_maps, collate, to_batch
     from atustc.engine.optim import build_optimizer
     from atustc.engine.samplers import BatchPlan, BatchStream
-    from atustc.engine.train import TrainStep, autocast_context, train_step
+    from atustc.engine.step import TrainStep, autocast_context, train_step
     from atustc.engine.transforms import build_transforms
     from atustc.methods import get_method
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from atustc.errors import AtustcError
+from atustc.methods.contract import PRESETS
 
 
 @click.command("bench")
@@ -17,7 +18,7 @@ from atustc.errors import AtustcError
               help="Split folder of --table (atustc split).")
 @click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Image root (default: the split's, else the table manifest's).")
-@click.option("--preset", type=click.Choice(["tiny", "paper"]), default="tiny", show_default=True)
+@click.option("--preset", type=click.Choice(PRESETS), default="tiny", show_default=True)
 @click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds; one run per method and seed.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("runs"), show_default=True,
               help="Runs folder: RUNS/<method>-<preset>-s<seed>/ and RUNS/bench.json.")

@@ -232,3 +232,14 @@ class MethodSpec:
         bad = sorted(set(self.needs) - set(SIDE_FIELDS))
         if bad:
             raise AtustcError(f"method {self.name!r}: needs {', '.join(bad)}; known fields: {', '.join(SIDE_FIELDS)}")
+
+
+def check_preset(preset: str) -> str:
+    """The one preset check: ``preset`` if it is one of :data:`PRESETS`.
+
+    Raises:
+        AtustcError: an unknown preset, naming the known ones.
+    """
+    if preset not in PRESETS:
+        raise AtustcError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    return preset

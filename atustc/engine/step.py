@@ -1,0 +1,103 @@
+"""One optimisation step, the autocast context, and the loss window of the log.
+
+:func:`train_step` runs forward + loss under autocast, backward, optional clipping and the update;
+:class:`LossWindow` sums the loss entries of a logging window (kept in checkpoints so that a
+resumed run logs exactly what an uninterrupted one does).
+"""
+
+from __future__ import annotations
+
+import random
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+import numpy as np
+import torch
+
+from atustc.engine.distributed import DistInfo
+from atustc.errors import AtustcError
+
+_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def autocast_context(device: torch.device, amp: str) -> AbstractContextManager[Any]:
+    """The autocast context of ``amp`` (``off``: a no-op context), for training and embedding alike."""
+    dtype = _AMP_DTYPES.get(amp)
+    return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+
+
+class TrainStep(torch.nn.Module):
+    """Forward plus loss in one module, so DDP and torch.compile see every parameter the loss uses."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Any) -> dict[str, torch.Tensor]:
+        return self.model.loss(self.model(batch), batch)
+
+
+def train_step(
+    step: torch.nn.Module,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    batch: Any,
+    clip_grad_norm: float | None,
+    autocast: Any,
+    it: int,
+) -> dict[str, torch.Tensor]:
+    """One optimisation step: forward + loss under ``autocast``, backward, clipping, update.
+
+    Args:
+        step: the (possibly DDP-wrapped or compiled) module returning the loss dict.
+        model: the bare model (its parameters are clipped).
+        it: the 0-based iteration, for the error message.
+
+    Raises:
+        AtustcError: the loss is not finite.
+    """
+    with autocast:
+        losses = step(batch)
+    loss = losses["total"]
+    if not torch.isfinite(loss.detach()):
+        raise AtustcError(f"loss is {float(loss)} at iteration {it + 1}; lower the lr or train without --amp")
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if clip_grad_norm:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    return losses
+
+
+class LossWindow:
+    """Loss sums over the current logging window (kept in checkpoints so logs resume exactly)."""
+
+    def __init__(self, state: dict[str, Any] | None = None) -> None:
+        self.sums: dict[str, float] = dict((state or {}).get("sums", {}))
+        self.count = int((state or {}).get("count", 0))
+
+    def add(self, losses: dict[str, float]) -> None:
+        for k, v in losses.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.count += 1
+
+    def means(self, info: DistInfo) -> dict[str, float]:
+        keys = sorted(self.sums)
+        vals = torch.tensor([self.sums[k] / max(self.count, 1) for k in keys], dtype=torch.float64)
+        if info.enabled:
+            torch.distributed.all_reduce(vals)
+            vals /= info.world
+        return {f"loss/{k}": float(v) for k, v in zip(keys, vals)}
+
+    def state(self) -> dict[str, Any]:
+        return {"sums": dict(self.sums), "count": self.count}
