@@ -1,4 +1,4 @@
-"""Optimisers, parameter groups and the warmup + cosine/multi-step learning-rate schedule.
+"""Optimisers, parameter groups and the warmup + cosine/multi-step learning-rate schedule (``LambdaLR``).
 
 Parameter groups follow the official recipe: no weight decay for parameters whose name matches
 ``recipe.no_decay_patterns`` (position embeddings, CLS tokens, norms, biases), and the learning
@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
+from functools import partial
 
 import torch
+from torch.optim.lr_scheduler import LambdaLR
 
 from atustc.methods.contract import Recipe
 
@@ -82,23 +85,25 @@ def lr_factor(recipe: Recipe, it: int) -> float:
 
 
 class Schedule:
-    """Sets every group's lr to ``base lr * lr_scale * lr_factor(it)``; its state is the iteration."""
+    """The recipe's schedule as :class:`torch.optim.lr_scheduler.LambdaLR` over one or more optimisers.
 
-    def __init__(self, optimizer: torch.optim.Optimizer, recipe: Recipe) -> None:
-        self.optimizer, self.recipe = optimizer, recipe
-        self.it = 0
-        self.apply()
+    Every group's lr is its initial lr (``recipe.lr * lr_scale`` for the main optimiser) times
+    :func:`lr_factor` of the iteration; :meth:`step` advances one iteration.
+    """
 
-    def apply(self) -> float:
-        """Set the lr of iteration ``self.it``; returns the factor."""
-        f = lr_factor(self.recipe, self.it)
-        for g in self.optimizer.param_groups:
-            g["lr"] = self.recipe.lr * g["lr_scale"] * f
-        return f
+    def __init__(self, optimizers: torch.optim.Optimizer | Sequence[torch.optim.Optimizer], recipe: Recipe) -> None:
+        self.recipe = recipe
+        opts = [optimizers] if isinstance(optimizers, torch.optim.Optimizer) else list(optimizers)
+        self.schedulers = [LambdaLR(o, partial(lr_factor, recipe)) for o in opts]
+
+    @property
+    def it(self) -> int:
+        """The iteration whose lr is in force (0-based)."""
+        return self.schedulers[0].last_epoch if self.schedulers else 0
 
     def step(self) -> None:
-        self.it += 1
-        self.apply()
+        for s in self.schedulers:
+            s.step()
 
     @property
     def lr(self) -> float:
@@ -106,8 +111,8 @@ class Schedule:
         return self.recipe.lr * lr_factor(self.recipe, self.it)
 
     def state_dict(self) -> dict:
-        return {"it": self.it}
+        return {"it": self.it, "schedulers": [s.state_dict() for s in self.schedulers]}
 
     def load_state_dict(self, state: dict) -> None:
-        self.it = int(state["it"])
-        self.apply()
+        for s, saved in zip(self.schedulers, state["schedulers"]):
+            s.load_state_dict(saved)
