@@ -135,6 +135,7 @@ def prepare(request: TrainRequest, world: int = 1) -> TrainSetup:
 
     _, split, thash, root_path = load_split_for(r.table, r.split, r.root)
     train, val = split.train, split.val_protocol
+    check_needs(spec, train, f"{r.split}/train.parquet")
     labels = build_label_maps(train, f"{r.split}/train.parquet")
     enc = labels.encode(train)
     plan = BatchPlan(
@@ -169,6 +170,25 @@ def prepare(request: TrainRequest, world: int = 1) -> TrainSetup:
         val_note=val_note,
         checkpoint=checkpoint,
     )
+
+
+def check_needs(spec: MethodSpec, train: pd.DataFrame, source: str) -> None:
+    """Refuse a training table that lacks a side-information field the method needs (``MethodSpec.needs``).
+
+    Raises:
+        AtustcError: a needed field is missing, only unknown (-1), or one value throughout.
+    """
+    for name in spec.needs:
+        if name not in train.columns:
+            raise AtustcError(f"method {spec.name} needs {name!r}, which {source} does not have")
+        col = train[name]
+        known = col[col != -1] if name != "modality" else col
+        if len(known) == 0:
+            raise AtustcError(f"method {spec.name} needs {name!r}, but {source} has only -1 (unknown) in it")
+        if known.nunique() < 2:
+            raise AtustcError(
+                f"method {spec.name} needs {name!r}, but {source} has one value ({known.iloc[0]}) throughout"
+            )
 
 
 def _validation_rows(val: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:

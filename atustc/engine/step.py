@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from atustc.engine.distributed import DistInfo
+from atustc.engine.optim import Optimisers
 from atustc.errors import AtustcError
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -44,10 +45,22 @@ class TrainStep(torch.nn.Module):
         return self.model.loss(self.model(batch), batch)
 
 
+def wrap_step(
+    model: torch.nn.Module, info: DistInfo, device: torch.device, *, compile: bool = False, unused: bool = False
+) -> torch.nn.Module:
+    """The model's :class:`TrainStep`, compiled and/or wrapped in DDP (with ``find_unused_parameters=unused``)."""
+    step: torch.nn.Module = TrainStep(model)
+    if compile:
+        step = torch.compile(step)
+    if info.enabled:
+        ids = [device.index] if device.type == "cuda" else None
+        step = torch.nn.parallel.DistributedDataParallel(step, device_ids=ids, find_unused_parameters=unused)
+    return step
+
+
 def train_step(
     step: torch.nn.Module,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optim: Optimisers,
     scaler: torch.amp.GradScaler,
     batch: Any,
     clip_grad_norm: float | None,
@@ -58,7 +71,7 @@ def train_step(
 
     Args:
         step: the (possibly DDP-wrapped or compiled) module returning the loss dict.
-        model: the bare model (its parameters are clipped).
+        optim: the optimisers (the main one's parameters are clipped).
         it: the 0-based iteration, for the error message.
 
     Raises:
@@ -69,12 +82,12 @@ def train_step(
     loss = losses["total"]
     if not torch.isfinite(loss.detach()):
         raise AtustcError(f"loss is {float(loss)} at iteration {it + 1}; lower the lr or train without --amp")
-    optimizer.zero_grad(set_to_none=True)
+    optim.zero_grad()
     scaler.scale(loss).backward()
     if clip_grad_norm:
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-    scaler.step(optimizer)
+        scaler.unscale_(optim.main)
+        torch.nn.utils.clip_grad_norm_(optim.main_params, clip_grad_norm)
+    optim.step(scaler)
     scaler.update()
     return losses
 

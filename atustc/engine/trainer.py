@@ -18,10 +18,10 @@ from atustc.engine.checkpoint import load_weights, rng_state, save_checkpoint, s
 from atustc.engine.data import TableDataset, collate, to_batch
 from atustc.engine.distributed import DistInfo
 from atustc.engine.embed import extract_features
-from atustc.engine.optim import Schedule, build_optimizer, lr_factor
+from atustc.engine.optim import Optimisers, lr_factor
 from atustc.engine.samplers import BatchStream
 from atustc.engine.setup import VAL_PROTOCOL, TrainSetup
-from atustc.engine.step import LossWindow, TrainStep, autocast_context, seed_everything, train_step
+from atustc.engine.step import LossWindow, autocast_context, seed_everything, train_step, wrap_step
 from atustc.engine.transforms import build_transforms
 from atustc.errors import AtustcError
 from atustc.richprogress import Bar, progress_bar
@@ -48,14 +48,12 @@ class Trainer:
         if not isinstance(model, torch.nn.Module) or not all(hasattr(model, a) for a in members):
             raise AtustcError(f"method {s.spec.name}: build() must return an nn.Module with loss, embed and head_names")
         self.model = model.to(s.device)
-        self.optimizer = build_optimizer(model, r)
-        self.schedule = Schedule(self.optimizer, r)
+        self.optim = Optimisers(model, r)
         self.scaler = torch.amp.GradScaler("cuda", enabled=s.amp == "fp16")
         if s.checkpoint is not None:
             ckpt, s.checkpoint = s.checkpoint, None
             load_weights(model, ckpt["model"], s.run.last)
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-            self.schedule.load_state_dict(ckpt["scheduler"])
+            self.optim.load_state_dict(ckpt, s.run.last)
             self.scaler.load_state_dict(ckpt["scaler"])
             set_rng_state(ckpt["rng"])
             self.start, self.window, self.best = int(ckpt["iter"]), LossWindow(ckpt["window"]), ckpt["best"]
@@ -65,17 +63,6 @@ class Trainer:
         if self.info.is_main:
             params = sum(p.numel() for p in model.parameters())
             s.run.write_status(params=params, heads=list(model.head_names), total_iters=self.total)
-
-    def _step_module(self) -> torch.nn.Module:
-        """The training step, compiled and/or wrapped in DDP as asked."""
-        s = self.s
-        step: torch.nn.Module = TrainStep(self.model)
-        if s.request.compile:
-            step = torch.compile(step)
-        if self.info.enabled:
-            ids = [s.device.index] if s.device.type == "cuda" else None
-            step = torch.nn.parallel.DistributedDataParallel(step, device_ids=ids, find_unused_parameters=True)
-        return step
 
     def _loader(self) -> torch.utils.data.DataLoader:
         s = self.s
@@ -93,17 +80,20 @@ class Trainer:
         """Train from ``self.start`` to the end; rank 0 writes logs, checkpoints and the final status."""
         s, r = self.s, self.recipe
         self._build()
-        step, loader = self._step_module(), self._loader()
+        step = wrap_step(self.model, self.info, s.device, compile=s.request.compile, unused=s.spec.unused_parameters)
+        loader = self._loader()
         self.model.train()
+        set_epoch, epoch_set = getattr(self.model, "set_epoch", None), -1
         t_last = time.perf_counter()
         with progress_bar("train", self.total, self.progress, completed=self.start, eta=True) as bar:
             for it, tensors in zip(range(self.start, self.total), loader):
                 batch = to_batch(tensors, s.device)
                 autocast = autocast_context(s.device, s.amp)
-                losses = train_step(
-                    step, self.model, self.optimizer, self.scaler, batch, r.clip_grad_norm, autocast, it
-                )
-                self.schedule.step()
+                if it // r.iters_per_epoch != epoch_set and set_epoch is not None:
+                    epoch_set = it // r.iters_per_epoch
+                    set_epoch(epoch_set)
+                losses = train_step(step, self.optim, self.scaler, batch, r.clip_grad_norm, autocast, it)
+                self.optim.schedule.step()
                 self.window.add({k: float(v.detach()) for k, v in losses.items()})
                 self.trained_s += time.perf_counter() - t_last
                 self.trained_images += len(batch.pid) * self.info.world
@@ -143,8 +133,7 @@ class Trainer:
             "iter": done,
             "epoch": epoch,
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.schedule.state_dict(),
+            **self.optim.state_dict(),
             "scaler": self.scaler.state_dict(),
             "sampler": {"kind": self.recipe.sampler, "seed": s.seed, "world": self.info.world},
             "rng": rng_state(),

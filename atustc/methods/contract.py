@@ -219,6 +219,9 @@ class MethodSpec:
         needs: side-information fields of the training table the method uses beyond ``pid``
             (a subset of :data:`SIDE_FIELDS`: CAL needs ``clothes``, TransReID's SIE ``camera``); the
             engine refuses, in one line, a training table whose field is unknown (-1) or constant.
+        unused_parameters: some trainable parameters get no gradient in some steps (a branch
+            that is skipped); DDP then searches for them every step (``find_unused_parameters``),
+            which costs time, so only such methods say so.
     """
 
     name: str
@@ -227,6 +230,7 @@ class MethodSpec:
     build: Builder
     recipe: Callable[[str], Recipe]
     needs: tuple[str, ...] = ()
+    unused_parameters: bool = False
 
     def __post_init__(self) -> None:
         bad = sorted(set(self.needs) - set(SIDE_FIELDS))
