@@ -90,7 +90,7 @@ def test_optim_groups_get_their_own_optimiser_scale_and_schedule():
             return [OptimGroup("centres", (self.centres,), lr=0.5, scheduled=True)]
 
     s_optim = Optimisers(Scheduled(_labels()), recipe)
-    assert s_optim.extra[0].param_groups[0]["lr"] == pytest.approx(0.5 * 0.1)
+    assert s_optim.extra[0].param_groups[0]["lr"] == pytest.approx(0.5 * lr_factor(recipe, 0))
     s_optim.schedule.step()
     assert s_optim.extra[0].param_groups[0]["lr"] == pytest.approx(0.5 * lr_factor(recipe, 1))
 

@@ -67,13 +67,19 @@ def build_optimizer(
 def lr_factor(recipe: Recipe, it: int) -> float:
     """Learning-rate multiplier (of the base lr) in force at iteration ``it`` (0-based).
 
-    With ``step_per == "epoch"`` the schedule is evaluated at the integer epoch ``it //
-    iters_per_epoch`` (the official recipe); with ``"iter"`` at the fractional epoch ``it /
-    iters_per_epoch``. Warmup is linear from ``warmup_start_factor`` at epoch 0 to 1 at
-    ``warmup_epochs``; then ``cosine`` falls from 1 to ``min_lr_factor`` at ``epochs``,
-    ``multistep`` multiplies by ``gamma`` at each milestone epoch, ``constant`` stays at 1.
+    With ``step_per == "epoch"`` (the official recipes) the schedule is evaluated at the 1-based
+    number of the epoch ``it`` falls in, ``e = it // iters_per_epoch + 1``, as the official codes
+    step their schedulers at the start of each epoch with the epoch number (kw66/AT-ReID and
+    TransReID: timm-style warm-up + cosine; BoT: ``WarmupMultiStepLR``): the 10th epoch of a
+    10-epoch warm-up trains at 1.0, and the last epoch at ``min_lr_factor``. With ``"iter"`` it is
+    the fractional epoch ``it / iters_per_epoch``.
+
+    Warm-up is linear, ``warmup_start_factor + (1 - warmup_start_factor) * e / warmup_epochs`` for
+    ``e < warmup_epochs``; then ``cosine`` is ``min + (1 - min) * (1 + cos(pi * t)) / 2`` with
+    ``t = (e - warmup_epochs) / (epochs - warmup_epochs)``, ``multistep`` multiplies by ``gamma``
+    at each milestone ``m <= e``, ``constant`` stays at 1.
     """
-    e = it // recipe.iters_per_epoch if recipe.step_per == "epoch" else it / recipe.iters_per_epoch
+    e = it // recipe.iters_per_epoch + 1 if recipe.step_per == "epoch" else it / recipe.iters_per_epoch
     w = recipe.warmup_epochs
     if e < w:
         return recipe.warmup_start_factor + (1.0 - recipe.warmup_start_factor) * e / w
