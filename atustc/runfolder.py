@@ -10,7 +10,12 @@ Layout::
     RUN/metrics.jsonl        one JSON object per logging window and per validation
     RUN/checkpoints/last.pt  full training state (resume)
     RUN/checkpoints/best.pt  weights selected on the validation split
-    RUN/eval/<protocol>.json scores written by ``atustc eval --run`` and the bench harness
+    RUN/eval/<protocol>@<checkpoint>.json
+                             scores of one checkpoint (``last``: the bench; ``best``: ``atustc eval --run``
+                             by default), with their provenance (:mod:`atustc.provenance`)
+    RUN/.lock                held by the one process that writes the run (:meth:`RunFolder.lock`)
+
+A bench names its runs ``RUNS/<method>-<preset>-s<seed>`` (:func:`run_name`).
 
 JSON files are written atomically. ``train.log`` and ``metrics.jsonl`` are append-only; on resume
 ``metrics.jsonl`` is rewritten (atomically) without the lines past the checkpoint, so a resumed
@@ -19,15 +24,27 @@ run's metrics equal those of an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from atustc.errors import AtustcError
 from atustc.io import read_json, write_json_atomic, write_text_atomic
+
+
+Checkpoint = Literal["best", "last"]
+CHECKPOINTS: tuple[str, ...] = ("best", "last")
+LOCK_NAME = ".lock"
+
+
+def run_name(method: str, preset: str, seed: int) -> str:
+    """The run folder name of one method, preset and seed in a bench's runs folder."""
+    return f"{method}-{preset}-s{seed}"
 
 
 class RunFolder:
@@ -44,10 +61,61 @@ class RunFolder:
         self.last = self.checkpoints / "last.pt"
         self.best = self.checkpoints / "best.pt"
         self.eval_dir = self.path / "eval"
+        self.lock_file = self.path / LOCK_NAME
+
+    def checkpoint_file(self, kind: str) -> Path:
+        """``checkpoints/<kind>.pt`` (``best`` or ``last``)."""
+        if kind not in CHECKPOINTS:
+            raise AtustcError(f"--checkpoint {kind!r}: expected best or last")
+        return self.checkpoints / f"{kind}.pt"
+
+    def eval_file(self, protocol: str, checkpoint: str) -> Path:
+        """``eval/<protocol>@<checkpoint>.json``: one protocol's scores of one checkpoint."""
+        if checkpoint not in CHECKPOINTS:
+            raise AtustcError(f"--checkpoint {checkpoint!r}: expected best or last")
+        return self.eval_dir / f"{protocol}@{checkpoint}.json"
 
     def exists(self) -> bool:
-        """Whether the folder holds anything."""
-        return self.path.is_dir() and any(self.path.iterdir())
+        """Whether the folder holds anything (besides its lock file)."""
+        return self.path.is_dir() and any(p.name != LOCK_NAME for p in self.path.iterdir())
+
+    @contextlib.contextmanager
+    def lock(self, what: str = "train") -> Iterator[None]:
+        """Hold the run's lock (``RUN/.lock``, an advisory ``flock``) for the ``with`` block.
+
+        A folder this call created and left holding only the lock is removed again, so a run that
+        fails its checks leaves nothing behind.
+
+        Raises:
+            AtustcError: another process holds the lock (it names its pid and what it does).
+        """
+        import fcntl
+
+        created = not self.path.exists()
+        self.path.mkdir(parents=True, exist_ok=True)
+        fh = self.lock_file.open("a+", encoding="utf-8")
+        try:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                raise AtustcError(
+                    f"{self.path} is in use by {holder}; wait for it to finish or choose another folder"
+                ) from None
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"atustc {what} (pid {os.getpid()})")
+            fh.flush()
+            try:
+                yield
+            finally:
+                if created and not self.exists():
+                    self.lock_file.unlink(missing_ok=True)
+                    with contextlib.suppress(OSError):
+                        self.path.rmdir()
+        finally:
+            fh.close()
 
     def is_run(self) -> bool:
         return self.config.is_file() or self.status_file.is_file()
@@ -81,7 +149,13 @@ class RunFolder:
     def reset(self) -> None:
         """Empty an existing run folder (after :meth:`check_start` allowed it) and create its layout."""
         if self.path.is_dir():
-            shutil.rmtree(self.path)
+            for entry in self.path.iterdir():
+                if entry.name == LOCK_NAME:
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
         self.checkpoints.mkdir(parents=True, exist_ok=True)
 
     def read_config(self) -> dict[str, Any]:

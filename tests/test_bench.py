@@ -103,8 +103,8 @@ def test_bench_scores_runs_and_the_leaderboard_equals_them(data: BenchData, tmp_
         ("bench-dummy-tiny-s1", "finished", "trained"),
     ]
     assert CALLS["bench-dummy:loss"] == 2 * 6  # 2 epochs x 3 iterations per run
-    results = [json.loads((o.run_dir / "eval" / "atustc.json").read_text()) for o in outcomes]
-    mixed = [json.loads((o.run_dir / "eval" / "atustc-mixed.json").read_text()) for o in outcomes]
+    results = [json.loads((o.run_dir / "eval" / "atustc@last.json").read_text()) for o in outcomes]
+    mixed = [json.loads((o.run_dir / "eval" / "atustc-mixed@last.json").read_text()) for o in outcomes]
     for res in results:  # Any-Time is the mean of the six scenarios
         for metric in ("R1", "mAP"):
             mean6 = sum(res["scenarios"][s][metric] for s in SCENARIOS) / 6
@@ -136,14 +136,18 @@ def test_bench_scores_runs_and_the_leaderboard_equals_them(data: BenchData, tmp_
     assert [o.action for o in again] == ["reused", "reused"] and CALLS["bench-dummy:build"] == builds
     assert _mtimes(outcomes[0].run_dir) == before
     # a lost eval file is scored again without retraining; --force retrains
-    (outcomes[1].run_dir / "eval" / "atustc-mixed.json").unlink()
+    (outcomes[1].run_dir / "eval" / "atustc-mixed@last.json").unlink()
     again = run_bench(["bench-dummy"], data=data, seeds=[1], out=out, progress=False)
     assert again[0].action == "scored" and CALLS["bench-dummy:loss"] == 12
-    assert json.loads((outcomes[1].run_dir / "eval" / "atustc-mixed.json").read_text()) == mixed[1]
+    assert json.loads((outcomes[1].run_dir / "eval" / "atustc-mixed@last.json").read_text()) == mixed[1]
     again = run_bench(["bench-dummy"], data=data, seeds=[0], out=out, force=True, progress=False)
     assert again[0].action == "trained" and CALLS["bench-dummy:loss"] == 18
-    # same seed, same data: the retrained run scores the same
-    assert json.loads((outcomes[0].run_dir / "eval" / "atustc.json").read_text()) == results[0]
+    # same seed, same data: the retrained run scores the same, from the same features (its
+    # checkpoint file differs: it holds the training time)
+    rescored = json.loads((outcomes[0].run_dir / "eval" / "atustc@last.json").read_text())
+    prov, before_prov = rescored.pop("provenance"), results[0].pop("provenance")
+    assert rescored == results[0] and prov["features_sha256"] == before_prov["features_sha256"]
+    assert prov["checkpoint"] == "last" and prov["protocol_sha256"] == before_prov["protocol_sha256"]
 
 
 def test_failing_method_is_recorded_and_the_others_go_on(data: BenchData, tmp_path: Path) -> None:
@@ -176,7 +180,7 @@ def test_interrupted_bench_resumes_the_unfinished_run(data: BenchData, tmp_path:
     assert outcomes[0].action == "resumed" and outcomes[0].state == "finished"
     assert CALLS["bench-interrupt:loss"] == 5 + 3  # 5 calls (the 5th raised), then iterations 4-6 again
     assert json.loads((run / "status.json").read_text())["iter"] == 6
-    assert (run / "eval" / "atustc.json").is_file()
+    assert (run / "eval" / "atustc@last.json").is_file()
 
 
 def test_finished_run_on_other_data_is_refused(data: BenchData, tmp_path: Path) -> None:

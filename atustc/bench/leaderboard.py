@@ -12,15 +12,22 @@ Where the numbers come from, per run folder ``RUN/``:
   ``preset``, ``seed``, ``params``, ``train_time_s``, ``images_per_s``;
 - ``config.json``: ``family`` if present (else the method registry is asked);
 - ``manifest.json``: ``table_hash`` (the data) and ``split_hash``;
-- ``eval/atustc.json`` and ``eval/atustc-mixed.json``: ``ProtocolResult.to_dict()``.
+- ``eval/atustc@<checkpoint>.json`` and ``eval/atustc-mixed@<checkpoint>.json``:
+  ``ProtocolResult.to_dict()`` plus its provenance (:mod:`atustc.provenance`), checked on reading:
+  an eval that does not provably score the run's current checkpoint on the current protocol file
+  is refused in one line.
 
-A run counts in the means only when it is ``finished`` and has ``eval/atustc.json``; failed and
-unfinished runs are listed apart (:attr:`Leaderboard.others`) with their reason.
+Each checkpoint rule a run was scored with (``last``: the bench; ``best``: ``atustc eval --run``)
+is a record of its own, and the rule is part of the row key, so a row never mixes checkpoints and
+its ``checkpoint`` column says which rule it uses. A run counts in the means only when it is
+``finished`` and has ``eval/atustc@<checkpoint>.json``; failed and unfinished runs are listed
+apart (:attr:`Leaderboard.others`) with their reason.
 
 CSV columns (one row per method × preset × data hash; stable, in this order; metric values are
 fractions in [0, 1] at full precision, as in the run's JSON):
 
-- ``family``, ``method``, ``preset``, ``data_hash``: the row key;
+- ``family``, ``method``, ``preset``, ``data_hash``, ``checkpoint``: the row key (``checkpoint``:
+  ``last`` or ``best``, the checkpoint every run of the row was scored with);
 - ``seeds``: the seeds of the finished runs, ``;``-separated, ascending;
 - ``n_runs``: finished runs averaged; ``n_splits``: distinct split hashes among them;
 - ``n_failed``: failed or unfinished runs of the same key (not averaged);
@@ -58,6 +65,8 @@ SCENARIOS: tuple[str, ...] = ("DT-ST", "DT-LT", "NT-ST", "NT-LT", "AD-ST", "AD-L
 #: Task families in the paper's row order.
 FAMILIES: tuple[str, ...] = ("Tr-ReID", "CC-ReID", "CM-ReID", "AT-ReID")
 MAIN_PROTOCOL = "atustc"
+#: The rule of records without a scored checkpoint (failed or unscored runs): the bench's.
+CHECKPOINT_RULE = "last"
 MIXED_PROTOCOL = "atustc-mixed"
 _RANK_METRICS: tuple[str, ...] = ("R1", "mAP", "mINP")
 _COST_METRICS: tuple[str, ...] = ("params", "train_time_s", "images_per_s")
@@ -67,7 +76,7 @@ METRICS: tuple[str, ...] = (
     *(f"Mixed-Anytime_{m}" for m in _RANK_METRICS),
     *_COST_METRICS,
 )
-KEY_COLUMNS: tuple[str, ...] = ("family", "method", "preset", "data_hash")
+KEY_COLUMNS: tuple[str, ...] = ("family", "method", "preset", "data_hash", "checkpoint")
 INFO_COLUMNS: tuple[str, ...] = ("seeds", "n_runs", "n_splits", "n_failed", "status", "error")
 #: All CSV columns, in order.
 CSV_COLUMNS: tuple[str, ...] = (
@@ -94,6 +103,7 @@ class RunRecord:
     data_hash: str
     split_hash: str
     metrics: dict[str, float] = field(default_factory=dict)
+    checkpoint: str = CHECKPOINT_RULE
 
     @property
     def counted(self) -> bool:
@@ -115,46 +125,65 @@ class Leaderboard:
 
 
 def read_run(run_dir: str | os.PathLike[str]) -> RunRecord:
-    """Read one run folder (status, config, manifest and eval JSONs).
+    """The first record of :func:`read_run_records` (the ``last`` rule when the run was scored with it)."""
+    return read_run_records(run_dir)[0]
+
+
+def read_run_records(run_dir: str | os.PathLike[str]) -> list[RunRecord]:
+    """Read one run folder: one record per checkpoint rule it was scored with (``last`` first).
 
     Raises:
-        AtustcError: no ``status.json`` or a malformed JSON file in the run.
+        AtustcError: no ``status.json``, a malformed JSON file in the run, or an eval whose
+            provenance does not match the run (another checkpoint, a changed protocol file).
     """
+    from atustc.provenance import check_eval
+    from atustc.runfolder import RunFolder
+
     run = Path(run_dir)
+    folder = RunFolder(run)
     status = read_json(run / "status.json")
     config = _read_optional(run / "config.json")
     manifest = _read_optional(run / "manifest.json")
     method = str(status.get("method") or config.get("method") or run.name)
-    preset = str(status.get("preset") or config.get("preset") or "?")
-    seed = status.get("seed", config.get("seed"))
-    state = str(status.get("state") or "running")
-    error = status.get("error")
-    metrics: dict[str, float] = {}
-    main = run / "eval" / f"{MAIN_PROTOCOL}.json"
-    if state == "finished":
-        if main.is_file():
-            metrics.update(_protocol_metrics(read_json(main), main))
-            mixed = run / "eval" / f"{MIXED_PROTOCOL}.json"
-            if mixed.is_file():
-                metrics.update(_mixed_metrics(read_json(mixed), mixed))
-        else:
-            state, error = "not-evaluated", f"no eval/{MAIN_PROTOCOL}.json"
-    for key in _COST_METRICS:
-        value = status.get(key)
-        if isinstance(value, (int, float)) and math.isfinite(value):
-            metrics[key] = float(value)
-    return RunRecord(
+    base = dict(
         path=run,
         method=method,
         family=str(config.get("family") or status.get("family") or _registry_family(method)),
-        preset=preset,
-        seed=int(seed) if isinstance(seed, (int, float)) else None,
-        state=state,
-        error=str(error) if error else None,
+        preset=str(status.get("preset") or config.get("preset") or "?"),
+        seed=int(s) if isinstance(s := status.get("seed", config.get("seed")), (int, float)) else None,
         data_hash=str(manifest.get("table_hash") or config.get("table_hash") or "?"),
         split_hash=str(manifest.get("split_hash") or config.get("split_hash") or "?"),
-        metrics=metrics,
     )
+    state = str(status.get("state") or "running")
+    error = str(status.get("error")) if status.get("error") else None
+    costs = {}
+    for key in _COST_METRICS:
+        value = status.get(key)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            costs[key] = float(value)
+    records = []
+    if state == "finished":
+        for ckpt in ("last", "best"):
+            main = folder.eval_file(MAIN_PROTOCOL, ckpt)
+            if not main.is_file():
+                continue
+            result = read_json(main)
+            check_eval(result, main, folder, ckpt)
+            metrics = _protocol_metrics(result, main)
+            mixed = folder.eval_file(MIXED_PROTOCOL, ckpt)
+            if mixed.is_file():
+                mixed_result = read_json(mixed)
+                check_eval(mixed_result, mixed, folder, ckpt)
+                metrics.update(_mixed_metrics(mixed_result, mixed))
+            records.append(RunRecord(**base, state=state, error=None, metrics={**metrics, **costs}, checkpoint=ckpt))
+        if not records:
+            legacy = run / "eval" / f"{MAIN_PROTOCOL}.json"
+            state = "not-evaluated"
+            error = (f"eval/{legacy.name} names no checkpoint (written before provenance); score the run again"
+                     if legacy.is_file() else f"no eval/{MAIN_PROTOCOL}@{CHECKPOINT_RULE}.json")  # fmt: skip
+    if not records:
+        records.append(RunRecord(**base, state=state, error=error, metrics=costs))
+    return records
 
 
 def collect_runs(runs_dir: str | os.PathLike[str]) -> list[RunRecord]:
@@ -172,17 +201,17 @@ def collect_runs(runs_dir: str | os.PathLike[str]) -> list[RunRecord]:
     runs = sorted(p.parent for p in root.rglob("status.json"))
     if not runs:
         raise AtustcError(f"{root}: no run folders (folders with status.json)")
-    return [read_run(p) for p in runs]
+    return [rec for p in runs for rec in read_run_records(p)]
 
 
 def build_leaderboard(records: Iterable[RunRecord]) -> Leaderboard:
-    """Group runs by (family, method, preset, data hash) and aggregate mean ± std per metric."""
+    """Group runs by (family, method, preset, data hash, checkpoint) and aggregate mean ± std per metric."""
     import numpy as np
     import pandas as pd
 
-    groups: dict[tuple[str, str, str, str], list[RunRecord]] = {}
+    groups: dict[tuple[str, str, str, str, str], list[RunRecord]] = {}
     for rec in records:
-        groups.setdefault((rec.family, rec.method, rec.preset, rec.data_hash), []).append(rec)
+        groups.setdefault((rec.family, rec.method, rec.preset, rec.data_hash, rec.checkpoint), []).append(rec)
     rows = []
     for key in sorted(groups, key=_row_order):
         runs = groups[key]
@@ -256,6 +285,7 @@ def _display_columns() -> list[_Column]:
         _Column("Cost", "Train", "train_time_s"),
         _Column("Cost", "img/s", "images_per_s"),
         _Column("", "Preset", None),
+        _Column("", "Checkpoint", None),
         _Column("", "Data", None),
         _Column("", "Seeds", None),
     ]
@@ -301,6 +331,7 @@ def _cells(board: Leaderboard) -> tuple[list[_Column], list[list[tuple[str, str,
                     "Task": rec["family"],
                     "Method": rec["method"],
                     "Preset": rec["preset"],
+                    "Checkpoint": rec["checkpoint"],
                     "Data": str(rec["data_hash"])[:8],
                     "Seeds": _seeds_text(rec),
                 }[col.label]

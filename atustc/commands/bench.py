@@ -33,6 +33,10 @@ from atustc.methods.contract import PRESETS
               help="Size of the synthetic dataset used without --table.")
 @click.option("--cache", "cache", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Cache folder of the synthetic dataset (default: $ATUSTC_CACHE or ~/.cache/atustc).")
+@click.option("--nproc", type=int, default=1, show_default=True,
+              help="Processes per training (torchrun on this machine); see atustc/bench/README.md for several nodes.")
+@click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
+              help="Import MODULE first to register extra methods (repeatable; passed on to every training).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 @click.option("--list", "list_only", is_flag=True, help="List the registered methods and exit.")
 def command(
@@ -50,6 +54,8 @@ def command(
     amp: str,
     synth_size: str,
     cache: Path | None,
+    nproc: int,
+    plugins: tuple[str, ...],
     progress: bool,
     list_only: bool,
 ) -> int:
@@ -62,6 +68,9 @@ def command(
     from rich.console import Console
 
     console = Console(stderr=True)
+    from atustc.engine.config import import_plugins
+
+    import_plugins(plugins)
     if list_only:
         _print_methods()
         return 0
@@ -85,6 +94,7 @@ def command(
     outcomes = run_bench(
         method_list, data=data, preset=preset, seeds=seed_list, out=out, force=force, pretrained=weights,
         overrides=parse_set_options(sets), device=device, amp=amp, progress=progress, console=console,
+        nproc=nproc, plugins=plugins,
     )  # fmt: skip
     print_leaderboard(load_leaderboard(out))
     failed = [o for o in outcomes if o.state == "failed"]

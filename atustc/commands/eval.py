@@ -12,8 +12,8 @@ from atustc.errors import AtustcError
 @click.command("eval")
 @click.option("--table", "table_path", required=True, type=click.Path(path_type=Path), help="Annotation table (.parquet): an index table or a split's table.parquet.")
 @click.option("--features", "features_path", type=click.Path(path_type=Path), help="Saved features (.npz with relpath, heads, feat).")
-@click.option("--run", "run_dir", type=click.Path(path_type=Path), help="A run folder: embed the protocol's images with its model, store RUN/eval/<protocol>.json.")
-@click.option("--protocol", "protocol_name", default="atustc", show_default=True, help="Protocol name (a file in protocols/) or path to a .toml file.")
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), help="A run folder: embed the protocol's images with its model, store RUN/eval/<protocol>@<checkpoint>.json.")
+@click.option("--protocol", "protocol_name", default=None, help="Protocol name (a file in protocols/) or path to a .toml file [default: with --run the split's default protocol, else atustc].")
 @click.option("--root", type=click.Path(path_type=Path), help="Image root for --run (default: the table's manifest or split.json, else the run's).")
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True, help="Checkpoint used with --run.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write the metrics as JSON (fractions, full precision).")
@@ -23,7 +23,7 @@ def command(
     table_path: Path,
     features_path: Path | None,
     run_dir: Path | None,
-    protocol_name: str,
+    protocol_name: str | None,
     root: Path | None,
     checkpoint: str,
     json_path: Path | None,
@@ -45,26 +45,46 @@ def command(
         raise AtustcError("give exactly one of --features or --run")
     if root is not None and run_dir is None:
         raise AtustcError("--root only applies with --run")
-    protocol = load_protocol(protocol_name)
+    from atustc.provenance import checkpoint_record, provenance
+    from atustc.runfolder import RunFolder
+
+    if run_dir is not None and not run_dir.is_dir():
+        raise AtustcError(f"{run_dir}: run folder not found")
+    protocol = load_protocol(protocol_name or (_run_default_protocol(run_dir) if run_dir is not None else "atustc"))
     table = load_table(table_path)
+    ckpt = None
     if features_path is not None:
         features = load_features(features_path)
     else:
         from atustc.engine import embed_run
 
-        if not run_dir.is_dir():
-            raise AtustcError(f"{run_dir}: run folder not found")
+        folder = RunFolder(run_dir)
+        if folder.checkpoint_file(checkpoint).is_file():
+            ckpt = checkpoint_record(folder, checkpoint)
         subset = table.iloc[needed_rows(protocol, table)]
         features = embed_run(run_dir, subset, _image_root(table_path, root), checkpoint=checkpoint, progress=progress)
     result = evaluate(protocol, table, features, progress=progress)
     print_result(result)
+    record = {**result.to_dict(), "provenance": provenance(protocol, features, ckpt)}
     if run_dir is not None:
-        write_json_atomic(run_dir / "eval" / f"{protocol.name}.json", result.to_dict())
+        write_json_atomic(RunFolder(run_dir).eval_file(protocol.name, checkpoint), record)
     if json_path is not None:
-        write_json_atomic(json_path, result.to_dict())
+        write_json_atomic(json_path, record)
     if csv_path is not None:
         with atomic_path(csv_path) as tmp:
             result.to_frame().to_csv(tmp, index=False, float_format="%.17g")
+
+
+def _run_default_protocol(run_dir: Path) -> str:
+    """The default protocol of the split the run was trained on (``atustc`` when unknown)."""
+    from atustc.io import read_json
+    from atustc.split.protocols import LEGACY_PROTOCOLS, SplitProtocols
+
+    config = run_dir / "config.json"
+    split_json = Path(read_json(config).get("split", "")) / "split.json" if config.is_file() else None
+    if split_json is None or not split_json.is_file():
+        return str(LEGACY_PROTOCOLS["default"])
+    return SplitProtocols.from_info(read_json(split_json), str(split_json)).default
 
 
 def _image_root(table_path: Path, root: Path | None) -> Path | None:

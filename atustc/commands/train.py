@@ -126,8 +126,11 @@ def command(
         from atustc.engine.distributed import launch, without_option
         from atustc.engine.setup import prepare
 
-        prepare(request, world=nproc)  # fail fast, before spawning
-        launch(nproc, without_option(command_argv(), "--nproc"))  # the workers get the user's own arguments
+        from atustc.runfolder import RunFolder
+
+        with RunFolder(out).lock("train"):  # held here for the workers (ATUSTC_LAUNCHED)
+            prepare(request, world=nproc)  # fail fast, before spawning
+            launch(nproc, without_option(command_argv(), "--nproc"))  # the workers get the user's own arguments
     else:
         from atustc.engine.train import run_training
 

@@ -79,3 +79,21 @@ class TrainRequest:
 
 def _as_seq(value: Sequence[str] | str) -> Sequence[str]:
     return (value,) if isinstance(value, str) else value
+
+
+def request_argv(request: TrainRequest) -> list[str]:
+    """The ``atustc train`` arguments of a request (``atustc bench --nproc`` launches them with torchrun).
+
+    Every field maps to an option; a test checks that parsing these arguments gives the request back.
+    """
+    r = request
+    argv = ["train", "--method", r.method, "--table", str(r.table), "--split", str(r.split), "--preset", r.preset,
+            "--out", str(r.out), "--seed", str(r.seed), "--device", r.device, "--amp", r.amp]  # fmt: skip
+    argv += ["--resume"] * r.resume + ["--force"] * r.force + ["--compile"] * r.compile + ["--quiet"] * (not r.progress)
+    argv += ["--root", str(r.root)] if r.root is not None else []
+    argv += ["--pretrained", str(r.pretrained)] if r.pretrained is not None else []
+    for key, value in r.overrides.items():
+        argv += ["--set", f"{key}={value}"]
+    for mod in r.plugins:
+        argv += ["--plugin", mod]
+    return argv

@@ -10,6 +10,7 @@ as arguments.
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from atustc.engine.run import build_manifest
 from atustc.engine.setup import TrainSetup, prepare
 from atustc.engine.trainer import Trainer
 from atustc.errors import AtustcError
+from atustc.runfolder import RunFolder
 
 __all__ = ["TrainRequest", "prepare", "run_training", "train_run"]
 
@@ -26,7 +28,8 @@ __all__ = ["TrainRequest", "prepare", "run_training", "train_run"]
 def run_training(request: TrainRequest) -> Path:
     """Train the request's method on the split's train table and write its run folder.
 
-    Under ``torchrun`` every process calls this; rank 0 writes the run folder.
+    Under ``torchrun`` every process calls this; rank 0 writes the run folder and holds its lock
+    (a second process on the same folder refuses in one line).
 
     Returns:
         The run folder.
@@ -36,6 +39,12 @@ def run_training(request: TrainRequest) -> Path:
             (the run is then marked ``failed``).
     """
     info = env_info()
+    hold = info.is_main and not os.environ.get("ATUSTC_LAUNCHED")  # a --nproc launcher holds it for its workers
+    with RunFolder(request.out).lock("train") if hold else nullcontext():
+        return _train(request, info)
+
+
+def _train(request: TrainRequest, info: DistInfo) -> Path:
     s = prepare(request, world=info.world)
     setup(info, s.device)
     try:

@@ -24,7 +24,9 @@ from atustc.engine.setup import VAL_PROTOCOL, TrainSetup
 from atustc.engine.step import LossWindow, autocast_context, seed_everything, train_step, wrap_step
 from atustc.engine.transforms import build_transforms
 from atustc.errors import AtustcError
+from atustc.provenance import sha256_file
 from atustc.richprogress import Bar, progress_bar
+from atustc.runfolder import CHECKPOINTS
 
 
 class Trainer:
@@ -195,6 +197,7 @@ class Trainer:
             }
             save_checkpoint(run.best, "best", {"model": model.state_dict(), **self.best})
         ips = self.trained_images / max(trained_s, 1e-9)
+        hashes = {k: {"sha256": sha256_file(run.checkpoint_file(k))} for k in CHECKPOINTS}
         run.log(f"finished: {self.total} iterations, {trained_s:.1f} s, {ips:.1f} images/s, best {self.best}")
         run.write_status(
             state="finished",
@@ -204,4 +207,5 @@ class Trainer:
             images_per_s=ips,
             best=self.best,
             last={"iter": self.total, "epoch": self.recipe.epochs},
+            checkpoints=hashes,
         )
