@@ -275,12 +275,12 @@ def build_transreid(labels: LabelSpace, preset: str, pretrained: Path | None = N
     return TransReID(config, labels, backbone)
 
 
-@register_method
-def transreid() -> MethodSpec:
-    return MethodSpec(
+register_method(
+    MethodSpec(
         name="transreid",
         family="Tr-ReID",
         summary="TransReID*: ViT, overlapping patches, SIE (camera, λ=3), JPM; one concatenated embedding",
         build=build_transreid,
         recipe=transreid_recipe,
     )
+)

@@ -20,8 +20,7 @@ from torch import nn
 from atustc.bench.harness import BenchData, ensure_synthetic, run_bench, synthetic_key, user_data
 from atustc.bench.leaderboard import SCENARIOS, load_leaderboard, to_csv, to_latex, to_markdown
 from atustc.errors import AtustcError
-from atustc.methods import Batch, LabelSpace, MethodSpec, Recipe, register_method
-from atustc.methods import _registry
+from atustc.methods import Batch, LabelSpace, MethodSpec, Recipe, list_methods, register_method, unregister_method
 
 CALLS: Counter[str] = Counter()  # builds (train and embed) and loss calls (iterations) per method
 INTERRUPT_AT: dict[str, int] = {}  # method -> loss call that raises KeyboardInterrupt
@@ -75,12 +74,12 @@ NAMES = ("bench-dummy", "bench-broken", "bench-interrupt")
 @pytest.fixture(scope="module", autouse=True)
 def dummy_methods():
     """Register the dummies for this module only (other tests see the real registry)."""
-    _registry._load_builtin()
+    list_methods()  # loads the built-ins first
     for name in NAMES:
         register_method(lambda name=name: _spec(name))
     yield
     for name in NAMES:
-        _registry.unregister_method(name)
+        unregister_method(name)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from atustc.engine.setup import check_needs
 from atustc.engine.step import wrap_step
 from atustc.errors import AtustcError
 from atustc.methods import LabelSpace, MethodSpec, OptimGroup, Recipe
-from atustc.methods._registry import temporary_method
+from atustc.methods import temporary_method
 from engine_helpers import TinyNet, make_dataset, tiny_spec
 
 HOOKED = "engine-test-hooked"

@@ -19,7 +19,7 @@ from atustc.engine.checkpoint import load_checkpoint
 from atustc.engine.data import build_label_maps
 from atustc.engine.embed import extract_features
 from atustc.features import load_features
-from atustc.methods._registry import is_registered, register_method, unregister_method
+from atustc.methods import is_registered, register_method, unregister_method
 
 TESTS = Path(__file__).parent
 sys.path.insert(0, str(TESTS))

@@ -143,7 +143,7 @@ def test_eval_with_features_does_not_import_timm(data):
 def test_run_end_to_end_with_the_engine(tmp_path, capsys):
     """A real tiny run (engine + split): ``eval --run`` embeds with it and stores RUN/eval/atustc@best.json."""
     from atustc.engine import embed_run, train_run
-    from atustc.methods._registry import is_registered, register_method
+    from atustc.methods import is_registered, register_method
     from atustc.table import load_table
     from engine_helpers import METHOD, make_dataset, tiny_spec
 

@@ -24,8 +24,7 @@ from atustc.engine.samplers import BatchPlan
 from atustc.errors import AtustcError
 from atustc.methods import MethodSpec, Recipe, get_method
 from atustc.runfolder import RunFolder
-
-VAL_PROTOCOL = "atustc"
+from atustc.split.protocols import SplitProtocols
 
 
 @dataclass
@@ -46,6 +45,7 @@ class TrainSetup:
     device: torch.device
     run: RunFolder
     resume: bool
+    val_protocol: str  # the split's validation protocol (split.json; AT-USTC's for older splits)
     val_note: str | None = None  # why there is no model selection, if there is none
     checkpoint: dict[str, Any] | None = None  # last.pt, read and checked before anything is written
 
@@ -148,7 +148,8 @@ def prepare(request: TrainRequest, world: int = 1) -> TrainSetup:
         r.seed,
         world,
     )
-    val, val_note = _validation_rows(val)
+    val_protocol = SplitProtocols.from_info(split.info, f"{r.split}/split.json").validation
+    val, val_note = _validation_rows(val, val_protocol)
     check_images(train, root_path, f"{r.split}/train.parquet")
     check_images(val, root_path, f"{r.split}/val-protocol.parquet")
     shash = hashlib.sha256((table_hash(train) + table_hash(split.val_protocol)).encode()).hexdigest()[:16]
@@ -167,6 +168,7 @@ def prepare(request: TrainRequest, world: int = 1) -> TrainSetup:
         device=dev,
         run=run,
         resume=resuming,
+        val_protocol=val_protocol,
         val_note=val_note,
         checkpoint=checkpoint,
     )
@@ -191,7 +193,7 @@ def check_needs(spec: MethodSpec, train: pd.DataFrame, source: str) -> None:
             )
 
 
-def _validation_rows(val: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
+def _validation_rows(val: pd.DataFrame, protocol: str) -> tuple[pd.DataFrame, str | None]:
     """The validation rows the protocol scores, or none and the reason model selection is off."""
     from atustc.evaluate import needed_rows
     from atustc.protocol import load_protocol
@@ -199,7 +201,7 @@ def _validation_rows(val: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
     if len(val) == 0:
         return val, "the split has no validation rows"
     try:
-        return val.iloc[needed_rows(load_protocol(VAL_PROTOCOL), val)].reset_index(drop=True), None
+        return val.iloc[needed_rows(load_protocol(protocol), val)].reset_index(drop=True), None
     except AtustcError as exc:
         return val.iloc[:0], f"the validation rows cannot be scored: {exc.message}"
 

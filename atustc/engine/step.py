@@ -93,24 +93,35 @@ def train_step(
 
 
 class LossWindow:
-    """Loss sums over the current logging window (kept in checkpoints so logs resume exactly)."""
+    """Loss sums over the current logging window, kept on the device (kept in checkpoints so logs resume exactly).
 
-    def __init__(self, state: dict[str, Any] | None = None) -> None:
-        self.sums: dict[str, float] = dict((state or {}).get("sums", {}))
+    :meth:`add` queues float64 additions on the device without a host sync; :meth:`means` (at log
+    time) averages, all-reduces across processes and brings the values to the host once.
+    """
+
+    def __init__(self, device: torch.device | str = "cpu", state: dict[str, Any] | None = None) -> None:
+        self.device = torch.device(device)
+        self.sums: dict[str, torch.Tensor] = {
+            k: torch.tensor(float(v), dtype=torch.float64, device=self.device)
+            for k, v in (state or {}).get("sums", {}).items()
+        }
         self.count = int((state or {}).get("count", 0))
 
-    def add(self, losses: dict[str, float]) -> None:
+    def add(self, losses: dict[str, torch.Tensor]) -> None:
         for k, v in losses.items():
-            self.sums[k] = self.sums.get(k, 0.0) + v
+            value = v.detach().to(torch.float64)
+            self.sums[k] = self.sums[k] + value if k in self.sums else value
         self.count += 1
 
     def means(self, info: DistInfo) -> dict[str, float]:
         keys = sorted(self.sums)
-        vals = torch.tensor([self.sums[k] / max(self.count, 1) for k in keys], dtype=torch.float64)
+        if not keys:
+            return {}
+        vals = torch.stack([self.sums[k] for k in keys]) / max(self.count, 1)
         if info.enabled:
             torch.distributed.all_reduce(vals)
             vals /= info.world
-        return {f"loss/{k}": float(v) for k, v in zip(keys, vals)}
+        return {f"loss/{k}": v for k, v in zip(keys, vals.tolist())}
 
     def state(self) -> dict[str, Any]:
-        return {"sums": dict(self.sums), "count": self.count}
+        return {"sums": {k: float(v) for k, v in self.sums.items()}, "count": self.count}

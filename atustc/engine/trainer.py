@@ -20,7 +20,7 @@ from atustc.engine.distributed import DistInfo
 from atustc.engine.embed import extract_features
 from atustc.engine.optim import Optimisers, lr_factor
 from atustc.engine.samplers import BatchStream
-from atustc.engine.setup import VAL_PROTOCOL, TrainSetup
+from atustc.engine.setup import TrainSetup
 from atustc.engine.step import LossWindow, autocast_context, seed_everything, train_step, wrap_step
 from atustc.engine.transforms import build_transforms
 from atustc.errors import AtustcError
@@ -38,7 +38,7 @@ class Trainer:
         self.recipe = s.recipe
         self.total = s.recipe.total_iters
         self.best: dict[str, Any] | None = None
-        self.window = LossWindow()
+        self.window = LossWindow(s.device)
         self.start, self.trained_s, self.trained_images = 0, 0.0, 0
 
     def _build(self) -> None:
@@ -58,7 +58,7 @@ class Trainer:
             self.optim.load_state_dict(ckpt, s.run.last)
             self.scaler.load_state_dict(ckpt["scaler"])
             set_rng_state(ckpt["rng"])
-            self.start, self.window, self.best = int(ckpt["iter"]), LossWindow(ckpt["window"]), ckpt["best"]
+            self.start, self.window, self.best = int(ckpt["iter"]), LossWindow(s.device, ckpt["window"]), ckpt["best"]
             self.trained_s, self.trained_images = float(ckpt["train_time_s"]), int(ckpt["train_images"])
             if self.info.is_main:
                 s.run.truncate_metrics(self.start)
@@ -96,7 +96,7 @@ class Trainer:
                     set_epoch(epoch_set)
                 losses = train_step(step, self.optim, self.scaler, batch, r.clip_grad_norm, autocast, it)
                 self.optim.schedule.step()
-                self.window.add({k: float(v.detach()) for k, v in losses.items()})
+                self.window.add(losses)
                 self.trained_s += time.perf_counter() - t_last
                 self.trained_images += len(batch.pid) * self.info.world
                 done, lr_now = it + 1, r.lr * lr_factor(r, it)
@@ -120,7 +120,7 @@ class Trainer:
         record = {"iter": done, "epoch": math.ceil(done / self.recipe.iters_per_epoch), "lr": lr}
         record.update(self.window.means(self.info))
         record["images_per_s"] = ips
-        self.window = LossWindow()
+        self.window = LossWindow(self.s.device)
         if self.info.is_main:
             self.s.run.append_metrics(record)
 
@@ -172,11 +172,10 @@ class Trainer:
         self.model.train()
         if not self.info.is_main:
             return
-        result = evaluate(load_protocol(VAL_PROTOCOL), s.val, feats).to_dict()
-        anytime = result["summary"]["Any-Time"]
-        value = float(anytime[s.engine.val_metric])
-        run.append_metrics({"iter": done, "epoch": epoch, "val": {"protocol": VAL_PROTOCOL, **result}})
-        metric = f"val/{VAL_PROTOCOL}/Any-Time/{s.engine.val_metric}"
+        result = evaluate(load_protocol(s.val_protocol), s.val, feats).to_dict()
+        value = float(result["summary"][_main_aggregate(result)][s.engine.val_metric])
+        run.append_metrics({"iter": done, "epoch": epoch, "val": {"protocol": s.val_protocol, **result}})
+        metric = f"val/{s.val_protocol}/{_main_aggregate(result)}/{s.engine.val_metric}"
         run.log(f"epoch {epoch} iter {done}: {metric} = {value:.4f}")
         if math.isnan(value):
             return
@@ -209,3 +208,14 @@ class Trainer:
             last={"iter": self.total, "epoch": self.recipe.epochs},
             checkpoints=hashes,
         )
+
+
+def _main_aggregate(result: dict[str, Any]) -> str:
+    """The aggregate model selection reads: the protocol's last, overall one (``Any-Time``; mixed: ``Anytime``).
+
+    Raises:
+        AtustcError: the validation protocol has no aggregate to select on.
+    """
+    if not result["summary"]:
+        raise AtustcError(f"validation protocol {result['protocol']}: no aggregate to select best.pt on")
+    return list(result["summary"])[-1]
