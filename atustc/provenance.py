@@ -84,7 +84,9 @@ def check_eval(result: dict[str, Any], path: Path, run: RunFolder, checkpoint: s
     if not isinstance(prov, dict):
         raise AtustcError(f"{path}: no provenance record; score the run again (atustc eval --run or atustc bench)")
     if prov.get("checkpoint") != checkpoint:
-        raise AtustcError(f"{path}: provenance says checkpoint {prov.get('checkpoint')!r}, the file name says {checkpoint!r}")
+        raise AtustcError(
+            f"{path}: provenance says checkpoint {prov.get('checkpoint')!r}, the file name says {checkpoint!r}"
+        )
     have = (run.read_status().get("checkpoints") or {}).get(checkpoint, {}).get("sha256")
     if have is not None and prov.get("checkpoint_sha256") != have:
         raise AtustcError(

@@ -36,7 +36,6 @@ from typing import Any, Literal
 from atustc.errors import AtustcError
 from atustc.io import read_json, write_json_atomic, write_text_atomic
 
-
 Checkpoint = Literal["best", "last"]
 CHECKPOINTS: tuple[str, ...] = ("best", "last")
 LOCK_NAME = ".lock"

@@ -56,8 +56,19 @@ class Dummy(nn.Module):
 
 
 def _recipe(preset: str) -> Recipe:
-    return Recipe(optimizer="adamw", lr=1e-2, weight_decay=0.0, epochs=2, iters_per_epoch=3, warmup_epochs=0,
-                  sampler="pk", num_identities=4, num_instances=2, input_size=(32, 16), pad=2)
+    return Recipe(
+        optimizer="adamw",
+        lr=1e-2,
+        weight_decay=0.0,
+        epochs=2,
+        iters_per_epoch=3,
+        warmup_epochs=0,
+        sampler="pk",
+        num_identities=4,
+        num_instances=2,
+        input_size=(32, 16),
+        pad=2,
+    )
 
 
 def _spec(name: str) -> MethodSpec:

@@ -16,8 +16,7 @@ from atustc.engine.optim import Optimisers, lr_factor
 from atustc.engine.setup import check_needs
 from atustc.engine.step import wrap_step
 from atustc.errors import AtustcError
-from atustc.methods import LabelSpace, MethodSpec, OptimGroup, Recipe
-from atustc.methods import temporary_method
+from atustc.methods import LabelSpace, MethodSpec, OptimGroup, Recipe, temporary_method
 from engine_helpers import TinyNet, make_dataset, tiny_spec
 
 HOOKED = "engine-test-hooked"
@@ -169,7 +168,10 @@ def test_needs_is_checked_before_training(tmp_path):
     def spec():
         return dataclasses.replace(tiny_spec(), name="needs-camera", needs=("camera",))
 
-    with temporary_method(spec), pytest.raises(AtustcError, match=r"needs 'camera', but .*train.parquet has one value \(3\)"):
+    with (
+        temporary_method(spec),
+        pytest.raises(AtustcError, match=r"needs 'camera', but .*train.parquet has one value \(3\)"),
+    ):
         train_run("needs-camera", table_path, flat, "tiny", tmp_path / "run")
     assert not (tmp_path / "run").exists()
 

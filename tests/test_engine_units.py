@@ -153,7 +153,9 @@ def test_plan_rejects_what_does_not_fit(kind, p, k, world, match):
 def test_pk_modality_counts_identities_with_both_modalities():
     pid, mod = _plan_data()  # 5 ids have both modalities, id 5 has RGB only
     BatchPlan(pid, mod, "pk_modality", 5, 2, 2, seed=0)
-    with pytest.raises(AtustcError, match="at least P=6 identities with both RGB and IR .* has 5; use --set sampler=pk"):
+    with pytest.raises(
+        AtustcError, match="at least P=6 identities with both RGB and IR .* has 5; use --set sampler=pk"
+    ):
         BatchPlan(pid, mod, "pk_modality", 6, 2, 2, seed=0)
 
 
@@ -228,8 +230,14 @@ class _Net(torch.nn.Module):
 
 @pytest.mark.parametrize(
     ("epoch", "expected"),
-    [(1, 0.19), (9, 0.91), (10, 1.0), (11, 0.002 + 0.998 * 0.5 * (1 + math.cos(math.pi / 110))), (65, 0.501),
-     (120, 0.002)],
+    [
+        (1, 0.19),
+        (9, 0.91),
+        (10, 1.0),
+        (11, 0.002 + 0.998 * 0.5 * (1 + math.cos(math.pi / 110))),
+        (65, 0.501),
+        (120, 0.002),
+    ],
 )
 def test_official_schedule_by_1_based_epoch(epoch, expected):
     """Paper recipe: warm-up 0.1 -> 1.0 at epoch 10, then cosine t = (e - 10) / 110 down to 0.002 at epoch 120."""
@@ -266,8 +274,19 @@ def test_param_groups_split_decay_and_lr_multiplier():
 
 def test_overrides_coerce_text_to_field_types():
     sets = parse_set_options(
-        ["epochs=2", "warmup_epochs=1", "input_size=64, 32", "clip_grad_norm=none", "sampler=pk", "nesterov=false", "lr=1e-3",
-         "milestones=1,2", "extra.depth=3", "extra.name=abc", "num_workers=0"]
+        [
+            "epochs=2",
+            "warmup_epochs=1",
+            "input_size=64, 32",
+            "clip_grad_norm=none",
+            "sampler=pk",
+            "nesterov=false",
+            "lr=1e-3",
+            "milestones=1,2",
+            "extra.depth=3",
+            "extra.name=abc",
+            "num_workers=0",
+        ]
     )
     recipe, engine = apply_overrides(Recipe(clip_grad_norm=20.0), EngineConfig(), sets)
     assert recipe.epochs == 2 and recipe.input_size == (64, 32) and recipe.clip_grad_norm is None

@@ -68,8 +68,27 @@ def test_nproc_passes_the_users_own_arguments_to_torchrun(tmp_path, monkeypatch)
     monkeypatch.setattr(setup_mod, "prepare", lambda request, world=1: seen.update(request=request, world=world))
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     monkeypatch.setattr("atustc.commands.train._summary", lambda out: seen.update(summary=out))
-    args = ["train", "--method", "m", "--table", "t.parquet", "--split", "s", "--out", str(tmp_path / "o"),
-            "--nproc", "3", "--set", "epochs=2", "--set=lr=0.1", "--amp", "bf16", "--plugin", "x.y", "--quiet"]
+    args = [
+        "train",
+        "--method",
+        "m",
+        "--table",
+        "t.parquet",
+        "--split",
+        "s",
+        "--out",
+        str(tmp_path / "o"),
+        "--nproc",
+        "3",
+        "--set",
+        "epochs=2",
+        "--set=lr=0.1",
+        "--amp",
+        "bf16",
+        "--plugin",
+        "x.y",
+        "--quiet",
+    ]
     res = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert res.exit_code == 0, res.output
     assert seen["nproc"] == 3 and seen["world"] == 3
@@ -132,7 +151,9 @@ def test_every_module_imports_first_in_a_fresh_interpreter():
 
 
 def test_torch_free_modules_do_not_import_torch():
-    code = ("import sys\nimport atustc.runfolder, atustc.provenance, atustc.engine.request, atustc.cli\n"
-            "import atustc.commands.bench, atustc.commands.train\nprint('torch' in sys.modules)")
+    code = (
+        "import sys\nimport atustc.runfolder, atustc.provenance, atustc.engine.request, atustc.cli\n"
+        "import atustc.commands.bench, atustc.commands.train\nprint('torch' in sys.modules)"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert res.stdout.strip() == "False", res.stderr

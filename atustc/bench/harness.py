@@ -40,8 +40,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from atustc.errors import AtustcError
 from atustc.engine.request import TrainRequest, request_argv
+from atustc.errors import AtustcError
 from atustc.runfolder import RunFolder, run_name
 from atustc.split.protocols import SplitProtocols
 
@@ -290,9 +290,7 @@ def split_protocols(data: BenchData) -> SplitProtocols:
     return SplitProtocols.from_info(read_json(path), str(path))
 
 
-def _one_run(
-    request: TrainRequest, data: BenchData, protocols: Sequence[str], force: bool, nproc: int
-) -> RunOutcome:
+def _one_run(request: TrainRequest, data: BenchData, protocols: Sequence[str], force: bool, nproc: int) -> RunOutcome:
     """Bring one run to ``finished`` with every eval file, or record why it failed."""
     from atustc.engine.train import run_training
 
@@ -409,8 +407,15 @@ def _mark_failed(run: Path, method: str, preset: str, seed: int, error: str) -> 
 
 
 def _outcome_dict(o: RunOutcome) -> dict[str, Any]:
-    return {"run": o.run_dir.name, "method": o.method, "seed": o.seed, "state": o.state, "action": o.action,
-            "error": o.error, "seconds": round(o.seconds, 3)}
+    return {
+        "run": o.run_dir.name,
+        "method": o.method,
+        "seed": o.seed,
+        "state": o.state,
+        "action": o.action,
+        "error": o.error,
+        "seconds": round(o.seconds, 3),
+    }
 
 
 def _write_bench(runs_dir: Path, record: dict) -> None:

@@ -12,31 +12,80 @@ from atustc.methods.contract import PRESETS
 
 @click.command("bench")
 @click.option("--methods", default="uniat,transreid", show_default=True, help="Comma-separated registered methods.")
-@click.option("--table", "table_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Annotation table (.parquet); without it the embedded synthetic dataset is built once and cached.")
-@click.option("--split", "split_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Split folder of --table (atustc split).")
-@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Image root (default: the split's, else the table manifest's).")
+@click.option(
+    "--table",
+    "table_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Annotation table (.parquet); without it the embedded synthetic dataset is built once and cached.",
+)
+@click.option(
+    "--split",
+    "split_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Split folder of --table (atustc split).",
+)
+@click.option(
+    "--root",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Image root (default: the split's, else the table manifest's).",
+)
 @click.option("--preset", type=click.Choice(PRESETS), default="tiny", show_default=True)
 @click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds; one run per method and seed.")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("runs"), show_default=True,
-              help="Runs folder: RUNS/<method>-<preset>-s<seed>/ and RUNS/bench.json.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("runs"),
+    show_default=True,
+    help="Runs folder: RUNS/<method>-<preset>-s<seed>/ and RUNS/bench.json.",
+)
 @click.option("--force", is_flag=True, help="Retrain runs that already finished.")
-@click.option("--pretrained", "pretrained", multiple=True, metavar="METHOD=FILE",
-              help="Local pretrained weights for a method (repeatable).")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Recipe/engine override for every method, e.g. epochs=2 (repeatable; see atustc train).")
+@click.option(
+    "--pretrained",
+    "pretrained",
+    multiple=True,
+    metavar="METHOD=FILE",
+    help="Local pretrained weights for a method (repeatable).",
+)
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Recipe/engine override for every method, e.g. epochs=2 (repeatable; see atustc train).",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--amp", type=click.Choice(["off", "bf16", "fp16"]), default="off", show_default=True)
-@click.option("--synth-size", type=click.Choice(["test", "default", "large"]), default="default", show_default=True,
-              help="Size of the synthetic dataset used without --table.")
-@click.option("--cache", "cache", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Cache folder of the synthetic dataset (default: $ATUSTC_CACHE or ~/.cache/atustc).")
-@click.option("--nproc", type=int, default=1, show_default=True,
-              help="Processes per training (torchrun on this machine); see atustc/bench/README.md for several nodes.")
-@click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
-              help="Import MODULE first to register extra methods (repeatable; passed on to every training).")
+@click.option(
+    "--synth-size",
+    type=click.Choice(["test", "default", "large"]),
+    default="default",
+    show_default=True,
+    help="Size of the synthetic dataset used without --table.",
+)
+@click.option(
+    "--cache",
+    "cache",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Cache folder of the synthetic dataset (default: $ATUSTC_CACHE or ~/.cache/atustc).",
+)
+@click.option(
+    "--nproc",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Processes per training (torchrun on this machine); see atustc/bench/README.md for several nodes.",
+)
+@click.option(
+    "--plugin",
+    "plugins",
+    multiple=True,
+    metavar="MODULE",
+    help="Import MODULE first to register extra methods (repeatable; passed on to every training).",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 @click.option("--list", "list_only", is_flag=True, help="List the registered methods and exit.")
 def command(

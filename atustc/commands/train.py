@@ -125,7 +125,6 @@ def command(
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         from atustc.engine.distributed import launch, without_option
         from atustc.engine.setup import prepare
-
         from atustc.runfolder import RunFolder
 
         with RunFolder(out).lock("train"):  # held here for the workers (ATUSTC_LAUNCHED)

@@ -208,7 +208,9 @@ class Optimisers:
         saved = state.get("optim_groups", {})
         have = [g.name for g in self.groups]
         if sorted(saved) != sorted(have):
-            raise AtustcError(f"checkpoint {source}: optimiser groups {sorted(saved)} differ from the model's {sorted(have)}")
+            raise AtustcError(
+                f"checkpoint {source}: optimiser groups {sorted(saved)} differ from the model's {sorted(have)}"
+            )
         self.main.load_state_dict(state["optimizer"])
         for g, opt in zip(self.groups, self.extra):
             opt.load_state_dict(saved[g.name])

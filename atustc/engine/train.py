@@ -90,9 +90,7 @@ def _open_run(s: TrainSetup, info: DistInfo) -> None:
     else:
         run.reset()
         write_json_atomic(run.config, s.config(info.world))
-        write_json_atomic(
-            run.manifest, build_manifest(s.seed, s.device.type, info.world, s.table_hash, s.split_hash)
-        )
+        write_json_atomic(run.manifest, build_manifest(s.seed, s.device.type, info.world, s.table_hash, s.split_hash))
         run.log(
             f"start: method={s.spec.name} preset={s.preset} seed={s.seed} device={s.device} amp={s.amp} "
             f"world={info.world} train_images={len(s.train)} ids={s.labels.space.num_pids} val_images={len(s.val)}"

@@ -10,8 +10,7 @@ A method module registers its specs with plain calls at import time::
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Callable
+from collections.abc import Callable, Iterator
 
 from atustc.errors import unknown_name
 from atustc.methods.contract import MethodSpec

@@ -9,9 +9,10 @@ and a method knows nothing of the engine or the harness.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from atustc.errors import AtustcError
 
@@ -193,9 +194,13 @@ class OptimGroup:
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("sgd", "adam", "adamw"):
-            raise AtustcError(f"optim group {self.name!r}: optimizer must be sgd, adam or adamw, got {self.optimizer!r}")
+            raise AtustcError(
+                f"optim group {self.name!r}: optimizer must be sgd, adam or adamw, got {self.optimizer!r}"
+            )
         if self.lr <= 0 or self.grad_scale <= 0:
-            raise AtustcError(f"optim group {self.name!r}: lr and grad_scale must be > 0, got {self.lr}, {self.grad_scale}")
+            raise AtustcError(
+                f"optim group {self.name!r}: lr and grad_scale must be > 0, got {self.lr}, {self.grad_scale}"
+            )
         if not self.params:
             raise AtustcError(f"optim group {self.name!r}: no parameters")
 

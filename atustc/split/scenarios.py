@@ -40,11 +40,6 @@ class ScenarioRule:
         """Flags of the scenario's gallery pool (before the time rule)."""
         return (6, 8) if self.term == "st" else (7, 9)
 
-    @property
-    def query_modalities(self) -> tuple[str, ...]:
-        """Query modalities that can have a non-empty gallery under the time rule."""
-        return {"dt": ("rgb",), "nt": ("ir",), "ad": ("rgb", "ir")}[self.time]
-
 
 RULES: dict[str, ScenarioRule] = {
     name: ScenarioRule(name, name[:2].lower(), name[3:].lower())  # type: ignore[arg-type]
