@@ -56,11 +56,6 @@ def _hooked_spec() -> MethodSpec:
     return dataclasses.replace(tiny_spec(), name=HOOKED, build=build)
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return make_dataset(tmp_path_factory.mktemp("hooks-data"))
-
-
 def _labels(n: int = 3) -> LabelSpace:
     return LabelSpace(num_pids=n, num_outfits=n, outfit_to_pid=tuple(range(n)), num_cameras=1)
 
@@ -111,8 +106,8 @@ def test_optim_groups_are_checked():
 
 
 @pytest.mark.slow
-def test_hooks_in_a_run_and_an_exact_resume(data, tmp_path, monkeypatch):
-    _, table, split = data
+def test_hooks_in_a_run_and_an_exact_resume(engine_data, tmp_path, monkeypatch):
+    _, table, split = engine_data
     sets = {"num_workers": 0, "log_every": 2, "eval_every_epochs": 0}
     with temporary_method(_hooked_spec):
         ref = train_run(HOOKED, table, split, "tiny", tmp_path / "ref", overrides=sets, progress=False)

@@ -22,7 +22,6 @@ from atustc.features import load_features
 from atustc.methods import is_registered, register_method, unregister_method
 
 TESTS = Path(__file__).parent
-sys.path.insert(0, str(TESTS))
 from engine_helpers import METHOD, make_dataset, tiny_spec  # noqa: E402
 
 FAST = {"num_workers": 0, "log_every": 2}
