@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
 import pandas as pd
@@ -181,3 +182,20 @@ def test_ddp_searches_unused_parameters_only_when_the_method_says_so(tmp_path):
         assert wrap_step(model, DistInfo(world=2), cpu, unused=True).find_unused_parameters is True
     finally:
         dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_resume_reuses_the_saved_recipe(engine_method, engine_data, tmp_path):
+    _, table, split = engine_data
+    fast = {"num_workers": 0, "log_every": 2}
+    out = train_run(
+        engine_method, table, split, "tiny", tmp_path / "run", overrides={**fast, "epochs": 1}, progress=False
+    )
+    # no --set epochs=1 this time: the saved recipe is reused, not the method's default (3 epochs)
+    train_run(engine_method, table, split, "tiny", out, resume=True, overrides=fast, progress=False)
+    status = json.loads((out / "status.json").read_text())
+    assert status["state"] == "finished" and status["iter"] == 4
+    with pytest.raises(
+        AtustcError, match=r"recipe differs from the saved run: epochs \(1 there, 2 now\); resume without"
+    ):
+        train_run(engine_method, table, split, "tiny", out, resume=True, overrides={"epochs": 2}, progress=False)

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from atustc.engine.checkpoint import load_checkpoint
-from atustc.engine.config import EngineConfig, apply_overrides, import_plugins, recipe_to_dict
+from atustc.engine.config import EngineConfig, apply_overrides, import_plugins, recipe_from_dict, recipe_to_dict
 from atustc.engine.data import LabelMaps, build_label_maps, check_images
 from atustc.engine.distributed import env_info, resolve_device
 from atustc.engine.request import AMP_MODES, TrainRequest
@@ -125,7 +125,7 @@ def prepare(request: TrainRequest, world: int = 1) -> TrainSetup:
     resuming = run.check_start(r.resume, r.force)
     checkpoint = None
     if resuming:
-        _check_resume_config(run, spec.name, r.preset, r.seed, recipe)
+        recipe, engine = _resumed_recipe(run, spec.name, r.preset, r.seed, dict(r.overrides))
         checkpoint = load_checkpoint(run.last, kind="last")
         if checkpoint.get("sampler") != {"kind": recipe.sampler, "seed": r.seed, "world": world}:
             raise AtustcError(
@@ -206,11 +206,35 @@ def _validation_rows(val: pd.DataFrame, protocol: str) -> tuple[pd.DataFrame, st
         return val.iloc[:0], f"the validation rows cannot be scored: {exc.message}"
 
 
-def _check_resume_config(run: RunFolder, method: str, preset: str, seed: int, recipe: Recipe) -> None:
+def _resumed_recipe(
+    run: RunFolder, method: str, preset: str, seed: int, overrides: dict[str, Any]
+) -> tuple[Recipe, EngineConfig]:
+    """The saved run's recipe and engine settings with this call's overrides on top.
+
+    A resumed run keeps its recipe: ``--set`` options are needed only to change something, and
+    a change of the recipe (or of the method, preset or seed) is refused, naming each key with
+    both values. Engine settings (workers, batch size of the embedding, ...) may change.
+
+    Raises:
+        AtustcError: the method, preset, seed or recipe differs from the saved run.
+    """
     cfg = run.read_config()
-    for key, want in (("method", method), ("preset", preset), ("seed", seed), ("recipe", recipe_to_dict(recipe))):
+    for key, want in (("method", method), ("preset", preset), ("seed", seed)):
         if cfg.get(key) != want:
-            shown = "" if key == "recipe" else f" ({cfg.get(key)!r} there, {want!r} now)"
             raise AtustcError(
-                f"--resume {run.path}: {key} differs from the saved run{shown}; use --force to start over"
+                f"--resume {run.path}: {key} differs from the saved run ({cfg.get(key)!r} there, {want!r} now); "
+                f"resume with the saved {key}, or train the new one into another --out"
             )
+    fields = {f.name for f in dataclasses.fields(EngineConfig)}
+    saved_engine = EngineConfig(**{k: v for k, v in cfg.get("engine", {}).items() if k in fields})
+    recipe, engine = apply_overrides(recipe_from_dict(cfg["recipe"]), saved_engine, overrides)
+    now = recipe_to_dict(recipe)
+    changed = [
+        f"{k} ({cfg['recipe'].get(k)!r} there, {now.get(k)!r} now)" for k in now if now[k] != cfg["recipe"].get(k)
+    ]
+    if changed:
+        raise AtustcError(
+            f"--resume {run.path}: recipe differs from the saved run: {'; '.join(changed)}; "
+            "resume without those --set options, or train the new recipe into another --out"
+        )
+    return recipe, engine
