@@ -171,9 +171,43 @@ def test_failing_method_is_recorded_and_the_others_go_on(data: BenchData, tmp_pa
     frame = board.frame.set_index("method")
     assert frame.loc["bench-broken", "status"] == "failed" and frame.loc["bench-dummy", "status"] == "finished"
     assert "dummy failure" in to_markdown(board)
+    # a rerun retries the failed run (from scratch) and says so
+    again = run_bench(["bench-broken"], data=data, out=out, progress=False)
+    assert (again[0].action, again[0].state) == ("retried", "failed")
     # an unknown method fails before anything runs
     with pytest.raises(AtustcError, match="unknown method 'bench-dumy'; did you mean bench-dummy"):
         run_bench(["bench-dumy"], data=data, out=out, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("sets", "match"),
+    [
+        ({"lr": "-1"}, r"recipe: lr must be > 0, got -1.0 \(for every method; first refused by bench-dummy\)"),
+        ({"nosuchkey": "1"}, r"--set nosuchkey: unknown key; known keys: "),
+    ],
+)
+def test_a_bad_global_option_is_refused_once_before_any_run(data, tmp_path, capsys, sets, match) -> None:
+    from atustc.cli import main
+
+    out = tmp_path / "runs"
+    with pytest.raises(AtustcError, match=match):
+        run_bench(["bench-dummy", "bench-broken"], data=data, out=out, overrides=sets, progress=False)
+    assert not out.exists()
+    key, value = next(iter(sets.items()))
+    args = [
+        "bench",
+        "--methods",
+        "bench-dummy,bench-broken",
+        "--table",
+        str(data.table),
+        "--split",
+        str(data.split_dir),
+    ]
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--out", str(out), "--set", f"{key}={value}", "--no-progress"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and len(err.strip().splitlines()) == 1 and err.count("known keys") <= 1
+    assert not out.exists()
 
 
 def test_interrupted_bench_resumes_the_unfinished_run(data: BenchData, tmp_path: Path) -> None:

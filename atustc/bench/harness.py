@@ -14,7 +14,11 @@ Run states and what a new bench does with them:
 - ``finished`` without them: only embedded and scored again;
 - ``running`` (the process was killed), or ``failed`` by an interrupt (Ctrl-C) with a
   checkpoint: resumed from ``checkpoints/last.pt``;
-- ``failed`` otherwise, or ``force``: trained again from scratch.
+- ``failed`` otherwise: trained again from scratch, reported as ``retried``; ``force``: trained
+  again from scratch.
+
+Options that apply to every run (``--set``) are checked against every method's recipe once,
+before anything is created (:func:`check_overrides`).
 
 A method that raises is recorded as ``failed`` in its ``status.json`` (with the reason) and the
 bench goes on with the others. ``RUNS/bench.json`` records the command, methods, seeds, preset,
@@ -76,7 +80,7 @@ class RunOutcome:
     seed: int
     run_dir: Path
     state: Literal["finished", "failed"]
-    action: Literal["reused", "trained", "resumed", "scored"]
+    action: Literal["reused", "trained", "resumed", "scored", "retried"]
     error: str | None
     seconds: float
 
@@ -226,6 +230,7 @@ def run_bench(
             raise AtustcError(f"{label}: duplicate value(s) {', '.join(dup)}")
     check_preset(preset)
     specs = {name: get_method(name) for name in methods}
+    check_overrides(list(specs.values()), preset, overrides)
     for name in pretrained or {}:
         if name not in specs:
             raise AtustcError(f"pretrained weights given for {name!r}, which is not benchmarked")
@@ -282,6 +287,21 @@ def run_bench(
     return outcomes
 
 
+def check_overrides(specs: Sequence[Any], preset: str, overrides: dict[str, Any] | None) -> None:
+    """Check ``--set`` options against every method's recipe once, before any run starts.
+
+    Raises:
+        AtustcError: an unknown key or a value some method's recipe rejects (one line, naming the method).
+    """
+    from atustc.engine.config import EngineConfig, apply_overrides
+
+    for spec in specs:
+        try:
+            apply_overrides(spec.recipe(preset), EngineConfig(), overrides)
+        except AtustcError as exc:
+            raise AtustcError(f"{exc.message} (for every method; first refused by {spec.name})") from None
+
+
 def split_protocols(data: BenchData) -> SplitProtocols:
     """The protocols the bench's split is scored on (``split.json``; AT-USTC's for older splits)."""
     from atustc.io import read_json
@@ -303,14 +323,16 @@ def _one_run(request: TrainRequest, data: BenchData, protocols: Sequence[str], f
         action = "reused" if scored else "scored"
     elif not force and _resumable(run.path, status):
         action = "resumed"
+    elif state == "failed" and not force:
+        action = "retried"
     else:
         action = "trained"
     method, seed = request.method, request.seed
     try:
-        if action in ("trained", "resumed"):
+        if action in ("trained", "resumed", "retried"):
             for p in protocols:
                 run.eval_file(p, CHECKPOINT).unlink(missing_ok=True)
-            request = replace(request, resume=action == "resumed", force=action == "trained" and run.path.exists())
+            request = replace(request, resume=action == "resumed", force=action != "resumed" and run.path.exists())
             if nproc > 1:
                 from atustc.engine.distributed import launch
 

@@ -130,6 +130,12 @@ def command(
     method_list = _split_list(methods, "--methods")
     seed_list = [_parse_seed(s) for s in _split_list(seeds, "--seeds")]
     weights = _parse_pretrained(pretrained)
+    from atustc.bench.harness import check_overrides
+    from atustc.methods import get_method
+    from atustc.methods.contract import check_preset
+
+    overrides = parse_set_options(sets)
+    check_overrides([get_method(m) for m in method_list], check_preset(preset), overrides)  # before any data or run
     if table_path is None:
         if split_dir is not None or root is not None:
             raise AtustcError("--split and --root need --table (without --table the synthetic dataset is used)")
@@ -142,7 +148,7 @@ def command(
         data = user_data(table_path, split_dir, root)
     outcomes = run_bench(
         method_list, data=data, preset=preset, seeds=seed_list, out=out, force=force, pretrained=weights,
-        overrides=parse_set_options(sets), device=device, amp=amp, progress=progress, console=console,
+        overrides=overrides, device=device, amp=amp, progress=progress, console=console,
         nproc=nproc, plugins=plugins,
     )  # fmt: skip
     print_leaderboard(load_leaderboard(out))
