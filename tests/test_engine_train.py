@@ -95,6 +95,7 @@ def test_run_folder_is_complete(trained, data):
         "metrics.jsonl",
         "checkpoints/last.pt",
         "checkpoints/best.pt",
+        ".lock",  # the run's lock file (kept: removing it would race with a process waiting on it)
     }
     cfg = json.loads((trained / "config.json").read_text())
     assert cfg["method"] == METHOD and cfg["preset"] == "tiny" and cfg["seed"] == 0
@@ -103,7 +104,10 @@ def test_run_folder_is_complete(trained, data):
     man = json.loads((trained / "manifest.json").read_text())
     assert man["packages"]["torch"] == torch.__version__ and man["seed"] == 0
     assert {"git", "device", "seed", "table_hash", "split_hash", "python"} <= set(man)
+    assert man["machine"]["cores"] == os.cpu_count() and man["machine"]["cpu"] and "gpus" in man["machine"]
     status = json.loads((trained / "status.json").read_text())
+    assert 0 < status["train_cpu_s"]  # process CPU time beside the wall time
+    assert set(status["checkpoints"]) == {"best", "last"} and len(status["checkpoints"]["last"]["sha256"]) == 64
     assert status["state"] == "finished" and status["error"] is None and status["params"] == 1360
     assert status["images_per_s"] > 0 and status["train_time_s"] > 0
     best = status["best"]
@@ -114,7 +118,9 @@ def test_run_folder_is_complete(trained, data):
     assert [r["iter"] for r in vals] == [4, 8, 12]
     assert best["value"] == max(r["val"]["summary"]["Any-Time"]["mAP"] for r in vals)
     losses = [r for r in records if "val" not in r]
-    assert losses[0]["lr"] == pytest.approx(0.01) and losses[2]["lr"] == pytest.approx(0.1)  # warmup, then base
+    # per-epoch schedule at the 1-based epoch: a 1-epoch warm-up ends as the 1st epoch starts (1.0),
+    # epoch 2 is halfway down the cosine (t = (2 - 1) / (3 - 1))
+    assert losses[0]["lr"] == pytest.approx(0.1) and losses[2]["lr"] == pytest.approx(0.1 * (0.002 + 0.998 * 0.5))
     assert load_checkpoint(trained / "checkpoints/best.pt", kind="best")["iter"] == best["iter"]
 
 

@@ -7,6 +7,7 @@ here for older imports.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from typing import Any
 
 from atustc.runfolder import RunFolder
 
-__all__ = ["PACKAGES", "RunFolder", "build_manifest", "git_commit"]
+__all__ = ["PACKAGES", "RunFolder", "build_manifest", "git_commit", "machine_info"]
 
 PACKAGES = ("atustc", "torch", "torchvision", "timm", "numpy", "pandas", "pyarrow", "pillow")
 
@@ -38,6 +39,24 @@ def git_commit(path: Path | None = None) -> dict[str, Any]:
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
     return {"commit": sha, "dirty": bool(dirty)}
+
+
+def machine_info() -> dict[str, Any]:
+    """The machine: CPU model, logical cores, torch threads and GPUs (cost figures are only comparable on one)."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpus = (
+        [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    )
+    return {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "gpus": gpus}
 
 
 def build_manifest(seed: int, device: str, world: int, table_hash: str, split_hash: str) -> dict[str, Any]:
@@ -67,6 +86,7 @@ def build_manifest(seed: int, device: str, world: int, table_hash: str, split_ha
         "torch_cuda_build": torch.version.cuda,
         "git": git_commit(),
         "device": dev,
+        "machine": machine_info(),
         "seed": seed,
         "table_hash": table_hash,
         "split_hash": split_hash,

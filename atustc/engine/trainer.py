@@ -40,6 +40,7 @@ class Trainer:
         self.best: dict[str, Any] | None = None
         self.window = LossWindow(s.device)
         self.start, self.trained_s, self.trained_images = 0, 0.0, 0
+        self.cpu_s = 0.0  # process CPU time of the training steps (all threads), beside the wall time
 
     def _build(self) -> None:
         """Model, optimiser, schedule and scaler; restored from ``last.pt`` when resuming."""
@@ -60,6 +61,7 @@ class Trainer:
             set_rng_state(ckpt["rng"])
             self.start, self.window, self.best = int(ckpt["iter"]), LossWindow(s.device, ckpt["window"]), ckpt["best"]
             self.trained_s, self.trained_images = float(ckpt["train_time_s"]), int(ckpt["train_images"])
+            self.cpu_s = float(ckpt.get("train_cpu_s", 0.0))
             if self.info.is_main:
                 s.run.truncate_metrics(self.start)
         if self.info.is_main:
@@ -86,7 +88,7 @@ class Trainer:
         loader = self._loader()
         self.model.train()
         set_epoch, epoch_set = getattr(self.model, "set_epoch", None), -1
-        t_last = time.perf_counter()
+        t_last, c_last = time.perf_counter(), time.process_time()
         with progress_bar("train", self.total, self.progress, completed=self.start, eta=True) as bar:
             for it, tensors in zip(range(self.start, self.total), loader):
                 batch = to_batch(tensors, s.device)
@@ -98,6 +100,7 @@ class Trainer:
                 self.optim.schedule.step()
                 self.window.add(losses)
                 self.trained_s += time.perf_counter() - t_last
+                self.cpu_s += time.process_time() - c_last
                 self.trained_images += len(batch.pid) * self.info.world
                 done, lr_now = it + 1, r.lr * lr_factor(r, it)
                 ips = self.trained_images / max(self.trained_s, 1e-9)
@@ -112,7 +115,7 @@ class Trainer:
                 every = s.engine.checkpoint_every
                 if done == self.total or (done % every == 0 if every else epoch_end):
                     self._checkpoint(done, epoch)
-                t_last = time.perf_counter()
+                t_last, c_last = time.perf_counter(), time.process_time()
         if self.info.is_main:
             self._finish()
 
@@ -142,6 +145,7 @@ class Trainer:
             "window": self.window.state(),
             "best": self.best,
             "train_time_s": self.trained_s,
+            "train_cpu_s": self.cpu_s,
             "train_images": self.trained_images,
         }
         save_checkpoint(s.run.last, "last", state)
@@ -203,6 +207,7 @@ class Trainer:
             error=None,
             iter=self.total,
             train_time_s=trained_s,
+            train_cpu_s=self.cpu_s,
             images_per_s=ips,
             best=self.best,
             last={"iter": self.total, "epoch": self.recipe.epochs},
