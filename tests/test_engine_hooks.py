@@ -199,3 +199,21 @@ def test_resume_reuses_the_saved_recipe(engine_method, engine_data, tmp_path):
         AtustcError, match=r"recipe differs from the saved run: epochs \(1 there, 2 now\); resume without"
     ):
         train_run(engine_method, table, split, "tiny", out, resume=True, overrides={"epochs": 2}, progress=False)
+
+
+@pytest.mark.slow
+def test_too_few_validation_identities_turn_selection_off_and_say_so(engine_method, engine_data, tmp_path):
+    import shutil
+
+    _, table, split = engine_data
+    one = tmp_path / "one-val-id"
+    shutil.copytree(split, one)
+    val = pd.read_parquet(one / "val-protocol.parquet")
+    val[val["pid"] == val["pid"].min()].to_parquet(one / "val-protocol.parquet", index=False)
+    sets = {"num_workers": 0, "log_every": 4, "epochs": 1}
+    out = train_run(engine_method, table, one, "tiny", tmp_path / "run", overrides=sets, progress=False)
+    status = json.loads((out / "status.json").read_text())
+    assert status["selection"]["validation_identities"] == 1
+    assert "val-protocol.parquet holds 1 validation identity (selection needs >= 2" in status["selection"]["note"]
+    assert status["best"]["metric"] == "last (no validation score)" and status["best"]["reason"]
+    assert any('"val"' in line for line in (out / "metrics.jsonl").read_text().splitlines())  # still logged

@@ -26,6 +26,9 @@ from atustc.methods import MethodSpec, Recipe, get_method
 from atustc.runfolder import RunFolder
 from atustc.split.protocols import SplitProtocols
 
+#: Fewest validation identities that ``best.pt`` is selected on; below it best.pt is the last weights.
+MIN_SELECTION_IDS = 2
+
 
 @dataclass
 class TrainSetup:
@@ -46,7 +49,7 @@ class TrainSetup:
     run: RunFolder
     resume: bool
     val_protocol: str  # the split's validation protocol (split.json; AT-USTC's for older splits)
-    val_note: str | None = None  # why there is no model selection, if there is none
+    val_note: str | None = None  # why there is no model selection, if there is none (validation may still be logged)
     checkpoint: dict[str, Any] | None = None  # last.pt, read and checked before anything is written
 
     @property
@@ -150,6 +153,12 @@ def prepare(request: TrainRequest, world: int = 1) -> TrainSetup:
     )
     val_protocol = SplitProtocols.from_info(split.info, f"{r.split}/split.json").validation
     val, val_note = _validation_rows(val, val_protocol)
+    ids = int(val["pid"].nunique()) if len(val) else 0
+    if val_note is None and ids < MIN_SELECTION_IDS:
+        val_note = (
+            f"{r.split}/val-protocol.parquet holds {ids} validation identit{'y' if ids == 1 else 'ies'} "
+            f"(selection needs >= {MIN_SELECTION_IDS}: with one, every ranking is perfect)"
+        )
     check_images(train, root_path, f"{r.split}/train.parquet")
     check_images(val, root_path, f"{r.split}/val-protocol.parquet")
     shash = hashlib.sha256((table_hash(train) + table_hash(split.val_protocol)).encode()).hexdigest()[:16]

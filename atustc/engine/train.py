@@ -98,5 +98,15 @@ def _open_run(s: TrainSetup, info: DistInfo) -> None:
         if s.val_note:
             run.log(f"no model selection: {s.val_note}; best.pt will be the last weights")
     run.write_status(
-        state="running", error=None, method=s.spec.name, preset=s.preset, seed=s.seed, world_size=info.world
+        state="running",
+        error=None,
+        method=s.spec.name,
+        preset=s.preset,
+        seed=s.seed,
+        world_size=info.world,
+        selection={"validation_identities": int(s.val["pid"].nunique()) if len(s.val) else 0, "note": s.val_note},
     )
+    if s.val_note and info.is_main and s.request.progress:
+        import sys
+
+        print(f"warning: no model selection: {s.val_note}; best.pt will be the last weights", file=sys.stderr)

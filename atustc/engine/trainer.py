@@ -181,7 +181,7 @@ class Trainer:
         run.append_metrics({"iter": done, "epoch": epoch, "val": {"protocol": s.val_protocol, **result}})
         metric = f"val/{s.val_protocol}/{_main_aggregate(result)}/{s.engine.val_metric}"
         run.log(f"epoch {epoch} iter {done}: {metric} = {value:.4f}")
-        if math.isnan(value):
+        if math.isnan(value) or s.val_note is not None:  # logged, but not selected on
             return
         if self.best is None or value > self.best["value"]:
             self.best = {"iter": done, "epoch": epoch, "metric": metric, "value": value}
