@@ -28,10 +28,6 @@ SLOW: tuple[str, ...] = (
     "test_bench.py::",
     "test_eval_cli.py::test_run_end_to_end_with_the_engine",
     "test_eval_cli.py::test_eval_with_features_does_not_import_timm",
-    "test_cli.py::test_commands_that_need_no_model_do_not_import_torch",
-    "test_uniat.py::test_tiny_training",
-    "test_transreid.py::test_tiny_training",
-    "test_moae.py::test_table2",
 )
 
 
