@@ -31,6 +31,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+#: ``click.Context.meta`` key of the sub-command's argv as the user typed it (see :func:`command_argv`).
+ARGV_KEY = "atustc.argv"
+
+
+def command_argv() -> list[str]:
+    """The running sub-command's argv as given (``["train", "--method", ...]``), for re-launching it."""
+    return list(click.get_current_context().meta[ARGV_KEY])
+
+
 class LazyGroup(click.Group):
     """A click group whose sub-commands are imported on first use."""
 
@@ -50,6 +59,7 @@ class LazyGroup(click.Group):
 
     def resolve_command(self, ctx, args):  # type: ignore[no-untyped-def]
         name = args[0] if args else ""
+        ctx.meta[ARGV_KEY] = list(args)  # the sub-command's own argv, passed on by --nproc launches
         if name and name not in COMMANDS and not name.startswith("-"):
             import difflib
 

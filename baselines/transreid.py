@@ -1,7 +1,7 @@
 """TransReID (He et al., ICCV 2021) as a baseline: ViT + SIE + JPM + BNNecks, ID + soft-margin triplet.
 
-Follows the official code (damo-cv/TransReID, ``TransReID*`` with ``JPM: True``, see
-``reference/baselines.md`` §4):
+Follows the official code (damo-cv/TransReID, ``TransReID*`` with ``JPM: True``; He et al.,
+"TransReID: Transformer-based Object Re-Identification", ICCV 2021):
 
 - Backbone: :class:`atustc.models.vit.ViT` with one CLS token and overlapping patches
   (16×16 kernel, stride 12 at ``paper``).
@@ -235,7 +235,7 @@ def transreid_config(preset: str) -> TransReIDConfig:
 
 
 def transreid_recipe(preset: str) -> Recipe:
-    """The training recipe of a preset (``reference/baselines.md`` §4 at ``paper``).
+    """The training recipe of a preset (``paper``: the official damo-cv/TransReID recipe, stride variant).
 
     Raises:
         AtustcError: unknown preset.
@@ -275,12 +275,12 @@ def build_transreid(labels: LabelSpace, preset: str, pretrained: Path | None = N
     return TransReID(config, labels, backbone)
 
 
-@register_method
-def transreid() -> MethodSpec:
-    return MethodSpec(
+register_method(
+    MethodSpec(
         name="transreid",
         family="Tr-ReID",
         summary="TransReID*: ViT, overlapping patches, SIE (camera, λ=3), JPM; one concatenated embedding",
         build=build_transreid,
         recipe=transreid_recipe,
     )
+)

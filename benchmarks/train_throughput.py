@@ -38,9 +38,9 @@ def measure(method: str, preset: str, amp: str, iters: int, batch: tuple[int, in
     import torch
 
     from atustc.engine.data import TableDataset, build_label_maps, collate, to_batch
-    from atustc.engine.optim import build_optimizer
+    from atustc.engine.optim import Optimisers
     from atustc.engine.samplers import BatchPlan, BatchStream
-    from atustc.engine.train import TrainStep, autocast_context, train_step
+    from atustc.engine.step import TrainStep, autocast_context, train_step
     from atustc.engine.transforms import build_transforms
     from atustc.methods import get_method
 
@@ -61,14 +61,14 @@ def measure(method: str, preset: str, amp: str, iters: int, batch: tuple[int, in
     )
     model = spec.build(maps.space, preset, None).to(dev).train()
     params = sum(p.numel() for p in model.parameters())
-    optimizer = build_optimizer(model, recipe)
+    optim = Optimisers(model, recipe)
     scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
     step = TrainStep(model)
     times = []
     t0 = time.perf_counter()
     for it, tensors in enumerate(loader):
         b = to_batch(tensors, dev)
-        train_step(step, model, optimizer, scaler, b, recipe.clip_grad_norm, autocast_context(dev, amp), it)
+        train_step(step, optim, scaler, b, recipe.clip_grad_norm, autocast_context(dev, amp), it)
         if dev.type == "cuda":
             torch.cuda.synchronize()
         t1 = time.perf_counter()

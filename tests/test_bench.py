@@ -20,8 +20,7 @@ from torch import nn
 from atustc.bench.harness import BenchData, ensure_synthetic, run_bench, synthetic_key, user_data
 from atustc.bench.leaderboard import SCENARIOS, load_leaderboard, to_csv, to_latex, to_markdown
 from atustc.errors import AtustcError
-from atustc.methods import Batch, LabelSpace, MethodSpec, Recipe, register_method
-from atustc.methods import _registry
+from atustc.methods import Batch, LabelSpace, MethodSpec, Recipe, list_methods, register_method, unregister_method
 
 CALLS: Counter[str] = Counter()  # builds (train and embed) and loss calls (iterations) per method
 INTERRUPT_AT: dict[str, int] = {}  # method -> loss call that raises KeyboardInterrupt
@@ -57,8 +56,19 @@ class Dummy(nn.Module):
 
 
 def _recipe(preset: str) -> Recipe:
-    return Recipe(optimizer="adamw", lr=1e-2, weight_decay=0.0, epochs=2, iters_per_epoch=3, warmup_epochs=0,
-                  sampler="pk", num_identities=4, num_instances=2, input_size=(32, 16), pad=2)
+    return Recipe(
+        optimizer="adamw",
+        lr=1e-2,
+        weight_decay=0.0,
+        epochs=2,
+        iters_per_epoch=3,
+        warmup_epochs=0,
+        sampler="pk",
+        num_identities=4,
+        num_instances=2,
+        input_size=(32, 16),
+        pad=2,
+    )
 
 
 def _spec(name: str) -> MethodSpec:
@@ -75,12 +85,12 @@ NAMES = ("bench-dummy", "bench-broken", "bench-interrupt")
 @pytest.fixture(scope="module", autouse=True)
 def dummy_methods():
     """Register the dummies for this module only (other tests see the real registry)."""
-    _registry._load_builtin()
+    list_methods()  # loads the built-ins first
     for name in NAMES:
         register_method(lambda name=name: _spec(name))
     yield
     for name in NAMES:
-        _registry.unregister_method(name)
+        unregister_method(name)
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +113,8 @@ def test_bench_scores_runs_and_the_leaderboard_equals_them(data: BenchData, tmp_
         ("bench-dummy-tiny-s1", "finished", "trained"),
     ]
     assert CALLS["bench-dummy:loss"] == 2 * 6  # 2 epochs x 3 iterations per run
-    results = [json.loads((o.run_dir / "eval" / "atustc.json").read_text()) for o in outcomes]
-    mixed = [json.loads((o.run_dir / "eval" / "atustc-mixed.json").read_text()) for o in outcomes]
+    results = [json.loads((o.run_dir / "eval" / "atustc@last.json").read_text()) for o in outcomes]
+    mixed = [json.loads((o.run_dir / "eval" / "atustc-mixed@last.json").read_text()) for o in outcomes]
     for res in results:  # Any-Time is the mean of the six scenarios
         for metric in ("R1", "mAP"):
             mean6 = sum(res["scenarios"][s][metric] for s in SCENARIOS) / 6
@@ -136,14 +146,18 @@ def test_bench_scores_runs_and_the_leaderboard_equals_them(data: BenchData, tmp_
     assert [o.action for o in again] == ["reused", "reused"] and CALLS["bench-dummy:build"] == builds
     assert _mtimes(outcomes[0].run_dir) == before
     # a lost eval file is scored again without retraining; --force retrains
-    (outcomes[1].run_dir / "eval" / "atustc-mixed.json").unlink()
+    (outcomes[1].run_dir / "eval" / "atustc-mixed@last.json").unlink()
     again = run_bench(["bench-dummy"], data=data, seeds=[1], out=out, progress=False)
     assert again[0].action == "scored" and CALLS["bench-dummy:loss"] == 12
-    assert json.loads((outcomes[1].run_dir / "eval" / "atustc-mixed.json").read_text()) == mixed[1]
+    assert json.loads((outcomes[1].run_dir / "eval" / "atustc-mixed@last.json").read_text()) == mixed[1]
     again = run_bench(["bench-dummy"], data=data, seeds=[0], out=out, force=True, progress=False)
     assert again[0].action == "trained" and CALLS["bench-dummy:loss"] == 18
-    # same seed, same data: the retrained run scores the same
-    assert json.loads((outcomes[0].run_dir / "eval" / "atustc.json").read_text()) == results[0]
+    # same seed, same data: the retrained run scores the same, from the same features (its
+    # checkpoint file differs: it holds the training time)
+    rescored = json.loads((outcomes[0].run_dir / "eval" / "atustc@last.json").read_text())
+    prov, before_prov = rescored.pop("provenance"), results[0].pop("provenance")
+    assert rescored == results[0] and prov["features_sha256"] == before_prov["features_sha256"]
+    assert prov["checkpoint"] == "last" and prov["protocol_sha256"] == before_prov["protocol_sha256"]
 
 
 def test_failing_method_is_recorded_and_the_others_go_on(data: BenchData, tmp_path: Path) -> None:
@@ -157,9 +171,43 @@ def test_failing_method_is_recorded_and_the_others_go_on(data: BenchData, tmp_pa
     frame = board.frame.set_index("method")
     assert frame.loc["bench-broken", "status"] == "failed" and frame.loc["bench-dummy", "status"] == "finished"
     assert "dummy failure" in to_markdown(board)
+    # a rerun retries the failed run (from scratch) and says so
+    again = run_bench(["bench-broken"], data=data, out=out, progress=False)
+    assert (again[0].action, again[0].state) == ("retried", "failed")
     # an unknown method fails before anything runs
     with pytest.raises(AtustcError, match="unknown method 'bench-dumy'; did you mean bench-dummy"):
         run_bench(["bench-dumy"], data=data, out=out, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("sets", "match"),
+    [
+        ({"lr": "-1"}, r"recipe: lr must be > 0, got -1.0 \(for every method; first refused by bench-dummy\)"),
+        ({"nosuchkey": "1"}, r"--set nosuchkey: unknown key; known keys: "),
+    ],
+)
+def test_a_bad_global_option_is_refused_once_before_any_run(data, tmp_path, capsys, sets, match) -> None:
+    from atustc.cli import main
+
+    out = tmp_path / "runs"
+    with pytest.raises(AtustcError, match=match):
+        run_bench(["bench-dummy", "bench-broken"], data=data, out=out, overrides=sets, progress=False)
+    assert not out.exists()
+    key, value = next(iter(sets.items()))
+    args = [
+        "bench",
+        "--methods",
+        "bench-dummy,bench-broken",
+        "--table",
+        str(data.table),
+        "--split",
+        str(data.split_dir),
+    ]
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--out", str(out), "--set", f"{key}={value}", "--no-progress"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and len(err.strip().splitlines()) == 1 and err.count("known keys") <= 1
+    assert not out.exists()
 
 
 def test_interrupted_bench_resumes_the_unfinished_run(data: BenchData, tmp_path: Path) -> None:
@@ -176,7 +224,7 @@ def test_interrupted_bench_resumes_the_unfinished_run(data: BenchData, tmp_path:
     assert outcomes[0].action == "resumed" and outcomes[0].state == "finished"
     assert CALLS["bench-interrupt:loss"] == 5 + 3  # 5 calls (the 5th raised), then iterations 4-6 again
     assert json.loads((run / "status.json").read_text())["iter"] == 6
-    assert (run / "eval" / "atustc.json").is_file()
+    assert (run / "eval" / "atustc@last.json").is_file()
 
 
 def test_finished_run_on_other_data_is_refused(data: BenchData, tmp_path: Path) -> None:

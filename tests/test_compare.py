@@ -81,18 +81,22 @@ def test_compare_rows_pairs_queries_and_seeds():
 
 def write_run(root: Path, name: str, method: str, seed: int, features, table) -> Path:
     """A finished run folder whose eval JSON and per-query file come from the real evaluation."""
-    from atustc.bench.significance import per_query_file
     from atustc.evaluate import evaluate
     from atustc.protocol import load_protocol
+    from atustc.provenance import provenance
+    from atustc.runfolder import RunFolder
 
     run = root / name
     (run / "eval").mkdir(parents=True)
     (run / "status.json").write_text(json.dumps({"state": "finished", "method": method, "preset": "tiny", "seed": seed}))
     (run / "config.json").write_text(json.dumps({"method": method, "family": "AT-ReID", "preset": "tiny", "seed": seed}))
     (run / "manifest.json").write_text(json.dumps({"table_hash": "abcdef01", "split_hash": "split0"}))
-    result = evaluate(load_protocol("atustc"), table, features, top_k=3)
-    (run / "eval" / "atustc.json").write_text(json.dumps(result.to_dict()))
-    result.per_query.to_parquet(per_query_file(run, "atustc"), index=False)
+    protocol = load_protocol("atustc")
+    result = evaluate(protocol, table, features, top_k=3)
+    record = {**result.to_dict(), "provenance": provenance(protocol, features, {"checkpoint": "last"})}
+    folder = RunFolder(run)
+    folder.eval_file("atustc", "last").write_text(json.dumps(record))
+    result.per_query.to_parquet(folder.per_query_file("atustc", "last"), index=False)
     return run
 
 

@@ -19,10 +19,9 @@ from atustc.engine.checkpoint import load_checkpoint
 from atustc.engine.data import build_label_maps
 from atustc.engine.embed import extract_features
 from atustc.features import load_features
-from atustc.methods._registry import is_registered, register_method, unregister_method
+from atustc.methods import is_registered, register_method, unregister_method
 
 TESTS = Path(__file__).parent
-sys.path.insert(0, str(TESTS))
 from engine_helpers import METHOD, make_dataset, tiny_spec  # noqa: E402
 
 FAST = {"num_workers": 0, "log_every": 2}
@@ -76,8 +75,10 @@ def _atustc_cmd(*args: str) -> list[str]:
 
 
 def _losses(run: Path) -> list[dict]:
-    return [{k: v for k, v in r.items() if k != "images_per_s"} for r in json.loads(
-        "[" + ",".join((run / "metrics.jsonl").read_text().splitlines()) + "]")]
+    return [
+        {k: v for k, v in r.items() if k != "images_per_s"}
+        for r in json.loads("[" + ",".join((run / "metrics.jsonl").read_text().splitlines()) + "]")
+    ]
 
 
 # --- the run folder and embed -------------------------------------------------------------------
@@ -87,8 +88,14 @@ def test_run_folder_is_complete(trained, data):
     root, table, split = data
     files = {p.relative_to(trained).as_posix() for p in trained.rglob("*") if p.is_file()}
     assert files == {
-        "config.json", "manifest.json", "status.json", "train.log", "metrics.jsonl",
-        "checkpoints/last.pt", "checkpoints/best.pt",
+        "config.json",
+        "manifest.json",
+        "status.json",
+        "train.log",
+        "metrics.jsonl",
+        "checkpoints/last.pt",
+        "checkpoints/best.pt",
+        ".lock",  # the run's lock file (kept: removing it would race with a process waiting on it)
     }
     cfg = json.loads((trained / "config.json").read_text())
     assert cfg["method"] == METHOD and cfg["preset"] == "tiny" and cfg["seed"] == 0
@@ -97,7 +104,10 @@ def test_run_folder_is_complete(trained, data):
     man = json.loads((trained / "manifest.json").read_text())
     assert man["packages"]["torch"] == torch.__version__ and man["seed"] == 0
     assert {"git", "device", "seed", "table_hash", "split_hash", "python"} <= set(man)
+    assert man["machine"]["cores"] == os.cpu_count() and man["machine"]["cpu"] and "gpus" in man["machine"]
     status = json.loads((trained / "status.json").read_text())
+    assert 0 < status["train_cpu_s"]  # process CPU time beside the wall time
+    assert set(status["checkpoints"]) == {"best", "last"} and len(status["checkpoints"]["last"]["sha256"]) == 64
     assert status["state"] == "finished" and status["error"] is None and status["params"] == 1360
     assert status["images_per_s"] > 0 and status["train_time_s"] > 0
     best = status["best"]
@@ -108,7 +118,9 @@ def test_run_folder_is_complete(trained, data):
     assert [r["iter"] for r in vals] == [4, 8, 12]
     assert best["value"] == max(r["val"]["summary"]["Any-Time"]["mAP"] for r in vals)
     losses = [r for r in records if "val" not in r]
-    assert losses[0]["lr"] == pytest.approx(0.01) and losses[2]["lr"] == pytest.approx(0.1)  # warmup, then base
+    # per-epoch schedule at the 1-based epoch: a 1-epoch warm-up ends as the 1st epoch starts (1.0),
+    # epoch 2 is halfway down the cosine (t = (2 - 1) / (3 - 1))
+    assert losses[0]["lr"] == pytest.approx(0.1) and losses[2]["lr"] == pytest.approx(0.1 * (0.002 + 0.998 * 0.5))
     assert load_checkpoint(trained / "checkpoints/best.pt", kind="best")["iter"] == best["iter"]
 
 
@@ -120,8 +132,18 @@ def test_embed_cli_matches_embed_run(trained, data, tmp_path):
     feats = embed_run(trained, test, progress=False)
     assert feats.feat.shape == (len(test), 1, 16) and feats.heads == ("global",)
     assert feats.relpath.tolist() == test["relpath"].tolist()
-    code, err = _cli("embed", "--run", str(trained), "--table", str(table), "--split", str(split),
-                     "-o", str(tmp_path / "f.npz"), "--quiet")
+    code, err = _cli(
+        "embed",
+        "--run",
+        str(trained),
+        "--table",
+        str(table),
+        "--split",
+        str(split),
+        "-o",
+        str(tmp_path / "f.npz"),
+        "--quiet",
+    )
     assert code == 0, err
     saved = load_features(tmp_path / "f.npz")
     np.testing.assert_allclose(saved.feat, feats.feat, rtol=1e-6, atol=1e-6)
@@ -156,14 +178,30 @@ LONG = {"epochs": "2", "iters_per_epoch": "10", "checkpoint_every": "2", "log_ev
 
 def test_resume_after_sigkill_ends_like_an_uninterrupted_run(data, tmp_path):
     _, table, split = data
-    ref = train_run(METHOD, table, split, "tiny", tmp_path / "ref", overrides={**LONG, "num_workers": 0},
-                    progress=False)
+    ref = train_run(
+        METHOD, table, split, "tiny", tmp_path / "ref", overrides={**LONG, "num_workers": 0}, progress=False
+    )
     out = tmp_path / "killed"
     sets = [a for k, v in {**LONG, "num_workers": "2"}.items() for a in ("--set", f"{k}={v}")]
     proc = subprocess.Popen(
-        _atustc_cmd("train", "--plugin", "engine_plugin", "--method", METHOD, "--table", str(table), "--split",
-                    str(split), "--out", str(out), "--quiet", *sets),
-        env=_subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        _atustc_cmd(
+            "train",
+            "--plugin",
+            "engine_plugin",
+            "--method",
+            METHOD,
+            "--table",
+            str(table),
+            "--split",
+            str(split),
+            "--out",
+            str(out),
+            "--quiet",
+            *sets,
+        ),
+        env=_subprocess_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     deadline = time.time() + 60
     while not (out / "checkpoints" / "last.pt").exists() and proc.poll() is None and time.time() < deadline:
@@ -199,9 +237,27 @@ def test_ddp_two_processes_match_one(data, tmp_path):
     two = tmp_path / "two"
     sets = [a for k, v in FAST.items() for a in ("--set", f"{k}={v}")]
     proc = subprocess.run(
-        _atustc_cmd("train", "--nproc", "2", "--plugin", "engine_plugin", "--method", METHOD, "--table", str(table),
-                    "--split", str(split), "--out", str(two), "--quiet", *sets),
-        env=_subprocess_env(), capture_output=True, text=True, timeout=240,
+        _atustc_cmd(
+            "train",
+            "--nproc",
+            "2",
+            "--plugin",
+            "engine_plugin",
+            "--method",
+            METHOD,
+            "--table",
+            str(table),
+            "--split",
+            str(split),
+            "--out",
+            str(two),
+            "--quiet",
+            *sets,
+        ),
+        env=_subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((two / "config.json").read_text())["world_size"] == 2
@@ -215,8 +271,9 @@ def test_ddp_two_processes_match_one(data, tmp_path):
     assert [r["iter"] for r in la] == [r["iter"] for r in lb]
     for ra, rb in zip(la, lb):
         if "val" in ra:  # features gathered from both ranks: the same validation scores
-            assert ra["val"]["summary"]["Any-Time"]["mAP"] == pytest.approx(rb["val"]["summary"]["Any-Time"]["mAP"],
-                                                                             abs=1e-3)
+            assert ra["val"]["summary"]["Any-Time"]["mAP"] == pytest.approx(
+                rb["val"]["summary"]["Any-Time"]["mAP"], abs=1e-3
+            )
         else:
             assert ra["loss/total"] == pytest.approx(rb["loss/total"], rel=1e-4)
 
@@ -265,7 +322,9 @@ def test_bad_input_errors(data, tmp_path):
 def test_bad_data_errors(data, tmp_path):
     root, table, split = data
     no_train, no_train_split = _variant(data, tmp_path, "notrain", lambda t: t.assign(flag=t["flag"].replace(0, 1)))
-    rgb_only, rgb_only_split = _variant(data, tmp_path, "rgbonly", lambda t: t[(t["flag"] != 0) | (t["modality"] == "rgb")])
+    rgb_only, rgb_only_split = _variant(
+        data, tmp_path, "rgbonly", lambda t: t[(t["flag"] != 0) | (t["modality"] == "rgb")]
+    )
     cases = [
         (no_train, no_train_split, [], r"train.parquet: no train rows"),
         (rgb_only, rgb_only_split, [], r"pk_modality needs at least P=4 identities with both RGB and IR .* has 0"),
@@ -274,19 +333,44 @@ def test_bad_data_errors(data, tmp_path):
     ]
     for i, (tab, spl, extra, match) in enumerate(cases):
         out = tmp_path / f"bad{i}"
-        code, err = _cli("train", "--method", METHOD, "--table", str(tab), "--split", str(spl), "--out", str(out),
-                         "--quiet", *extra)
+        code, err = _cli(
+            "train", "--method", METHOD, "--table", str(tab), "--split", str(spl), "--out", str(out), "--quiet", *extra
+        )
         assert code == 2 and __import__("re").search(match, err), err
         assert not out.exists()
     # an identity without IR images still trains with the plain P x K sampler
-    code, err = _cli("train", "--method", METHOD, "--table", str(rgb_only), "--split", str(rgb_only_split),
-                     "--out", str(tmp_path / "pk"), "--quiet", "--set", "sampler=pk", "--set", "num_workers=0",
-                     "--set", "epochs=1", "--set", "warmup_epochs=0")
+    code, err = _cli(
+        "train",
+        "--method",
+        METHOD,
+        "--table",
+        str(rgb_only),
+        "--split",
+        str(rgb_only_split),
+        "--out",
+        str(tmp_path / "pk"),
+        "--quiet",
+        "--set",
+        "sampler=pk",
+        "--set",
+        "num_workers=0",
+        "--set",
+        "epochs=1",
+        "--set",
+        "warmup_epochs=0",
+    )
     assert code == 0, err
     # no validation identities: no model selection, best.pt is the last weights, and the run says why
     no_val, no_val_split = _variant(data, tmp_path, "noval", lambda t: t.assign(flag=t["flag"].replace(1, 0)))
-    out = train_run(METHOD, no_val, no_val_split, "tiny", tmp_path / "noval-run", progress=False,
-                    overrides={**FAST, "epochs": 1, "warmup_epochs": 0})
+    out = train_run(
+        METHOD,
+        no_val,
+        no_val_split,
+        "tiny",
+        tmp_path / "noval-run",
+        progress=False,
+        overrides={**FAST, "epochs": 1, "warmup_epochs": 0},
+    )
     best = json.loads((out / "status.json").read_text())["best"]
     assert best["metric"] == "last (no validation score)" and best["reason"] == "the split has no validation rows"
     assert "no model selection: the split has no validation rows" in (out / "train.log").read_text()
@@ -320,10 +404,11 @@ def test_run_folder_and_checkpoint_errors(trained, data, tmp_path):
 
     resumable = tmp_path / "resumable"
     shutil.copytree(trained, resumable)
-    code, err = _cli(*args, "--out", str(resumable), "--resume", "--set", "lr=0.5")
-    assert code == 2 and "--resume" in err and "recipe differs from the saved run" in err
+    code, err = _cli(*args, "--out", str(resumable), "--resume", "--set", "lr=0.5", "--set", "epochs=9")
+    assert code == 2 and "--resume" in err and "recipe differs from the saved run: " in err
+    assert "epochs (3 there, 9 now); lr (0.1 there, 0.5 now)" in err and "--force" not in err
     code, err = _cli(*args, "--out", str(resumable), "--resume", "--seed", "3")
-    assert code == 2 and "seed differs from the saved run (0 there, 3 now)" in err
+    assert code == 2 and "seed differs from the saved run (0 there, 3 now)" in err and "--force" not in err
 
     (run / "checkpoints/best.pt").unlink()
     (run / "status.json").write_text(json.dumps({"state": "failed"}))
@@ -340,8 +425,16 @@ def test_bf16_training_and_flip_averaged_features(data, tmp_path):
     from atustc.split import load_split
 
     root, table, split = data
-    out = train_run(METHOD, table, split, "tiny", tmp_path / "bf16", amp="bf16", progress=False,
-                    overrides={**FAST, "epochs": 1, "warmup_epochs": 0})
+    out = train_run(
+        METHOD,
+        table,
+        split,
+        "tiny",
+        tmp_path / "bf16",
+        amp="bf16",
+        progress=False,
+        overrides={**FAST, "epochs": 1, "warmup_epochs": 0},
+    )
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["amp"] == "bf16" and json.loads((out / "status.json").read_text())["state"] == "finished"
     assert all(np.isfinite(r["loss/total"]) for r in _losses(out) if "val" not in r)

@@ -153,7 +153,9 @@ def test_plan_rejects_what_does_not_fit(kind, p, k, world, match):
 def test_pk_modality_counts_identities_with_both_modalities():
     pid, mod = _plan_data()  # 5 ids have both modalities, id 5 has RGB only
     BatchPlan(pid, mod, "pk_modality", 5, 2, 2, seed=0)
-    with pytest.raises(AtustcError, match="at least P=6 identities with both RGB and IR .* has 5; use --set sampler=pk"):
+    with pytest.raises(
+        AtustcError, match="at least P=6 identities with both RGB and IR .* has 5; use --set sampler=pk"
+    ):
         BatchPlan(pid, mod, "pk_modality", 6, 2, 2, seed=0)
 
 
@@ -197,17 +199,18 @@ def _recipe(**kw):
 @pytest.mark.parametrize(
     ("kw", "it", "expected"),
     [
-        ({}, 0, 0.1),
-        ({}, 4, 0.1),  # per epoch: constant within epoch 0
-        ({}, 5, 0.55),
-        ({}, 10, 1.0),
-        ({}, 30, 0.501),  # epoch 6: halfway through the cosine
-        ({}, 49, 0.002 + 0.998 * 0.5 * (1 + math.cos(7 * math.pi / 8))),
+        ({}, 0, 0.55),  # per epoch: the 1st epoch is e = 1 of a 2-epoch warm-up
+        ({}, 4, 0.55),  # constant within the epoch
+        ({}, 5, 1.0),  # the 2nd epoch reaches 1.0
+        ({}, 10, 0.002 + 0.998 * 0.5 * (1 + math.cos(math.pi / 8))),  # e = 3: t = 1/8
+        ({}, 30, 0.002 + 0.998 * 0.5 * (1 + math.cos(5 * math.pi / 8))),  # e = 7
+        ({}, 49, 0.002),  # the last epoch ends the cosine
+        ({"step_per": "iter"}, 0, 0.1),
         ({"step_per": "iter"}, 7, 0.73),  # epoch 1.4 of the warmup
         ({"step_per": "iter"}, 35, 0.002 + 0.998 * 0.5 * (1 + math.cos(math.pi * 5 / 8))),
-        ({"schedule": "multistep", "milestones": (4, 8)}, 19, 1.0),
-        ({"schedule": "multistep", "milestones": (4, 8)}, 20, 0.1),
-        ({"schedule": "multistep", "milestones": (4, 8)}, 45, 0.01),
+        ({"schedule": "multistep", "milestones": (4, 8)}, 14, 1.0),  # e = 3
+        ({"schedule": "multistep", "milestones": (4, 8)}, 15, 0.1),  # e = 4
+        ({"schedule": "multistep", "milestones": (4, 8)}, 35, 0.01),  # e = 8
         ({"schedule": "constant", "warmup_epochs": 0}, 0, 1.0),
     ],
 )
@@ -225,6 +228,25 @@ class _Net(torch.nn.Module):
         self.frozen = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
 
 
+@pytest.mark.parametrize(
+    ("epoch", "expected"),
+    [
+        (1, 0.19),
+        (9, 0.91),
+        (10, 1.0),
+        (11, 0.002 + 0.998 * 0.5 * (1 + math.cos(math.pi / 110))),
+        (65, 0.501),
+        (120, 0.002),
+    ],
+)
+def test_official_schedule_by_1_based_epoch(epoch, expected):
+    """Paper recipe: warm-up 0.1 -> 1.0 at epoch 10, then cosine t = (e - 10) / 110 down to 0.002 at epoch 120."""
+    recipe = Recipe()
+    assert (recipe.epochs, recipe.warmup_epochs, recipe.step_per) == (120, 10, "epoch")
+    for it in ((epoch - 1) * recipe.iters_per_epoch, epoch * recipe.iters_per_epoch - 1):
+        assert lr_factor(recipe, it) == pytest.approx(expected, rel=1e-12)
+
+
 def test_param_groups_split_decay_and_lr_multiplier():
     recipe = _recipe(lr=0.01, weight_decay=5e-4, lr_mult=10.0, lr_mult_patterns=(r"^classifier\.", r"^norm\."))
     groups = {tuple(g["names"]): (g["weight_decay"], g["lr_scale"]) for g in param_groups(_Net(), recipe)}
@@ -237,8 +259,8 @@ def test_param_groups_split_decay_and_lr_multiplier():
     opt = build_optimizer(_Net(), recipe)
     assert isinstance(opt, torch.optim.SGD) and opt.defaults["nesterov"]
     sched = Schedule(opt, recipe)
-    assert sorted(g["lr"] for g in opt.param_groups) == pytest.approx([0.001, 0.001, 0.01, 0.01])
-    for _ in range(10):
+    assert sorted(g["lr"] for g in opt.param_groups) == pytest.approx([0.0055, 0.0055, 0.055, 0.055])
+    for _ in range(5):
         sched.step()
     assert sorted(g["lr"] for g in opt.param_groups) == pytest.approx([0.01, 0.01, 0.1, 0.1])
     again = Schedule(build_optimizer(_Net(), recipe), recipe)
@@ -252,8 +274,19 @@ def test_param_groups_split_decay_and_lr_multiplier():
 
 def test_overrides_coerce_text_to_field_types():
     sets = parse_set_options(
-        ["epochs=2", "warmup_epochs=1", "input_size=64, 32", "clip_grad_norm=none", "sampler=pk", "nesterov=false", "lr=1e-3",
-         "milestones=1,2", "extra.depth=3", "extra.name=abc", "num_workers=0"]
+        [
+            "epochs=2",
+            "warmup_epochs=1",
+            "input_size=64, 32",
+            "clip_grad_norm=none",
+            "sampler=pk",
+            "nesterov=false",
+            "lr=1e-3",
+            "milestones=1,2",
+            "extra.depth=3",
+            "extra.name=abc",
+            "num_workers=0",
+        ]
     )
     recipe, engine = apply_overrides(Recipe(clip_grad_norm=20.0), EngineConfig(), sets)
     assert recipe.epochs == 2 and recipe.input_size == (64, 32) and recipe.clip_grad_norm is None

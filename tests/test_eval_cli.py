@@ -55,6 +55,9 @@ def test_prints_table_and_writes_json_and_csv(data, capsys):
     dt_st = expected["scenarios"]["DT-ST"]
     assert f"{100 * dt_st['mAP']:.2f}" in out and f"{dt_st['valid_queries']}/" in out
     written = json.loads((d / "o/m.json").read_text())
+    from atustc.provenance import features_hash
+
+    assert written.pop("provenance")["features_sha256"] == features_hash(features)
     for group in ("scenarios", "summary"):  # the same fields, plus the admitted-query counts
         for name, row in written[group].items():
             assert {k: v for k, v in row.items() if k not in ("admitted_queries", "outside_modality")} == (
@@ -135,7 +138,8 @@ def test_run_embeds_only_needed_rows_and_stores_eval_json(data, capsys, monkeypa
     code, out, err = run(capsys, "--table", d / "t.parquet", "--run", run_dir, "--checkpoint", "last")
     assert code == 0, err
     assert calls == {"run": run_dir, "n": int(table.flag.between(2, 9).sum()), "root": d / "images", "checkpoint": "last"}
-    stored = json.loads((run_dir / "eval" / "atustc.json").read_text())
+    stored = json.loads((run_dir / "eval" / "atustc@last.json").read_text())
+    assert stored.pop("provenance")["checkpoint"] is None  # the fake run has no checkpoint file to hash
     assert _plain(stored) == evaluate(load_protocol("atustc"), table, features).to_dict()
 
 
@@ -152,9 +156,9 @@ def test_eval_with_features_does_not_import_timm(data):
 
 
 def test_run_end_to_end_with_the_engine(tmp_path, capsys):
-    """A real tiny run (engine + split): ``eval --run`` embeds with it and stores RUN/eval/atustc.json."""
+    """A real tiny run (engine + split): ``eval --run`` embeds with it and stores RUN/eval/atustc@best.json."""
     from atustc.engine import embed_run, train_run
-    from atustc.methods._registry import is_registered, register_method
+    from atustc.methods import is_registered, register_method
     from atustc.table import load_table
     from engine_helpers import METHOD, make_dataset, tiny_spec
 
@@ -164,8 +168,16 @@ def test_run_end_to_end_with_the_engine(tmp_path, capsys):
     run_dir = train_run(METHOD, table, split, "tiny", tmp_path / "run", overrides={"num_workers": 0}, progress=False)
     code, out, err = run(capsys, "--table", split / "table.parquet", "--run", run_dir)
     assert code == 0, err
-    stored = json.loads((run_dir / "eval" / "atustc.json").read_text())
+    stored = json.loads((run_dir / "eval" / "atustc@best.json").read_text())
     test_table = load_table(split / "table.parquet")
-    expected = evaluate(load_protocol("atustc"), test_table, embed_run(run_dir, test_table, progress=False))
+    from atustc.provenance import features_hash, protocol_hash, sha256_file
+
+    feats = embed_run(run_dir, test_table, progress=False)
+    expected = evaluate(load_protocol("atustc"), test_table, feats)
+    prov = stored.pop("provenance")
     assert _plain(stored) == expected.to_dict()
+    assert prov["checkpoint"] == "best" and prov["checkpoint_sha256"] == sha256_file(run_dir / "checkpoints/best.pt")
+    assert prov["protocol_sha256"] == protocol_hash(load_protocol("atustc"))
+    assert prov["features_sha256"] != features_hash(feats)  # only the protocol's rows were embedded
+    assert not (run_dir / "eval" / "atustc@last.json").exists()
     assert "Any-Time" in out

@@ -31,6 +31,14 @@ def _block(base: float) -> dict:
             "mAP": base / 2, "mINP": base / 4, "valid_queries": 10}
 
 
+def _prov(protocol: str, checkpoint: str = "last") -> dict:
+    from atustc.protocol import load_protocol
+    from atustc.provenance import protocol_hash
+
+    return {"checkpoint": checkpoint, "checkpoint_sha256": "0" * 64, "features_sha256": "1" * 64,
+            "protocol": protocol, "protocol_sha256": protocol_hash(load_protocol(protocol))}
+
+
 def make_run(
     root: Path,
     name: str,
@@ -62,13 +70,13 @@ def make_run(
         anytime = {k: sum(b[k] for b in blocks.values()) / 6 for k in ("R1", "R5", "R10", "R20", "mAP", "mINP")}
         anytime["valid_queries"] = 60
         result = {"protocol": "atustc", "scenarios": blocks, "summary": {"Any-Time": anytime}}
-        (run / "eval" / "atustc.json").write_text(json.dumps(result))
+        (run / "eval" / "atustc@last.json").write_text(json.dumps({**result, "provenance": _prov("atustc")}))
         if mixed is not None:
             names = ("Daytime", "Nighttime", "All-day", "Short-term", "Long-term", "Anytime")
             groups = {g: _block(mixed) for g in names}
-            (run / "eval" / "atustc-mixed.json").write_text(
-                json.dumps({"protocol": "atustc-mixed", "scenarios": blocks, "summary": groups})
-            )
+            (run / "eval" / "atustc-mixed@last.json").write_text(json.dumps(
+                {"protocol": "atustc-mixed", "scenarios": blocks, "summary": groups, "provenance": _prov("atustc-mixed")}
+            ))
     return run
 
 
@@ -90,7 +98,7 @@ def test_csv_round_trips_the_runs(runs: Path) -> None:
     # Paper row order: Tr-ReID, CC-ReID, ..., AT-ReID.
     assert df["method"].tolist() == ["transreid", "broken", "uniat"]
     tr = df.set_index("method").loc["transreid"]
-    result = json.loads((runs / "transreid-tiny-s0" / "eval" / "atustc.json").read_text())
+    result = json.loads((runs / "transreid-tiny-s0" / "eval" / "atustc@last.json").read_text())
     for scen in SCENARIOS:
         for metric in ("R1", "mAP", "mINP"):
             assert tr[f"{scen}_{metric}_mean"] == result["scenarios"][scen][metric]
@@ -129,7 +137,7 @@ def test_unfinished_and_unscored_runs_are_not_averaged(tmp_path: Path) -> None:
     root = tmp_path / "runs"
     make_run(root, "a", seed=0, scen={s: 0.4 for s in SCENARIOS})
     make_run(root, "b", seed=1, state="running")
-    (make_run(root, "c", seed=2) / "eval" / "atustc.json").unlink()
+    (make_run(root, "c", seed=2) / "eval" / "atustc@last.json").unlink()
     board = load_leaderboard(root)
     row = board.frame.iloc[0]
     assert row["n_runs"] == 1 and row["n_failed"] == 2 and row["DT-ST_R1_mean"] == 0.4
@@ -198,7 +206,7 @@ def test_cli_formats_and_output(runs: Path, tmp_path: Path) -> None:
         assert runner.invoke(cli, ["leaderboard", "--runs", str(runs), "--format", fmt]).exit_code == 0
     # building the leaderboard never wrote into a run
     assert sorted(p.name for p in (runs / "uniat-tiny-s0").rglob("*")) == sorted(
-        ["status.json", "config.json", "manifest.json", "eval", "atustc.json", "atustc-mixed.json"]
+        ["status.json", "config.json", "manifest.json", "eval", "atustc@last.json", "atustc-mixed@last.json"]
     )
 
 
@@ -209,14 +217,14 @@ def test_cli_formats_and_output(runs: Path, tmp_path: Path) -> None:
         (lambda root: root.mkdir(), "no run folders"),
         (lambda root: (make_run(root, "x") / "status.json").write_text("{"), "not valid JSON"),
         (
-            lambda root: (make_run(root, "x") / "eval" / "atustc.json").write_text(
-                json.dumps({"scenarios": {s: _block(0.5) for s in SCENARIOS[:5]}})
+            lambda root: (make_run(root, "x") / "eval" / "atustc@last.json").write_text(
+                json.dumps({"scenarios": {s: _block(0.5) for s in SCENARIOS[:5]}, "provenance": _prov("atustc")})
             ),
             "AD-LT missing",
         ),
         (
-            lambda root: (make_run(root, "x") / "eval" / "atustc.json").write_text(
-                json.dumps({"scenarios": {s: {"R1": 55.0} for s in SCENARIOS}})
+            lambda root: (make_run(root, "x") / "eval" / "atustc@last.json").write_text(
+                json.dumps({"scenarios": {s: {"R1": 55.0} for s in SCENARIOS}, "provenance": _prov("atustc")})
             ),
             r"R1 must be a fraction in \[0, 1\], got 55.0",
         ),
@@ -239,5 +247,61 @@ def test_cli_error_exit_2(tmp_path: Path) -> None:
 
 def test_metric_columns_stable() -> None:
     assert METRICS[:3] == ("Any-Time_R1", "Any-Time_mAP", "Any-Time_mINP")
-    assert len(CSV_COLUMNS) == 10 + 2 * len(METRICS)
+    assert len(CSV_COLUMNS) == 11 + 2 * len(METRICS)
     assert build_leaderboard([]).frame.columns.tolist() == list(CSV_COLUMNS)
+
+
+# --- provenance --------------------------------------------------------------------------------
+
+
+def _add_best(run: Path, value: float) -> None:
+    result = json.loads((run / "eval" / "atustc@last.json").read_text())
+    for block in result["scenarios"].values():
+        block["R1"] = value
+    result["provenance"] = _prov("atustc", "best")
+    (run / "eval" / "atustc@best.json").write_text(json.dumps(result))
+
+
+def test_rows_never_mix_checkpoints_and_name_their_rule(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    make_run(root, "uniat-tiny-s0", seed=0, scen={s: 0.5 for s in SCENARIOS})
+    _add_best(make_run(root, "uniat-tiny-s1", seed=1, scen={s: 0.7 for s in SCENARIOS}), 0.9)
+    df = load_leaderboard(root).frame.set_index("checkpoint")
+    assert df.loc["last", "n_runs"] == 2 and df.loc["last", "DT-ST_R1_mean"] == pytest.approx(0.6)
+    assert df.loc["best", "n_runs"] == 1 and df.loc["best", "DT-ST_R1_mean"] == 0.9 and df.loc["best", "seeds"] == "1"
+    md = to_markdown(load_leaderboard(root))
+    assert "Checkpoint" in md
+    assert sorted(line.count(" best ") for line in md.splitlines() if "uniat" in line) == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("tamper", "match"),
+    [
+        (lambda run, r: r.pop("provenance"), "no provenance record"),
+        (lambda run, r: r["provenance"].update(checkpoint="best"), "provenance says checkpoint 'best', the file name says 'last'"),
+        (lambda run, r: r["provenance"].update(protocol_sha256="f" * 64), "protocol atustc changed since this eval"),
+        (
+            lambda run, r: (run / "status.json").write_text(json.dumps(
+                {**json.loads((run / "status.json").read_text()), "checkpoints": {"last": {"sha256": "9" * 64}}}
+            )),
+            r"scored checkpoint sha256 000000000000…, but the run's checkpoints/last.pt is 999999999999…",
+        ),
+    ],
+)
+def test_provenance_mismatch_is_refused_in_one_line(tmp_path: Path, tamper, match: str) -> None:
+    run = make_run(tmp_path / "runs", "uniat-tiny-s0")
+    path = run / "eval" / "atustc@last.json"
+    result = json.loads(path.read_text())
+    tamper(run, result)
+    path.write_text(json.dumps(result))
+    with pytest.raises(AtustcError, match=match) as exc:
+        load_leaderboard(tmp_path / "runs")
+    assert "\n" not in exc.value.message and str(path) in exc.value.message
+
+
+def test_an_eval_file_without_a_checkpoint_in_its_name_is_not_counted(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "runs", "uniat-tiny-s0")
+    (run / "eval" / "atustc@last.json").rename(run / "eval" / "atustc.json")
+    board = load_leaderboard(tmp_path / "runs")
+    assert board.frame.iloc[0]["status"] == "failed"
+    assert "names no checkpoint" in board.others[0].error

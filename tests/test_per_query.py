@@ -120,8 +120,8 @@ def test_eval_cli_per_query(tmp_path, capsys):
 
 
 def test_eval_run_keeps_per_query_results_and_rerank_never_replaces_the_plain_score(tmp_path, capsys, monkeypatch):
-    from atustc.bench.significance import per_query_file
     from atustc.features import Features
+    from atustc.runfolder import RunFolder
 
     table = make_table(6, n_pid=3, frames=1)
     save_table(table, tmp_path / "t.parquet")
@@ -138,12 +138,13 @@ def test_eval_run_keeps_per_query_results_and_rerank_never_replaces_the_plain_sc
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     main(["eval", "--table", str(tmp_path / "t.parquet"), "--run", str(run_dir), "--no-progress"])
-    stored = json.loads((run_dir / "eval" / "atustc.json").read_text())
-    pq = pd.read_parquet(per_query_file(run_dir, "atustc"))
+    folder = RunFolder(run_dir)
+    stored = json.loads(folder.eval_file("atustc", "best").read_text())
+    pq = pd.read_parquet(folder.per_query_file("atustc", "best"))
     d = pq[pq.scenario == "AD-ST"]
     assert np.mean(d.ap.to_numpy()[d.valid.to_numpy()]) == stored["scenarios"]["AD-ST"]["mAP"]
     main(["eval", "--table", str(tmp_path / "t.parquet"), "--run", str(run_dir), "--no-progress", "--rerank", "k1=4,k2=2"])
     capsys.readouterr()
-    assert json.loads((run_dir / "eval" / "atustc.json").read_text()) == stored  # untouched
-    reranked = json.loads((run_dir / "eval" / "atustc.rerank.json").read_text())
+    assert json.loads(folder.eval_file("atustc", "best").read_text()) == stored  # untouched
+    reranked = json.loads(folder.rerank_file("atustc", "best").read_text())
     assert reranked["rerank"] == "k1=4,k2=2,lambda=0.3"

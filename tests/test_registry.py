@@ -3,8 +3,7 @@
 import pytest
 
 from atustc.errors import AtustcError
-from atustc.methods import MethodSpec, Recipe, get_method, list_methods, register_method
-from atustc.methods._registry import temporary_method
+from atustc.methods import MethodSpec, Recipe, get_method, list_methods, register_method, temporary_method
 
 
 def _spec(name: str) -> MethodSpec:

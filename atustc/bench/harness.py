@@ -1,18 +1,24 @@
 """The benchmark harness: train, embed and score several methods on the same data, protocol and budget.
 
 For each method and seed :func:`run_bench` trains with the engine (``RUNS/<method>-<preset>-s<seed>``),
-embeds the test rows with the run's last checkpoint (``reference/baselines.md`` §0: every method
-is reported at its last epoch), scores them on the ``atustc`` and ``atustc-mixed`` protocols and
-writes ``RUN/eval/<protocol>.json``. The harness knows no method by name: anything registered
+embeds the test rows with the run's last checkpoint (every method is reported at its last epoch, as
+the papers of the compared methods and their official codes report), scores them on every
+protocol the split is scored on (``split.json``; AT-USTC: ``atustc`` and ``atustc-mixed``) and
+writes ``RUN/eval/<protocol>@last.json`` with its provenance. With ``nproc > 1`` each training runs
+in ``nproc`` processes under torchrun. The harness knows no method by name: anything registered
 through :func:`atustc.methods.register_method` can be benchmarked.
 
 Run states and what a new bench does with them:
 
-- ``finished`` with both eval files: reused (unless ``force``);
+- ``finished`` with every eval file: reused (unless ``force``);
 - ``finished`` without them: only embedded and scored again;
 - ``running`` (the process was killed), or ``failed`` by an interrupt (Ctrl-C) with a
   checkpoint: resumed from ``checkpoints/last.pt``;
-- ``failed`` otherwise, or ``force``: trained again from scratch.
+- ``failed`` otherwise: trained again from scratch, reported as ``retried``; ``force``: trained
+  again from scratch.
+
+Options that apply to every run (``--set``) are checked against every method's recipe once,
+before anything is created (:func:`check_overrides`).
 
 A method that raises is recorded as ``failed`` in its ``status.json`` (with the reason) and the
 bench goes on with the others. ``RUNS/bench.json`` records the command, methods, seeds, preset,
@@ -34,19 +40,24 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from atustc.engine.request import TrainRequest, request_argv
 from atustc.errors import AtustcError
+from atustc.runfolder import RunFolder, run_name
+from atustc.split.protocols import SplitProtocols
+
+__all__ = ["BenchData", "RunOutcome", "ensure_synthetic", "run_bench", "run_name", "score_run", "user_data"]
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from atustc.synth import SynthConfig
 
-#: The protocols every run is scored on; the first is the leaderboard's main one.
-PROTOCOLS: tuple[str, ...] = ("atustc", "atustc-mixed")
+#: Length of the top lists kept in each run's per-query results (``RUN/eval/<protocol>@last.per_query.parquet``).
+PER_QUERY_TOP_K = 10
 #: The checkpoint the harness scores (the last epoch, for every method alike).
 CHECKPOINT: Literal["last"] = "last"
 _INTERRUPTS = ("KeyboardInterrupt", "SystemExit")
@@ -71,14 +82,9 @@ class RunOutcome:
     seed: int
     run_dir: Path
     state: Literal["finished", "failed"]
-    action: Literal["reused", "trained", "resumed", "scored"]
+    action: Literal["reused", "trained", "resumed", "scored", "retried"]
     error: str | None
     seconds: float
-
-
-def run_name(method: str, preset: str, seed: int) -> str:
-    """The run folder name of one method, preset and seed."""
-    return f"{method}-{preset}-s{seed}"
 
 
 def cache_dir() -> Path:
@@ -176,6 +182,8 @@ def run_bench(
     progress: bool = True,
     console: Console | None = None,
     command: str | None = None,
+    nproc: int = 1,
+    plugins: Sequence[str] = (),
 ) -> list[RunOutcome]:
     """Train, embed and score every method × seed; write run folders and ``RUNS/bench.json``.
 
@@ -192,6 +200,8 @@ def run_bench(
         progress: show the engine's progress bars.
         console: where status lines go (default: a stderr console).
         command: the command line recorded in ``bench.json`` (default: ``sys.argv``).
+        nproc: processes per training (torchrun on this machine; 1 = in this process).
+        plugins: modules imported first (they register extra methods); passed on to the trainings.
 
     Returns:
         One outcome per run, in order (methods outer, seeds inner).
@@ -203,10 +213,14 @@ def run_bench(
     """
     from rich.console import Console
 
+    from atustc.engine.config import import_plugins
     from atustc.methods import get_method
-    from atustc.methods.contract import PRESETS
+    from atustc.methods.contract import check_preset
 
     console = console or Console(stderr=True)
+    import_plugins(plugins)
+    if nproc < 1:
+        raise AtustcError(f"--nproc must be >= 1, got {nproc}")
     methods, seeds = list(methods), [int(s) for s in seeds]
     if not methods:
         raise AtustcError("--methods: give at least one method")
@@ -216,16 +230,17 @@ def run_bench(
         dup = sorted({str(v) for v in values if values.count(v) > 1})
         if dup:
             raise AtustcError(f"{label}: duplicate value(s) {', '.join(dup)}")
-    if preset not in PRESETS:
-        raise AtustcError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
+    check_preset(preset)
     specs = {name: get_method(name) for name in methods}
+    check_overrides(list(specs.values()), preset, overrides)
     for name in pretrained or {}:
         if name not in specs:
             raise AtustcError(f"pretrained weights given for {name!r}, which is not benchmarked")
     runs_dir = Path(out)
     plan = [(m, s, runs_dir / run_name(m, preset, s)) for m in methods for s in seeds]
+    protocols = split_protocols(data).scored
     for _, _, run in plan:
-        if run.is_dir() and any(run.iterdir()) and not (run / "status.json").is_file():
+        if RunFolder(run).exists() and not (run / "status.json").is_file():
             raise AtustcError(f"{run} exists and is not a run folder (no status.json); move it or choose another --out")
         if not force:
             _check_same_data(run, data)
@@ -238,7 +253,9 @@ def run_bench(
         "seeds": seeds,
         "preset": preset,
         "checkpoint": CHECKPOINT,
-        "protocols": list(PROTOCOLS),
+        "protocols": list(protocols),
+        "nproc": nproc,
+        "plugins": list(plugins),
         "overrides": {k: str(v) for k, v in (overrides or {}).items()},
         "data": {
             "table": data.table.resolve().as_posix(),
@@ -249,87 +266,127 @@ def run_bench(
         },
         "runs": [],
     }
-    _write_bench(runs_dir, record)
-    outcomes: list[RunOutcome] = []
-    for i, (method, seed, run) in enumerate(plan, start=1):
-        console.rule(f"[{i}/{len(plan)}] {method} · {preset} · seed {seed}")
-        outcome = _one_run(
-            method, seed, run, data, preset, force, (pretrained or {}).get(method), overrides, device, amp, progress
-        )
-        outcomes.append(outcome)
-        style = "green" if outcome.state == "finished" else "red"
-        detail = f": {outcome.error}" if outcome.error else ""
-        line = f"{run.name}: {outcome.state} ({outcome.action}, {outcome.seconds:.0f} s){detail}"
-        console.print(f"[{style}]{line}[/{style}]", highlight=False)
-        record["runs"].append(_outcome_dict(outcome))
+    with RunFolder(runs_dir).lock("bench"):
         _write_bench(runs_dir, record)
-    record["finished"] = _now()
-    _write_bench(runs_dir, record)
+        outcomes: list[RunOutcome] = []
+        for i, (method, seed, run) in enumerate(plan, start=1):
+            console.rule(f"[{i}/{len(plan)}] {method} · {preset} · seed {seed}")
+            request = TrainRequest.make(
+                method, data.table, data.split_dir, preset, run, seed=seed, root=data.root,
+                pretrained=(pretrained or {}).get(method), overrides=overrides, device=device, amp=amp,
+                progress=progress, plugins=plugins,
+            )  # fmt: skip
+            outcome = _one_run(request, data, protocols, force, nproc)
+            outcomes.append(outcome)
+            style = "green" if outcome.state == "finished" else "red"
+            detail = f": {outcome.error}" if outcome.error else ""
+            line = f"{run.name}: {outcome.state} ({outcome.action}, {outcome.seconds:.0f} s){detail}"
+            console.print(f"[{style}]{line}[/{style}]", highlight=False)
+            record["runs"].append(_outcome_dict(outcome))
+            _write_bench(runs_dir, record)
+        record["finished"] = _now()
+        _write_bench(runs_dir, record)
     return outcomes
 
 
-def _one_run(
-    method: str,
-    seed: int,
-    run: Path,
-    data: BenchData,
-    preset: str,
-    force: bool,
-    pretrained: Path | None,
-    overrides: dict[str, Any] | None,
-    device: str,
-    amp: str,
-    progress: bool,
-) -> RunOutcome:
-    """Bring one run to ``finished`` with both eval files, or record why it failed."""
-    from atustc.engine import train_run
+def check_overrides(specs: Sequence[Any], preset: str, overrides: dict[str, Any] | None) -> None:
+    """Check ``--set`` options against every method's recipe once, before any run starts.
+
+    Raises:
+        AtustcError: an unknown key or a value some method's recipe rejects (one line, naming the method).
+    """
+    from atustc.engine.config import EngineConfig, apply_overrides
+
+    for spec in specs:
+        try:
+            apply_overrides(spec.recipe(preset), EngineConfig(), overrides)
+        except AtustcError as exc:
+            raise AtustcError(f"{exc.message} (for every method; first refused by {spec.name})") from None
+
+
+def split_protocols(data: BenchData) -> SplitProtocols:
+    """The protocols the bench's split is scored on (``split.json``; AT-USTC's for older splits)."""
+    from atustc.io import read_json
+
+    path = data.split_dir / "split.json"
+    return SplitProtocols.from_info(read_json(path), str(path))
+
+
+def _one_run(request: TrainRequest, data: BenchData, protocols: Sequence[str], force: bool, nproc: int) -> RunOutcome:
+    """Bring one run to ``finished`` with every eval file, or record why it failed."""
+    from atustc.engine.train import run_training
 
     t0 = time.perf_counter()
-    status = _read_status(run)
+    run = RunFolder(request.out)
+    status = run.read_status()
     state = status.get("state")
-    scored = all((run / "eval" / f"{p}.json").is_file() for p in PROTOCOLS)
+    scored = all(run.eval_file(p, CHECKPOINT).is_file() for p in protocols)
     if state == "finished" and not force:
         action = "reused" if scored else "scored"
-    elif not force and _resumable(run, status):
+    elif not force and _resumable(run.path, status):
         action = "resumed"
+    elif state == "failed" and not force:
+        action = "retried"
     else:
         action = "trained"
+    method, seed = request.method, request.seed
     try:
-        if action in ("trained", "resumed"):
-            for p in PROTOCOLS:
-                (run / "eval" / f"{p}.json").unlink(missing_ok=True)
-            train_run(
-                method, data.table, data.split_dir, preset, run, seed=seed, resume=action == "resumed",
-                force=action == "trained" and run.exists(), root=data.root, pretrained=pretrained,
-                overrides=overrides, device=device, amp=amp, progress=progress,
-            )  # fmt: skip
+        if action in ("trained", "resumed", "retried"):
+            for p in protocols:
+                run.eval_file(p, CHECKPOINT).unlink(missing_ok=True)
+                run.per_query_file(p, CHECKPOINT).unlink(missing_ok=True)
+            request = replace(request, resume=action == "resumed", force=action != "resumed" and run.path.exists())
+            if nproc > 1:
+                from atustc.engine.distributed import launch
+
+                launch(nproc, request_argv(request))
+            else:
+                run_training(request)
         if action != "reused":
-            score_run(run, data, device=device, progress=progress)
+            score_run(run.path, data, protocols, device=request.device, progress=request.progress)
     except Exception as exc:  # a failing method must not stop the others
         error = exc.message if isinstance(exc, AtustcError) else f"{type(exc).__name__}: {exc}"
-        _mark_failed(run, method, preset, seed, error)
-        return RunOutcome(method, seed, run, "failed", action, error, time.perf_counter() - t0)
-    return RunOutcome(method, seed, run, "finished", action, None, time.perf_counter() - t0)
+        _mark_failed(run.path, method, request.preset, seed, error)
+        return RunOutcome(method, seed, run.path, "failed", action, error, time.perf_counter() - t0)
+    return RunOutcome(method, seed, run.path, "finished", action, None, time.perf_counter() - t0)
 
 
-def score_run(run: Path, data: BenchData, *, device: str = "auto", progress: bool = True) -> dict[str, dict]:
-    """Embed the test rows with the run's last checkpoint and write ``RUN/eval/<protocol>.json`` for each protocol."""
+def score_run(
+    run: Path,
+    data: BenchData,
+    protocols: Sequence[str] | None = None,
+    *,
+    device: str = "auto",
+    progress: bool = True,
+) -> dict[str, dict]:
+    """Embed the test rows with the run's last checkpoint; write ``RUN/eval/<protocol>@last.json`` for each protocol.
+
+    ``protocols`` default to the split's scored ones. Each JSON carries its provenance (checkpoint
+    and its sha256, the features' hash, the protocol file's hash).
+    """
     import numpy as np
 
     from atustc.engine import embed_run
     from atustc.evaluate import evaluate, needed_rows
-    from atustc.io import write_json_atomic
+    from atustc.io import atomic_path, write_json_atomic
     from atustc.protocol import load_protocol
+    from atustc.provenance import checkpoint_record, provenance
     from atustc.split import load_split
 
+    folder = RunFolder(run)
     test = load_split(data.split_dir).test
-    protocols = [load_protocol(name) for name in PROTOCOLS]
-    rows = np.unique(np.concatenate([needed_rows(p, test) for p in protocols]))
+    loaded = [load_protocol(name) for name in (protocols or split_protocols(data).scored)]
+    rows = np.unique(np.concatenate([needed_rows(p, test) for p in loaded]))
+    ckpt = checkpoint_record(folder, CHECKPOINT)
     features = embed_run(run, test.iloc[rows], data.root, checkpoint=CHECKPOINT, progress=progress, device=device)
     results = {}
-    for protocol in protocols:
-        results[protocol.name] = evaluate(protocol, test, features).to_dict()
-        write_json_atomic(run / "eval" / f"{protocol.name}.json", results[protocol.name])
+    for protocol in loaded:
+        result = evaluate(protocol, test, features, top_k=PER_QUERY_TOP_K)
+        results[protocol.name] = {**result.to_dict(), "provenance": provenance(protocol, features, ckpt)}
+        # the per-query results first: an eval file is never newer than what `leaderboard --compare` resamples
+        with atomic_path(folder.per_query_file(protocol.name, CHECKPOINT)) as tmp:
+            result.per_query.to_parquet(tmp, index=False)
+        write_json_atomic(folder.eval_file(protocol.name, CHECKPOINT), results[protocol.name])
     return results
 
 
@@ -376,8 +433,15 @@ def _mark_failed(run: Path, method: str, preset: str, seed: int, error: str) -> 
 
 
 def _outcome_dict(o: RunOutcome) -> dict[str, Any]:
-    return {"run": o.run_dir.name, "method": o.method, "seed": o.seed, "state": o.state, "action": o.action,
-            "error": o.error, "seconds": round(o.seconds, 3)}
+    return {
+        "run": o.run_dir.name,
+        "method": o.method,
+        "seed": o.seed,
+        "state": o.state,
+        "action": o.action,
+        "error": o.error,
+        "seconds": round(o.seconds, 3),
+    }
 
 
 def _write_bench(runs_dir: Path, record: dict) -> None:

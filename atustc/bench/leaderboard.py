@@ -14,11 +14,15 @@ Where the numbers come from, per run folder ``RUN/``:
 - ``manifest.json``: ``table_hash`` (the data) and ``split_hash``;
 - ``protocols`` in ``config.json`` or ``manifest.json`` (the split's record, see
   :mod:`atustc.split.protocols`; AT-USTC's ``atustc`` + ``atustc-mixed`` when absent);
-- ``eval/<protocol>.json`` for each of them: ``ProtocolResult.to_dict()``.
+- ``eval/<protocol>@<checkpoint>.json`` for each of them: ``ProtocolResult.to_dict()`` plus its
+  provenance (:mod:`atustc.provenance`), checked on reading: an eval that does not provably score
+  the run's current checkpoint on the current protocol file is refused in one line.
 
-A run counts in the means only when it is ``finished`` and has the eval file of its default
-protocol; failed and unfinished runs are listed apart (:attr:`Leaderboard.others`) with their
-reason. The metric columns are built from the protocols' scenarios and aggregates
+Each checkpoint rule a run was scored with (``last``: the bench; ``best``: ``atustc eval --run``)
+is a record of its own, and the rule is part of the row key, so a row never mixes checkpoints and
+its ``Checkpoint`` column says which rule it uses. A run counts in the means only when it is
+``finished`` and has the eval file of its default protocol for that rule; failed and unfinished
+runs are listed apart (:attr:`Leaderboard.others`) with their reason. The metric columns are built from the protocols' scenarios and aggregates
 (:mod:`atustc.bench.layout`); runs scored on different protocols share one table whose columns
 are the union, first seen first.
 
@@ -61,13 +65,17 @@ if TYPE_CHECKING:
     import pandas as pd
     from rich.console import Console
 
+    from atustc.runfolder import RunFolder
+
 __all__ = ["CSV_COLUMNS", "METRICS", "SCENARIOS"]  # SCENARIOS: re-exported for callers of this module
 #: Task families in the paper's row order.
 FAMILIES: tuple[str, ...] = ("Tr-ReID", "CC-ReID", "CM-ReID", "AT-ReID")
 #: The protocols of a run that records none (an AT-USTC run).
 DEFAULT_PROTOCOLS: tuple[str, ...] = tuple(LEGACY_PROTOCOLS["scored"])
 _COST_METRICS: tuple[str, ...] = ("params", "train_time_s", "images_per_s")
-KEY_COLUMNS: tuple[str, ...] = ("family", "method", "preset", "data_hash")
+#: The rule of records without a scored checkpoint (failed or unscored runs): the bench's.
+CHECKPOINT_RULE = "last"
+KEY_COLUMNS: tuple[str, ...] = ("family", "method", "preset", "data_hash", "checkpoint")
 INFO_COLUMNS: tuple[str, ...] = ("seeds", "n_runs", "n_splits", "n_failed", "status", "error")
 
 
@@ -105,6 +113,7 @@ class RunRecord:
     split_hash: str
     metrics: dict[str, float] = field(default_factory=dict)
     protocols: tuple[str, ...] = DEFAULT_PROTOCOLS
+    checkpoint: str = CHECKPOINT_RULE
 
     @property
     def counted(self) -> bool:
@@ -127,43 +136,57 @@ class Leaderboard:
 
 
 def read_run(run_dir: str | os.PathLike[str]) -> RunRecord:
-    """Read one run folder (status, config, manifest and eval JSONs).
+    """The first record of :func:`read_run_records` (the ``last`` rule when the run was scored with it)."""
+    return read_run_records(run_dir)[0]
+
+
+def read_run_records(run_dir: str | os.PathLike[str]) -> list[RunRecord]:
+    """Read one run folder: one record per checkpoint rule it was scored with (``last`` first).
 
     Raises:
-        AtustcError: no ``status.json`` or a malformed JSON file in the run.
+        AtustcError: no ``status.json``, a malformed JSON file in the run, or an eval whose
+            provenance does not match the run (another checkpoint, a changed protocol file).
     """
+    from atustc.runfolder import RunFolder
+
     run = Path(run_dir)
+    folder = RunFolder(run)
     status = read_json(run / "status.json")
     config = _read_optional(run / "config.json")
     manifest = _read_optional(run / "manifest.json")
     method = str(status.get("method") or config.get("method") or run.name)
-    preset = str(status.get("preset") or config.get("preset") or "?")
-    seed = status.get("seed", config.get("seed"))
-    state = str(status.get("state") or "running")
-    error = status.get("error")
-    metrics: dict[str, float] = {}
     protocols = _run_protocols(config, manifest, run)
-    if state == "finished":
-        metrics, missing = _run_metrics(run, protocols)
-        if missing:
-            state, error = "not-evaluated", f"no eval/{missing}.json"
-    for key in _COST_METRICS:
-        value = status.get(key)
-        if isinstance(value, (int, float)) and math.isfinite(value):
-            metrics[key] = float(value)
-    return RunRecord(
+    base = dict(
         path=run,
         method=method,
         family=str(config.get("family") or status.get("family") or _registry_family(method)),
-        preset=preset,
-        seed=int(seed) if isinstance(seed, (int, float)) else None,
-        state=state,
-        error=str(error) if error else None,
+        preset=str(status.get("preset") or config.get("preset") or "?"),
+        seed=int(s) if isinstance(s := status.get("seed", config.get("seed")), (int, float)) else None,
         data_hash=str(manifest.get("table_hash") or config.get("table_hash") or "?"),
         split_hash=str(manifest.get("split_hash") or config.get("split_hash") or "?"),
-        metrics=metrics,
         protocols=protocols,
     )
+    state = str(status.get("state") or "running")
+    error = str(status.get("error")) if status.get("error") else None
+    costs = {}
+    for key in _COST_METRICS:
+        value = status.get(key)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            costs[key] = float(value)
+    records = []
+    if state == "finished":
+        for ckpt in ("last", "best"):
+            metrics = _run_metrics(folder, protocols, ckpt)
+            if metrics is not None:
+                records.append(RunRecord(**base, state=state, error=None, metrics={**metrics, **costs}, checkpoint=ckpt))
+        if not records:
+            legacy = run / "eval" / f"{protocols[0]}.json"
+            state = "not-evaluated"
+            error = (f"eval/{legacy.name} names no checkpoint (written before provenance); score the run again"
+                     if legacy.is_file() else f"no eval/{protocols[0]}@{CHECKPOINT_RULE}.json")  # fmt: skip
+    if not records:
+        records.append(RunRecord(**base, state=state, error=error, metrics=costs))
+    return records
 
 
 def collect_runs(runs_dir: str | os.PathLike[str]) -> list[RunRecord]:
@@ -181,23 +204,23 @@ def collect_runs(runs_dir: str | os.PathLike[str]) -> list[RunRecord]:
     runs = sorted(p.parent for p in root.rglob("status.json"))
     if not runs:
         raise AtustcError(f"{root}: no run folders (folders with status.json)")
-    return [read_run(p) for p in runs]
+    return [rec for p in runs for rec in read_run_records(p)]
 
 
-def row_key(rec: RunRecord) -> tuple[str, str, str, str]:
+def row_key(rec: RunRecord) -> tuple[str, str, str, str, str]:
     """The leaderboard row a run belongs to (:data:`KEY_COLUMNS`); also used by ``--compare``."""
-    return (rec.family, rec.method, rec.preset, rec.data_hash)
+    return (rec.family, rec.method, rec.preset, rec.data_hash, rec.checkpoint)
 
 
 def build_leaderboard(records: Iterable[RunRecord]) -> Leaderboard:
-    """Group runs by (family, method, preset, data hash) and aggregate mean ± std per metric."""
+    """Group runs by (family, method, preset, data hash, checkpoint) and aggregate mean ± std per metric."""
     import numpy as np
     import pandas as pd
 
     records = list(records)
     layouts = [build_layout(p) for p in dict.fromkeys(r.protocols for r in records)] or [build_layout(DEFAULT_PROTOCOLS)]
     metric_cols = metric_keys(layouts)
-    groups: dict[tuple[str, str, str, str], list[RunRecord]] = {}
+    groups: dict[tuple[str, str, str, str, str], list[RunRecord]] = {}
     for rec in records:
         groups.setdefault(row_key(rec), []).append(rec)
     rows = []
@@ -265,6 +288,7 @@ def _display_columns(board: Leaderboard) -> list[Column]:
         Column("Cost", "Train", "train_time_s"),
         Column("Cost", "img/s", "images_per_s"),
         Column("", "Preset", None),
+        Column("", "Checkpoint", None),
         Column("", "Data", None),
         Column("", "Seeds", None),
     ]
@@ -310,6 +334,7 @@ def _cells(board: Leaderboard) -> tuple[list[Column], list[list[tuple[str, str, 
                     "Task": rec["family"],
                     "Method": rec["method"],
                     "Preset": rec["preset"],
+                    "Checkpoint": rec["checkpoint"],
                     "Data": str(rec["data_hash"])[:8],
                     "Seeds": _seeds_text(rec),
                 }[col.label]
@@ -484,19 +509,26 @@ def _run_protocols(config: dict, manifest: dict, run: Path) -> tuple[str, ...]:
     return DEFAULT_PROTOCOLS
 
 
-def _run_metrics(run: Path, protocols: tuple[str, ...]) -> tuple[dict[str, float], str | None]:
-    """The rank metrics of a run from ``eval/<protocol>.json``; or the missing default protocol's name."""
-    main = run / "eval" / f"{protocols[0]}.json"
+def _run_metrics(folder: RunFolder, protocols: tuple[str, ...], checkpoint: str) -> dict[str, float] | None:
+    """The rank metrics of a run scored with ``checkpoint`` (``eval/<protocol>@<checkpoint>.json``).
+
+    None when the default protocol's eval file is missing; every file read is checked for its provenance.
+    """
+    from atustc.provenance import check_eval
+
+    main = folder.eval_file(protocols[0], checkpoint)
     if not main.is_file():
-        return {}, protocols[0]
+        return None
     layout = build_layout(protocols)
     results = {}
     for name in protocols:
-        path = run / "eval" / f"{name}.json"
+        path = folder.eval_file(name, checkpoint)
         if path.is_file():
-            results[name] = (read_json(path), path)
+            result = read_json(path)
+            check_eval(result, path, folder, checkpoint)
+            results[name] = (result, path)
     layout.check(*results[protocols[0]])
-    return layout.extract(results), None
+    return layout.extract(results)
 
 
 def _registry_family(method: str) -> str:

@@ -1,9 +1,11 @@
 """``atustc leaderboard --compare A,B``: two leaderboard rows, per scenario, with bootstrap intervals.
 
 Reads the per-query results stored with each run for its main protocol
-(``RUN/eval/<protocol>.per_query.parquet``, written by ``atustc eval --run`` and the bench harness) and hands them to :mod:`atustc.bench.compare`. A
+(``RUN/eval/<protocol>@<checkpoint>.per_query.parquet``, written by ``atustc eval --run`` and the bench
+harness) and hands them to :mod:`atustc.bench.compare`. A
 row is named by its method (when that is unambiguous), ``method/preset`` or
-``method/preset/<data hash prefix>``.
+``method/preset/<data hash prefix>``, each optionally followed by ``@last`` or ``@best`` (the
+checkpoint rule of the row).
 
 Output (:func:`comparison_frame`), one line per scenario (and Any-Time) and metric: ``A`` and ``B``
 (fractions), ``diff = A - B``, the 95 % interval over queries (``q_low``, ``q_high``) and over runs
@@ -32,39 +34,36 @@ COLUMNS: tuple[str, ...] = (
 )
 
 
-def per_query_file(run_dir: str | os.PathLike[str], protocol: str) -> Path:
-    """Where a run keeps its per-query results for ``protocol``."""
-    return Path(run_dir) / "eval" / f"{protocol}.per_query.parquet"
-
-
 def resolve_row(records: list[RunRecord], token: str) -> list[RunRecord]:
     """The finished runs of the one leaderboard row ``token`` names.
 
     Raises:
         AtustcError: no row or several rows match.
     """
-    rows: dict[tuple[str, str, str, str], list[RunRecord]] = {}
+    rows: dict[tuple[str, str, str, str, str], list[RunRecord]] = {}
     for rec in records:
         if rec.counted:
             rows.setdefault(row_key(rec), []).append(rec)
+    name, _, rule = token.partition("@")
+    parts = name.split("/")
 
-    def matches(key: tuple[str, str, str, str]) -> bool:
-        _, method, preset, data = key
-        parts = token.split("/")
+    def matches(key: tuple[str, str, str, str, str]) -> bool:
+        _, method, preset, data, checkpoint = key
         return (
             parts[0] == method
             and (len(parts) < 2 or parts[1] == preset)
             and (len(parts) < 3 or data.startswith(parts[2]))
             and len(parts) <= 3
+            and (not rule or rule == checkpoint)
         )
 
     hits = [k for k in sorted(rows) if matches(k)]
     if not hits:
-        known = ", ".join(sorted({f"{k[1]}/{k[2]}" for k in rows})) or "none finished"
+        known = ", ".join(sorted({f"{k[1]}/{k[2]}@{k[4]}" for k in rows})) or "none finished"
         raise AtustcError(f"--compare: no finished leaderboard row {token!r} (rows: {known})")
     if len(hits) > 1:
-        names = ", ".join(f"{k[1]}/{k[2]}/{k[3][:8]}" for k in hits)
-        raise AtustcError(f"--compare: {token!r} names several rows ({names}); name one as method/preset/hash")
+        names = ", ".join(f"{k[1]}/{k[2]}/{k[3][:8]}@{k[4]}" for k in hits)
+        raise AtustcError(f"--compare: {token!r} names several rows ({names}); name one as method/preset/hash@checkpoint")
     return rows[hits[0]]
 
 
@@ -78,7 +77,9 @@ def load_queries(rec: RunRecord, scenarios: tuple[str, ...], metric: str) -> Run
     import numpy as np
     import pandas as pd
 
-    path = per_query_file(rec.path, rec.protocols[0])
+    from atustc.runfolder import RunFolder
+
+    path = RunFolder(rec.path).per_query_file(rec.protocols[0], rec.checkpoint)
     if not path.is_file():
         raise AtustcError(
             f"{path}: no per-query results; score the run again with `atustc eval --run {rec.path} ...` to write them"

@@ -7,31 +7,85 @@ from pathlib import Path
 import click
 
 from atustc.errors import AtustcError
+from atustc.methods.contract import PRESETS
 
 
 @click.command("bench")
 @click.option("--methods", default="uniat,transreid", show_default=True, help="Comma-separated registered methods.")
-@click.option("--table", "table_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Annotation table (.parquet); without it the embedded synthetic dataset is built once and cached.")
-@click.option("--split", "split_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Split folder of --table (atustc split).")
-@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Image root (default: the split's, else the table manifest's).")
-@click.option("--preset", type=click.Choice(["tiny", "paper"]), default="tiny", show_default=True)
+@click.option(
+    "--table",
+    "table_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Annotation table (.parquet); without it the embedded synthetic dataset is built once and cached.",
+)
+@click.option(
+    "--split",
+    "split_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Split folder of --table (atustc split).",
+)
+@click.option(
+    "--root",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Image root (default: the split's, else the table manifest's).",
+)
+@click.option("--preset", type=click.Choice(PRESETS), default="tiny", show_default=True)
 @click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds; one run per method and seed.")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("runs"), show_default=True,
-              help="Runs folder: RUNS/<method>-<preset>-s<seed>/ and RUNS/bench.json.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("runs"),
+    show_default=True,
+    help="Runs folder: RUNS/<method>-<preset>-s<seed>/ and RUNS/bench.json.",
+)
 @click.option("--force", is_flag=True, help="Retrain runs that already finished.")
-@click.option("--pretrained", "pretrained", multiple=True, metavar="METHOD=FILE",
-              help="Local pretrained weights for a method (repeatable).")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Recipe/engine override for every method, e.g. epochs=2 (repeatable; see atustc train).")
+@click.option(
+    "--pretrained",
+    "pretrained",
+    multiple=True,
+    metavar="METHOD=FILE",
+    help="Local pretrained weights for a method (repeatable).",
+)
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Recipe/engine override for every method, e.g. epochs=2 (repeatable; see atustc train).",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--amp", type=click.Choice(["off", "bf16", "fp16"]), default="off", show_default=True)
-@click.option("--synth-size", type=click.Choice(["test", "default", "large"]), default="default", show_default=True,
-              help="Size of the synthetic dataset used without --table.")
-@click.option("--cache", "cache", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Cache folder of the synthetic dataset (default: $ATUSTC_CACHE or ~/.cache/atustc).")
+@click.option(
+    "--synth-size",
+    type=click.Choice(["test", "default", "large"]),
+    default="default",
+    show_default=True,
+    help="Size of the synthetic dataset used without --table.",
+)
+@click.option(
+    "--cache",
+    "cache",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Cache folder of the synthetic dataset (default: $ATUSTC_CACHE or ~/.cache/atustc).",
+)
+@click.option(
+    "--nproc",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Processes per training (torchrun on this machine); see atustc/bench/README.md for several nodes.",
+)
+@click.option(
+    "--plugin",
+    "plugins",
+    multiple=True,
+    metavar="MODULE",
+    help="Import MODULE first to register extra methods (repeatable; passed on to every training).",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 @click.option("--list", "list_only", is_flag=True, help="List the registered methods and exit.")
 def command(
@@ -49,6 +103,8 @@ def command(
     amp: str,
     synth_size: str,
     cache: Path | None,
+    nproc: int,
+    plugins: tuple[str, ...],
     progress: bool,
     list_only: bool,
 ) -> int:
@@ -61,6 +117,9 @@ def command(
     from rich.console import Console
 
     console = Console(stderr=True)
+    from atustc.engine.config import import_plugins
+
+    import_plugins(plugins)
     if list_only:
         _print_methods()
         return 0
@@ -71,6 +130,12 @@ def command(
     method_list = _split_list(methods, "--methods")
     seed_list = [_parse_seed(s) for s in _split_list(seeds, "--seeds")]
     weights = _parse_pretrained(pretrained)
+    from atustc.bench.harness import check_overrides
+    from atustc.methods import get_method
+    from atustc.methods.contract import check_preset
+
+    overrides = parse_set_options(sets)
+    check_overrides([get_method(m) for m in method_list], check_preset(preset), overrides)  # before any data or run
     if table_path is None:
         if split_dir is not None or root is not None:
             raise AtustcError("--split and --root need --table (without --table the synthetic dataset is used)")
@@ -83,7 +148,8 @@ def command(
         data = user_data(table_path, split_dir, root)
     outcomes = run_bench(
         method_list, data=data, preset=preset, seeds=seed_list, out=out, force=force, pretrained=weights,
-        overrides=parse_set_options(sets), device=device, amp=amp, progress=progress, console=console,
+        overrides=overrides, device=device, amp=amp, progress=progress, console=console,
+        nproc=nproc, plugins=plugins,
     )  # fmt: skip
     print_leaderboard(load_leaderboard(out))
     failed = [o for o in outcomes if o.state == "failed"]

@@ -22,8 +22,13 @@ import click
     type=click.Path(path_type=Path, dir_okay=False),
     help="Annotation table (parquet).",
 )
-@click.option("--split", "split_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Embed only this split's test rows (flags 2-10) of the table.")
+@click.option(
+    "--split",
+    "split_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Embed only this split's test rows (flags 2-10) of the table.",
+)
 @click.option(
     "--root",
     type=click.Path(path_type=Path, file_okay=False),

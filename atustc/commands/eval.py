@@ -12,8 +12,8 @@ from atustc.errors import AtustcError
 @click.command("eval")
 @click.option("--table", "table_path", required=True, type=click.Path(path_type=Path), help="Annotation table (.parquet): an index table or a split's table.parquet.")
 @click.option("--features", "features_path", type=click.Path(path_type=Path), help="Saved features (.npz with relpath, heads, feat).")
-@click.option("--run", "run_dir", type=click.Path(path_type=Path), help="A run folder: embed the protocol's images with its model, store RUN/eval/<protocol>.json.")
-@click.option("--protocol", "protocol_name", default="atustc", show_default=True, help="Protocol name (a file in protocols/) or path to a .toml file.")
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), help="A run folder: embed the protocol's images with its model, store RUN/eval/<protocol>@<checkpoint>.json.")
+@click.option("--protocol", "protocol_name", default=None, help="Protocol name (a file in protocols/) or path to a .toml file [default: with --run the split's default protocol, else atustc].")
 @click.option("--root", type=click.Path(path_type=Path), help="Image root for --run (default: the table's manifest or split.json, else the run's).")
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True, help="Checkpoint used with --run.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write the metrics as JSON (fractions, full precision).")
@@ -26,7 +26,7 @@ def command(
     table_path: Path,
     features_path: Path | None,
     run_dir: Path | None,
-    protocol_name: str,
+    protocol_name: str | None,
     root: Path | None,
     checkpoint: str,
     json_path: Path | None,
@@ -39,22 +39,27 @@ def command(
     """Score features (--features) or a trained run (--run) on a protocol and print the table.
 
     One row per scenario (R1, R5, R10, R20, mAP, mINP in %, valid/all queries), then the
-    protocol's aggregates (Any-Time for atustc). --run also keeps the per-query results as
-    RUN/eval/<protocol>.per_query.parquet (what `leaderboard --compare` resamples). With --rerank
-    the JSON records the parameters and --run stores RUN/eval/<protocol>.rerank.json (the plain
-    score is kept).
+    protocol's aggregates (Any-Time for atustc). --run stores RUN/eval/<protocol>@<checkpoint>.json
+    with its provenance and the per-query results beside it (<protocol>@<checkpoint>.per_query.parquet,
+    what `leaderboard --compare` resamples). With --rerank the JSON records the parameters and
+    --run stores <protocol>@<checkpoint>.rerank.json (the plain score is kept).
     """
     from atustc.evaluate import evaluate, needed_rows, print_result
     from atustc.features import load_features
     from atustc.io import atomic_path, write_json_atomic
     from atustc.protocol import load_protocol
+    from atustc.provenance import checkpoint_record, provenance
     from atustc.querycounts import add_counts, query_counts
+    from atustc.runfolder import RunFolder
     from atustc.table import load_table
 
     if (features_path is None) == (run_dir is None):
         raise AtustcError("give exactly one of --features or --run")
     if root is not None and run_dir is None:
         raise AtustcError("--root only applies with --run")
+
+    if run_dir is not None and not run_dir.is_dir():
+        raise AtustcError(f"{run_dir}: run folder not found")
     hook, rerank = None, None
     if rerank_text is not None:
         from atustc.rerank import parse_rerank, rerank_hook
@@ -63,15 +68,17 @@ def command(
         hook = rerank_hook(rerank)
     if per_query_path is not None and per_query_path.suffix != ".parquet":
         raise AtustcError(f"--per-query {per_query_path}: expected a .parquet file name")
-    protocol = load_protocol(protocol_name)
+    protocol = load_protocol(protocol_name or (_run_default_protocol(run_dir) if run_dir is not None else "atustc"))
     table = load_table(table_path)
+    ckpt = None
     if features_path is not None:
         features = load_features(features_path)
     else:
         from atustc.engine import embed_run
 
-        if not run_dir.is_dir():
-            raise AtustcError(f"{run_dir}: run folder not found")
+        folder = RunFolder(run_dir)
+        if folder.checkpoint_file(checkpoint).is_file():
+            ckpt = checkpoint_record(folder, checkpoint)
         subset = table.iloc[needed_rows(protocol, table)]
         features = embed_run(run_dir, subset, _image_root(table_path, root), checkpoint=checkpoint, progress=progress)
     # A run also keeps its per-query results (what `leaderboard --compare` resamples).
@@ -82,23 +89,35 @@ def command(
     if per_query_path is not None:
         with atomic_path(per_query_path, suffix=".parquet") as tmp:
             result.per_query.to_parquet(tmp, index=False)
-    record = add_counts(result.to_dict(), counts)
+    record = {**add_counts(result.to_dict(), counts), "provenance": provenance(protocol, features, ckpt)}
     if rerank is not None:
         record["rerank"] = rerank.describe()
     if run_dir is not None:
+        folder = RunFolder(run_dir)
         # A re-ranked score never replaces the run's plain one (which the leaderboard reads).
-        name = f"{protocol.name}.rerank.json" if rerank is not None else f"{protocol.name}.json"
-        write_json_atomic(run_dir / "eval" / name, record)
-        if rerank is None:
-            from atustc.bench.significance import per_query_file
-
-            with atomic_path(per_query_file(run_dir, protocol.name)) as tmp:
+        if rerank is not None:
+            write_json_atomic(folder.rerank_file(protocol.name, checkpoint), record)
+        else:
+            write_json_atomic(folder.eval_file(protocol.name, checkpoint), record)
+            with atomic_path(folder.per_query_file(protocol.name, checkpoint)) as tmp:
                 result.per_query.to_parquet(tmp, index=False)
     if json_path is not None:
         write_json_atomic(json_path, record)
     if csv_path is not None:
         with atomic_path(csv_path) as tmp:
             result.to_frame().to_csv(tmp, index=False, float_format="%.17g")
+
+
+def _run_default_protocol(run_dir: Path) -> str:
+    """The default protocol of the split the run was trained on (``atustc`` when unknown)."""
+    from atustc.io import read_json
+    from atustc.split.protocols import LEGACY_PROTOCOLS, SplitProtocols
+
+    config = run_dir / "config.json"
+    split_json = Path(read_json(config).get("split", "")) / "split.json" if config.is_file() else None
+    if split_json is None or not split_json.is_file():
+        return str(LEGACY_PROTOCOLS["default"])
+    return SplitProtocols.from_info(read_json(split_json), str(split_json)).default
 
 
 def _image_root(table_path: Path, root: Path | None) -> Path | None:

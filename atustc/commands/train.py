@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from atustc.methods.contract import PRESETS
+
 
 @click.command("train")
 @click.option("--method", required=True, help="Registered method name (e.g. uniat).")
@@ -26,7 +28,7 @@ import click
 )
 @click.option(
     "--preset",
-    type=click.Choice(["tiny", "paper"]),
+    type=click.Choice(PRESETS),
     default="tiny",
     show_default=True,
     help="Recipe preset.",
@@ -108,43 +110,30 @@ def command(
     RUN/config.json, manifest.json, status.json, train.log, metrics.jsonl,
     RUN/checkpoints/last.pt (resume point) and best.pt (best on validation).
     """
+    from atustc.cli import command_argv
     from atustc.engine.config import parse_set_options
+    from atustc.engine.request import TrainRequest
     from atustc.errors import AtustcError
 
-    overrides = parse_set_options(sets)
-    kwargs = dict(
-        seed=seed,
-        resume=resume,
-        force=force,
-        root=root,
-        pretrained=pretrained,
-        overrides=overrides,
-        device=device,
-        amp=amp,
-        compile=compile_,
-        plugins=plugins,
-    )
+    request = TrainRequest.make(
+        method, table, split_dir, preset, out, seed=seed, resume=resume, force=force, root=root,
+        pretrained=pretrained, overrides=parse_set_options(sets), device=device, amp=amp, compile=compile_,
+        plugins=plugins, progress=not quiet,
+    )  # fmt: skip
     if nproc < 1:
         raise AtustcError(f"--nproc must be >= 1, got {nproc}")
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
-        from atustc.engine.distributed import launch
-        from atustc.engine.train import prepare
+        from atustc.engine.distributed import launch, without_option
+        from atustc.engine.setup import prepare
+        from atustc.runfolder import RunFolder
 
-        prepare(method, table, split_dir, preset, out, world=nproc, **kwargs)  # fail fast, before spawning
-        argv = ["train", "--method", method, "--table", str(table), "--split", str(split_dir), "--preset", preset,
-                "--out", str(out), "--seed", str(seed), "--amp", amp, "--device", device]
-        argv += ["--resume"] * resume + ["--force"] * force + ["--compile"] * compile_ + ["--quiet"] * quiet
-        argv += ["--root", str(root)] if root is not None else []
-        argv += ["--pretrained", str(pretrained)] if pretrained is not None else []
-        for item in sets:
-            argv += ["--set", item]
-        for mod in plugins:
-            argv += ["--plugin", mod]
-        launch(nproc, argv)
+        with RunFolder(out).lock("train"):  # held here for the workers (ATUSTC_LAUNCHED)
+            prepare(request, world=nproc)  # fail fast, before spawning
+            launch(nproc, without_option(command_argv(), "--nproc"))  # the workers get the user's own arguments
     else:
-        from atustc.engine.train import train_run
+        from atustc.engine.train import run_training
 
-        train_run(method, table, split_dir, preset, out, progress=not quiet, **kwargs)
+        run_training(request)
     if int(os.environ.get("RANK", 0)) == 0 and not os.environ.get("ATUSTC_LAUNCHED"):
         _summary(out)
 

@@ -49,9 +49,7 @@ class LabelMaps:
         clothes = table["clothes"].to_numpy()
         return {
             "pid": np.array([pid_label.get(int(p), -1) for p in pids], dtype=np.int64),
-            "outfit": np.array(
-                [outfit_label.get((int(p), int(c)), -1) for p, c in zip(pids, clothes)], dtype=np.int64
-            ),
+            "outfit": np.array([outfit_label.get((int(p), int(c)), -1) for p, c in zip(pids, clothes)], dtype=np.int64),
             "camera": np.array([cam_label.get(int(c), -1) for c in table["camera"].to_numpy()], dtype=np.int64),
             "modality": (table["modality"].to_numpy() == "ir").astype(np.int64),
         }
@@ -148,8 +146,12 @@ class TableDataset(torch.utils.data.Dataset):
             index = key
             image = self.transform(load_image(Path(self.paths[index])))
         lab = self.labels
-        return image, int(lab["pid"][index]), int(lab["outfit"][index]), int(lab["modality"][index]), int(
-            lab["camera"][index]
+        return (
+            image,
+            int(lab["pid"][index]),
+            int(lab["outfit"][index]),
+            int(lab["modality"][index]),
+            int(lab["camera"][index]),
         )
 
 

@@ -102,6 +102,20 @@ def resolve_device(device: str, info: DistInfo) -> torch.device:
     return dev
 
 
+def without_option(argv: Sequence[str], option: str) -> list[str]:
+    """``argv`` without ``option VALUE`` / ``option=VALUE`` (torchrun would take ``--nproc`` for its own)."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == option:
+            skip = True
+        elif not arg.startswith(option + "="):
+            out.append(arg)
+    return out
+
+
 def launch(nproc: int, argv: Sequence[str]) -> None:
     """Run ``atustc <argv>`` in ``nproc`` processes through ``torch.distributed.run`` and wait.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -17,13 +17,12 @@ import torch
 
 from atustc.engine.data import LabelMaps, TableDataset, check_images, collate, to_batch
 from atustc.engine.distributed import DistInfo, gather_rows
+from atustc.engine.step import autocast_context
 from atustc.engine.transforms import build_transforms
 from atustc.errors import AtustcError
 from atustc.features import Features
 from atustc.methods import Recipe
-
-if TYPE_CHECKING:
-    from collections.abc import Iterable
+from atustc.richprogress import progress_bar
 
 
 @torch.no_grad()
@@ -58,16 +57,17 @@ def extract_features(
         collate_fn=collate,
         generator=torch.Generator().manual_seed(0),
     )
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
     chunks: list[np.ndarray] = []
-    for tensors in _progress(loader, len(local), progress and info.is_main):
-        batch = to_batch(tensors, device)
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            feat = model.embed(batch).float()
-            if recipe.flip_test:
-                batch.images = batch.images.flip(-1)
-                feat = (feat + model.embed(batch).float()) / 2
-        chunks.append(feat.cpu().numpy())
+    with progress_bar("embed", len(local), progress and info.is_main) as advance:
+        for tensors in loader:
+            batch = to_batch(tensors, device)
+            with autocast_context(device, amp):
+                feat = model.embed(batch).float()
+                if recipe.flip_test:
+                    batch.images = batch.images.flip(-1)
+                    feat = (feat + model.embed(batch).float()) / 2
+            chunks.append(feat.cpu().numpy())
+            advance(len(tensors[0]))
     heads = tuple(model.head_names)
     if chunks:
         feats = np.concatenate(chunks)
@@ -75,19 +75,6 @@ def extract_features(
         feats = np.zeros((0, len(heads), 1), dtype=np.float32)
     feats = gather_rows(feats.astype(np.float32), info)
     return Features(relpath=table["relpath"].to_numpy().astype(str), heads=heads, feat=feats)
-
-
-def _progress(loader: Iterable, total: int, enabled: bool) -> Iterable:
-    if not enabled:
-        yield from loader
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("[bold]embed"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
-        task = bar.add_task("embed", total=total)
-        for tensors in loader:
-            yield tensors
-            bar.advance(task, len(tensors[0]))
 
 
 def embed_run(

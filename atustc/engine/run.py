@@ -1,140 +1,25 @@
-"""The run folder: resolved config, reproducibility manifest, status, log, metrics and checkpoints.
+"""The reproducibility manifest of a run (package versions, git commit, device, hashes).
 
-Layout::
-
-    RUN/config.json          resolved config (method, preset, seed, data, recipe, engine, labels)
-    RUN/manifest.json        package versions, git commit, device, seed, table and split hashes
-    RUN/status.json          {"state": running|finished|failed, "error", "params", "train_time_s", ...}
-    RUN/train.log            human-readable log
-    RUN/metrics.jsonl        one JSON object per logging window and per validation
-    RUN/checkpoints/last.pt  full training state (resume)
-    RUN/checkpoints/best.pt  weights selected on the validation split
-    RUN/eval/<protocol>.json scores written by ``atustc eval --run`` and the bench harness
-
-JSON files are written atomically. ``train.log`` and ``metrics.jsonl`` are append-only; on resume
-``metrics.jsonl`` is rewritten (atomically) without the lines past the checkpoint, so a resumed
-run's metrics equal those of an uninterrupted one.
+The run folder's layout is :mod:`atustc.runfolder` (torch-free); :class:`RunFolder` is re-exported
+here for older imports.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from atustc.errors import AtustcError
-from atustc.io import read_json, write_json_atomic, write_text_atomic
+from atustc.runfolder import RunFolder
+
+__all__ = ["PACKAGES", "RunFolder", "build_manifest", "git_commit", "machine_info"]
 
 PACKAGES = ("atustc", "torch", "torchvision", "timm", "numpy", "pandas", "pyarrow", "pillow")
-
-
-class RunFolder:
-    """Paths and writers of one run folder."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self.config = self.path / "config.json"
-        self.manifest = self.path / "manifest.json"
-        self.status_file = self.path / "status.json"
-        self.log_file = self.path / "train.log"
-        self.metrics = self.path / "metrics.jsonl"
-        self.checkpoints = self.path / "checkpoints"
-        self.last = self.checkpoints / "last.pt"
-        self.best = self.checkpoints / "best.pt"
-        self.eval_dir = self.path / "eval"
-
-    def exists(self) -> bool:
-        """Whether the folder holds anything."""
-        return self.path.is_dir() and any(self.path.iterdir())
-
-    def is_run(self) -> bool:
-        return self.config.is_file() or self.status_file.is_file()
-
-    def check_start(self, resume: bool, force: bool) -> bool:
-        """Decide, before anything is written, whether this start resumes. Returns True to resume.
-
-        Raises:
-            AtustcError: the folder exists and neither ``resume`` nor ``force`` says what to do; or
-                ``resume`` on a run without ``checkpoints/last.pt``; or ``force`` on a non-empty
-                folder that is not a run folder (never deleted).
-        """
-        if not self.exists():
-            if self.path.exists() and not self.path.is_dir():
-                raise AtustcError(f"run folder {self.path} is a file")
-            return False
-        if force and not resume:
-            if not self.is_run():
-                raise AtustcError(f"{self.path} is not empty and is not a run folder; refusing to overwrite it")
-            return False
-        if resume:
-            if not self.last.is_file():
-                raise AtustcError(
-                    f"run {self.path} has no checkpoints/last.pt to resume from; pass --force to start over"
-                )
-            if not self.config.is_file():
-                raise AtustcError(f"run {self.path} has no config.json; cannot resume")
-            return True
-        raise AtustcError(f"run folder {self.path} exists; pass --resume to continue it or --force to start over")
-
-    def reset(self) -> None:
-        """Empty an existing run folder (after :meth:`check_start` allowed it) and create its layout."""
-        if self.path.is_dir():
-            shutil.rmtree(self.path)
-        self.checkpoints.mkdir(parents=True, exist_ok=True)
-
-    def read_config(self) -> dict[str, Any]:
-        if not self.config.is_file():
-            raise AtustcError(f"{self.path} is not a run folder (no config.json)")
-        return read_json(self.config)
-
-    def read_status(self) -> dict[str, Any]:
-        """status.json, or ``{}`` if there is none yet."""
-        return read_json(self.status_file) if self.status_file.is_file() else {}
-
-    def write_status(self, **fields: Any) -> dict[str, Any]:
-        """Merge ``fields`` into status.json (atomically); returns the new status."""
-        status = self.read_status()
-        status.update(fields)
-        write_json_atomic(self.status_file, status)
-        return status
-
-    def log(self, message: str) -> None:
-        """Append a time-stamped line to train.log."""
-        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-        with self.log_file.open("a", encoding="utf-8") as fh:
-            fh.write(f"{stamp} {message}\n")
-
-    def append_metrics(self, record: dict[str, Any]) -> None:
-        """Append one JSON line to metrics.jsonl."""
-        with self.metrics.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
-            fh.flush()
-
-    def truncate_metrics(self, up_to_iter: int) -> None:
-        """Keep only complete metrics lines with ``iter <= up_to_iter`` (after a resume)."""
-        if not self.metrics.is_file():
-            return
-        kept = []
-        for line in self.metrics.read_text(encoding="utf-8").splitlines():
-            try:
-                if json.loads(line)["iter"] <= up_to_iter:
-                    kept.append(line + "\n")
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue  # a line cut short by a kill
-        write_text_atomic(self.metrics, "".join(kept))
-
-    def read_metrics(self) -> list[dict[str, Any]]:
-        """All records of metrics.jsonl."""
-        if not self.metrics.is_file():
-            return []
-        return [json.loads(line) for line in self.metrics.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def git_commit(path: Path | None = None) -> dict[str, Any]:
@@ -154,6 +39,24 @@ def git_commit(path: Path | None = None) -> dict[str, Any]:
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
     return {"commit": sha, "dirty": bool(dirty)}
+
+
+def machine_info() -> dict[str, Any]:
+    """The machine: CPU model, logical cores, torch threads and GPUs (cost figures are only comparable on one)."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpus = (
+        [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    )
+    return {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "gpus": gpus}
 
 
 def build_manifest(seed: int, device: str, world: int, table_hash: str, split_hash: str) -> dict[str, Any]:
@@ -183,6 +86,7 @@ def build_manifest(seed: int, device: str, world: int, table_hash: str, split_ha
         "torch_cuda_build": torch.version.cuda,
         "git": git_commit(),
         "device": dev,
+        "machine": machine_info(),
         "seed": seed,
         "table_hash": table_hash,
         "split_hash": split_hash,

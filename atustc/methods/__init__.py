@@ -1,6 +1,13 @@
 """Method contract and registry. See :mod:`atustc.methods.contract`."""
 
-from atustc.methods._registry import get_method, list_methods, register_method
+from atustc.methods._registry import (
+    get_method,
+    is_registered,
+    list_methods,
+    register_method,
+    temporary_method,
+    unregister_method,
+)
 from atustc.methods.contract import SCENARIOS, SIDE_FIELDS, Batch, LabelSpace, MethodSpec, OptimGroup, Recipe, ReIDModel
 
 __all__ = [
@@ -13,6 +20,9 @@ __all__ = [
     "Recipe",
     "ReIDModel",
     "get_method",
+    "is_registered",
     "list_methods",
     "register_method",
+    "temporary_method",
+    "unregister_method",
 ]

@@ -1,10 +1,16 @@
-"""The method registry: ``@register_method`` adds a :class:`MethodSpec`; lookups suggest close names."""
+"""The method registry: ``register_method(spec)`` adds a :class:`MethodSpec`; lookups suggest close names.
+
+A method module registers its specs with plain calls at import time::
+
+    register_method(MethodSpec(name="bot", family="Tr-ReID", summary=..., build=..., recipe=...))
+
+:mod:`atustc.methods.builtin` imports every built-in method module explicitly.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Callable
+from collections.abc import Callable, Iterator
 
 from atustc.errors import unknown_name
 from atustc.methods.contract import MethodSpec
@@ -12,17 +18,21 @@ from atustc.methods.contract import MethodSpec
 _METHODS: dict[str, MethodSpec] = {}
 
 
-def register_method(spec_factory: Callable[[], MethodSpec]) -> Callable[[], MethodSpec]:
-    """Decorator: register the :class:`MethodSpec` returned by ``spec_factory``.
+def register_method(spec: MethodSpec | Callable[[], MethodSpec]) -> MethodSpec:
+    """Register ``spec`` (a :class:`MethodSpec`, or a function returning one) and return the spec.
 
     Raises:
         ValueError: a method of the same name is already registered.
+        TypeError: ``spec`` is not a MethodSpec (nor gives one).
     """
-    spec = spec_factory()
+    if not isinstance(spec, MethodSpec) and callable(spec):
+        spec = spec()
+    if not isinstance(spec, MethodSpec):
+        raise TypeError(f"register_method needs a MethodSpec, got {type(spec).__name__}")
     if spec.name in _METHODS:
         raise ValueError(f"method {spec.name!r} is already registered")
     _METHODS[spec.name] = spec
-    return spec_factory
+    return spec
 
 
 def is_registered(name: str) -> bool:
@@ -36,10 +46,9 @@ def unregister_method(name: str) -> None:
 
 
 @contextlib.contextmanager
-def temporary_method(spec_factory: Callable[[], MethodSpec]) -> Iterator[MethodSpec]:
+def temporary_method(spec: MethodSpec | Callable[[], MethodSpec]) -> Iterator[MethodSpec]:
     """Register a method for the duration of a ``with`` block, then remove it."""
-    spec = spec_factory()
-    register_method(lambda: spec)
+    spec = register_method(spec)
     try:
         yield spec
     finally:

@@ -9,9 +9,10 @@ and a method knows nothing of the engine or the harness.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from atustc.errors import AtustcError
 from atustc.scenarios import SCENARIOS  # noqa: F401 (re-exported: the heads of a six-head method follow it)
@@ -192,9 +193,13 @@ class OptimGroup:
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("sgd", "adam", "adamw"):
-            raise AtustcError(f"optim group {self.name!r}: optimizer must be sgd, adam or adamw, got {self.optimizer!r}")
+            raise AtustcError(
+                f"optim group {self.name!r}: optimizer must be sgd, adam or adamw, got {self.optimizer!r}"
+            )
         if self.lr <= 0 or self.grad_scale <= 0:
-            raise AtustcError(f"optim group {self.name!r}: lr and grad_scale must be > 0, got {self.lr}, {self.grad_scale}")
+            raise AtustcError(
+                f"optim group {self.name!r}: lr and grad_scale must be > 0, got {self.lr}, {self.grad_scale}"
+            )
         if not self.params:
             raise AtustcError(f"optim group {self.name!r}: no parameters")
 
@@ -218,6 +223,9 @@ class MethodSpec:
         needs: side-information fields of the training table the method uses beyond ``pid``
             (a subset of :data:`SIDE_FIELDS`: CAL needs ``clothes``, TransReID's SIE ``camera``); the
             engine refuses, in one line, a training table whose field is unknown (-1) or constant.
+        unused_parameters: some trainable parameters get no gradient in some steps (a branch
+            that is skipped); DDP then searches for them every step (``find_unused_parameters``),
+            which costs time, so only such methods say so.
     """
 
     name: str
@@ -226,8 +234,20 @@ class MethodSpec:
     build: Builder
     recipe: Callable[[str], Recipe]
     needs: tuple[str, ...] = ()
+    unused_parameters: bool = False
 
     def __post_init__(self) -> None:
         bad = sorted(set(self.needs) - set(SIDE_FIELDS))
         if bad:
             raise AtustcError(f"method {self.name!r}: needs {', '.join(bad)}; known fields: {', '.join(SIDE_FIELDS)}")
+
+
+def check_preset(preset: str) -> str:
+    """The one preset check: ``preset`` if it is one of :data:`PRESETS`.
+
+    Raises:
+        AtustcError: an unknown preset, naming the known ones.
+    """
+    if preset not in PRESETS:
+        raise AtustcError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    return preset

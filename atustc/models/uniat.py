@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from atustc.errors import AtustcError
-from atustc.methods._registry import register_method
+from atustc.methods import register_method
 from atustc.methods.budget import tiny_recipe
 from atustc.methods.contract import PRESETS, LabelSpace, MethodSpec, Recipe
 from atustc.models.config import HDWMode, MoEConfig, SaidFill, ViTConfig, vit_config
@@ -190,31 +190,19 @@ def _spec(name: str, summary: str) -> MethodSpec:
     return MethodSpec(name=name, family="AT-ReID", summary=summary, build=build, recipe=uniat_recipe)
 
 
-@register_method
-def _uniat() -> MethodSpec:
-    return _spec("uniat", "Uni-AT: six scenario tokens, scenario-aware ID loss, MoAE (12 experts), HDW")
+register_method(_spec("uniat", "Uni-AT: six scenario tokens, scenario-aware ID loss, MoAE (12 experts), HDW"))
 
 
-@register_method
-def _uniat_baseline() -> MethodSpec:
-    return _spec("uniat-baseline", "MS-ReID baseline: six tokens, plain person-ID loss on every head")
+register_method(_spec("uniat-baseline", "MS-ReID baseline: six tokens, plain person-ID loss on every head"))
 
 
-@register_method
-def _uniat_said() -> MethodSpec:
-    return _spec("uniat-said", "MS-ReID + scenario-aware ID loss (Table 3 row 2)")
+register_method(_spec("uniat-said", "MS-ReID + scenario-aware ID loss (Table 3 row 2)"))
 
 
-@register_method
-def _uniat_said_moae() -> MethodSpec:
-    return _spec("uniat-said-moae", "MS-ReID + scenario-aware ID loss + MoAE (Table 3 row 3)")
+register_method(_spec("uniat-said-moae", "MS-ReID + scenario-aware ID loss + MoAE (Table 3 row 3)"))
 
 
-@register_method
-def _uniat_said_hdw() -> MethodSpec:
-    return _spec("uniat-said-hdw", "MS-ReID + scenario-aware ID loss + HDW (Table 3 row 4)")
+register_method(_spec("uniat-said-hdw", "MS-ReID + scenario-aware ID loss + HDW (Table 3 row 4)"))
 
 
-@register_method
-def _uniat_unified() -> MethodSpec:
-    return _spec("uniat-unified", "unified embedding: one CLS token shared by the six heads, person-ID loss")
+register_method(_spec("uniat-unified", "unified embedding: one CLS token shared by the six heads, person-ID loss"))

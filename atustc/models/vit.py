@@ -117,10 +117,6 @@ class ViT(nn.Module):
     def embed_dim(self) -> int:
         return self.config.embed_dim
 
-    def no_weight_decay(self) -> set[str]:
-        """Parameter names that take no weight decay (timm convention)."""
-        return {"pos_embed", "cls_token"}
-
     def embed_tokens(self, images: torch.Tensor, extra_embed: torch.Tensor | None = None) -> torch.Tensor:
         """CLS + patch tokens with position embeddings: ``[B, num_cls + N, D]``.
 
