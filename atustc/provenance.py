@@ -50,12 +50,18 @@ def features_hash(features: Features) -> str:
 
 
 def protocol_hash(protocol: Protocol) -> str:
-    """Hex sha256 of the protocol's TOML file (a shipped ``protocols/NAME.toml`` or a path)."""
-    source = protocol.source
+    """Hex sha256 of the protocol's TOML file (a shipped ``protocols/NAME.toml`` or a path).
+
+    A variant (source ``FILE [variants.V]``) hashes the file's bytes followed by the variant's name.
+    """
+    source, _, variant = protocol.source.partition(" [variants.")
     if source.startswith("protocols/") and not Path(source).is_file():
         raw = resources.files("protocols").joinpath(source.removeprefix("protocols/")).read_bytes()
-        return hashlib.sha256(raw).hexdigest()
-    return sha256_file(source)
+    else:
+        raw = Path(source).read_bytes()
+    if variant:
+        raw += b"\0variant " + variant.removesuffix("]").encode()
+    return hashlib.sha256(raw).hexdigest()
 
 
 def checkpoint_record(run: RunFolder, kind: str) -> dict[str, Any]:

@@ -122,7 +122,7 @@ def test_leaderboard_compare_cli(compare_runs):
     from atustc.commands.leaderboard import command
 
     frame = comparison_frame(collect_runs(compare_runs), "good", "weak/tiny")
-    jsons = {p.parent.parent.name: json.loads(p.read_text()) for p in compare_runs.glob("*/eval/atustc.json")}
+    jsons = {p.parent.parent.name: json.loads(p.read_text()) for p in compare_runs.glob("*/eval/atustc@last.json")}
     row = frame[(frame.scenario == "DT-LT") & (frame.metric == "mAP")].iloc[0]
     want_a = np.mean([jsons[f"good-s{s}"]["scenarios"]["DT-LT"]["mAP"] for s in (0, 1)])
     want_b = np.mean([jsons[f"weak-s{s}"]["scenarios"]["DT-LT"]["mAP"] for s in (0, 1)])
@@ -151,7 +151,7 @@ def test_leaderboard_compare_cli(compare_runs):
     [
         ("good", r"expected two different rows as A,B"),
         ("good,good", r"expected two different rows"),
-        ("good,nope", r"no finished leaderboard row 'nope' \(rows: good/tiny, weak/tiny\)"),
+        ("good,nope", r"no finished leaderboard row 'nope' \(rows: good/tiny@last, weak/tiny@last\)"),
     ],
 )
 def test_compare_errors(compare_runs, spec, match, capsys):
@@ -173,7 +173,7 @@ def test_stale_or_missing_per_query_file_refused(compare_runs, tmp_path, capsys)
 
     root = tmp_path / "runs"
     shutil.copytree(compare_runs, root)
-    pq = root / "weak-s1" / "eval" / "atustc.per_query.parquet"
+    pq = root / "weak-s1" / "eval" / "atustc@last.per_query.parquet"
     frame = pd.read_parquet(pq)
     frame.loc[frame.index[frame.valid][0], "ap"] = 0.999
     frame.to_parquet(pq, index=False)

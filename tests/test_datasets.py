@@ -215,3 +215,11 @@ def test_release_validation_keeps_the_release_val_identities_only():
     assert sorted(split.val_protocol["split"]) == ["gallery", "gallery", "query", "query"]
     with pytest.raises(AtustcError, match="dataset msmt17 takes its validation identities from the release's val"):
         make_split(table[table["split"] != "val"])
+
+
+def test_a_variant_has_its_own_protocol_hash():
+    from atustc.protocol import load_protocol
+    from atustc.provenance import protocol_hash
+
+    assert protocol_hash(load_protocol("ltcc")) != protocol_hash(load_protocol("ltcc:atreid"))
+    assert protocol_hash(load_protocol("ltcc:atreid")) == protocol_hash(load_protocol("ltcc:atreid"))

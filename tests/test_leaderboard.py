@@ -24,19 +24,12 @@ from atustc.bench.leaderboard import (
     to_markdown,
 )
 from atustc.errors import AtustcError
+from run_helpers import provenance_record
 
 
 def _block(base: float) -> dict:
     return {"R1": base, "R5": min(1.0, base + 0.1), "R10": min(1.0, base + 0.15), "R20": min(1.0, base + 0.2),
             "mAP": base / 2, "mINP": base / 4, "valid_queries": 10}
-
-
-def _prov(protocol: str, checkpoint: str = "last") -> dict:
-    from atustc.protocol import load_protocol
-    from atustc.provenance import protocol_hash
-
-    return {"checkpoint": checkpoint, "checkpoint_sha256": "0" * 64, "features_sha256": "1" * 64,
-            "protocol": protocol, "protocol_sha256": protocol_hash(load_protocol(protocol))}
 
 
 def make_run(
@@ -70,12 +63,12 @@ def make_run(
         anytime = {k: sum(b[k] for b in blocks.values()) / 6 for k in ("R1", "R5", "R10", "R20", "mAP", "mINP")}
         anytime["valid_queries"] = 60
         result = {"protocol": "atustc", "scenarios": blocks, "summary": {"Any-Time": anytime}}
-        (run / "eval" / "atustc@last.json").write_text(json.dumps({**result, "provenance": _prov("atustc")}))
+        (run / "eval" / "atustc@last.json").write_text(json.dumps({**result, "provenance": provenance_record("atustc")}))
         if mixed is not None:
             names = ("Daytime", "Nighttime", "All-day", "Short-term", "Long-term", "Anytime")
             groups = {g: _block(mixed) for g in names}
             (run / "eval" / "atustc-mixed@last.json").write_text(json.dumps(
-                {"protocol": "atustc-mixed", "scenarios": blocks, "summary": groups, "provenance": _prov("atustc-mixed")}
+                {"protocol": "atustc-mixed", "scenarios": blocks, "summary": groups, "provenance": provenance_record("atustc-mixed")}
             ))
     return run
 
@@ -218,13 +211,13 @@ def test_cli_formats_and_output(runs: Path, tmp_path: Path) -> None:
         (lambda root: (make_run(root, "x") / "status.json").write_text("{"), "not valid JSON"),
         (
             lambda root: (make_run(root, "x") / "eval" / "atustc@last.json").write_text(
-                json.dumps({"scenarios": {s: _block(0.5) for s in SCENARIOS[:5]}, "provenance": _prov("atustc")})
+                json.dumps({"scenarios": {s: _block(0.5) for s in SCENARIOS[:5]}, "provenance": provenance_record("atustc")})
             ),
             "AD-LT missing",
         ),
         (
             lambda root: (make_run(root, "x") / "eval" / "atustc@last.json").write_text(
-                json.dumps({"scenarios": {s: {"R1": 55.0} for s in SCENARIOS}, "provenance": _prov("atustc")})
+                json.dumps({"scenarios": {s: {"R1": 55.0} for s in SCENARIOS}, "provenance": provenance_record("atustc")})
             ),
             r"R1 must be a fraction in \[0, 1\], got 55.0",
         ),
@@ -258,7 +251,7 @@ def _add_best(run: Path, value: float) -> None:
     result = json.loads((run / "eval" / "atustc@last.json").read_text())
     for block in result["scenarios"].values():
         block["R1"] = value
-    result["provenance"] = _prov("atustc", "best")
+    result["provenance"] = provenance_record("atustc", "best")
     (run / "eval" / "atustc@best.json").write_text(json.dumps(result))
 
 

@@ -10,6 +10,7 @@ import pytest
 from atustc.bench.layout import build_layout, short_label
 from atustc.bench.leaderboard import METRICS, load_leaderboard, to_markdown
 from atustc.errors import AtustcError
+from run_helpers import provenance_record
 
 MIXED_GROUPS = ("Daytime", "Nighttime", "All-day", "Short-term", "Long-term", "Anytime")
 SIX = ("DT-ST", "DT-LT", "NT-ST", "NT-LT", "AD-ST", "AD-LT")
@@ -27,7 +28,8 @@ def run_on(root: Path, name: str, protocols: dict | None, results: dict[str, dic
     (run / "config.json").write_text(json.dumps(config))
     (run / "manifest.json").write_text(json.dumps({"table_hash": name}))
     for proto, result in results.items():
-        (run / "eval" / f"{proto}.json").write_text(json.dumps(result))
+        prov = provenance_record(proto) if proto != "nope" else {"checkpoint": "last"}  # "nope": an unknown protocol
+        (run / "eval" / f"{proto}@last.json").write_text(json.dumps({**result, "provenance": prov}))
     return run
 
 
@@ -83,4 +85,4 @@ def test_bad_records(tmp_path, protocols, results, match):
 def test_missing_default_eval_is_not_evaluated(tmp_path):
     run_on(tmp_path, "r", {"default": "atustc-mixed", "scored": ["atustc-mixed"]}, {})
     board = load_leaderboard(tmp_path)
-    assert board.others[0].state == "not-evaluated" and board.others[0].error == "no eval/atustc-mixed.json"
+    assert board.others[0].state == "not-evaluated" and board.others[0].error == "no eval/atustc-mixed@last.json"

@@ -158,6 +158,7 @@ def test_eval_rerank_cli_matches_the_engine(tmp_path, capsys):
     assert code == 0, err
     got = json.loads((tmp_path / "r.json").read_text())
     assert got.pop("rerank") == "k1=6,k2=3,lambda=0.3"
+    assert got.pop("provenance")["checkpoint"] is None
     from atustc.querycounts import add_counts, query_counts
 
     protocol = load_protocol("atustc")

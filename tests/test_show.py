@@ -98,10 +98,10 @@ def test_show_cmc_from_runs(data, capsys, tmp_path):
     root = tmp_path / "runs"
     a = write_run(root, "a-s0", "a", 0, f, table)
     write_run(root, "b-s0", "b", 0, exact_features(9, table), table)
-    (root / "b-s0" / "eval" / "atustc.per_query.parquet").unlink()  # JSON only: reported ranks
+    (root / "b-s0" / "eval" / "atustc@last.per_query.parquet").unlink()  # JSON only: reported ranks
     scenarios, curves = collect_curves(collect_runs(root), "atustc")
     assert scenarios == ["DT-ST", "DT-LT", "NT-ST", "NT-LT", "AD-ST", "AD-LT"]
-    want = json.loads((a / "eval" / "atustc.json").read_text())["scenarios"]["NT-ST"]
+    want = json.loads((a / "eval" / "atustc@last.json").read_text())["scenarios"]["NT-ST"]
     full, reported = curves["NT-ST"]
     assert full.full and len(full.values) == 20 and not reported.full
     assert [full.values[k - 1] for k in (1, 5, 10, 20)] == pytest.approx([want[f"R{k}"] for k in (1, 5, 10, 20)], abs=1e-12)
@@ -113,7 +113,7 @@ def test_show_cmc_from_runs(data, capsys, tmp_path):
     assert (tmp_path / "cmc.png").read_bytes() == png and (tmp_path / "cmc.svg").read_bytes() == svg
     assert b"NT-ST" in svg
     code, _, err = show(capsys, "cmc", "--runs", root, "--protocol", "nope", "-o", tmp_path / "x")
-    assert code == 2 and "no finished run has eval/nope.json" in err
+    assert code == 2 and "no finished run has eval/nope@<checkpoint>.json" in err
 
 
 def test_show_ranks_with_a_run_embeds_like_eval_run(data, capsys, monkeypatch, tmp_path):

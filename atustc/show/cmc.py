@@ -2,7 +2,7 @@
 
 Each leaderboard row (method × preset × data, see :func:`atustc.bench.leaderboard.row_key`) is one
 line per scenario panel, averaged over its finished runs. Where a run keeps its per-query results
-(``RUN/eval/<protocol>.per_query.parquet``) the curve is the full CMC at ranks 1-20, recomputed
+(``RUN/eval/<protocol>@<checkpoint>.per_query.parquet``) the curve is the full CMC at ranks 1-20, recomputed
 from the rank of each query's first positive exactly as the ranking core averages it; otherwise
 it joins the ranks the eval JSON reports (1, 5, 10, 20), drawn with markers only there.
 """
@@ -37,10 +37,12 @@ class Curve:
     full: bool  # every rank 1..20 (from per-query results) or only the reported ones
 
 
-def _run_curve(run: Path, protocol: str, scenario: str, result: dict) -> tuple[np.ndarray, np.ndarray, bool]:
+def _run_curve(run: Path, protocol: str, checkpoint: str, scenario: str, result: dict) -> tuple[np.ndarray, np.ndarray, bool]:
     import pandas as pd
 
-    pq = run / "eval" / f"{protocol}.per_query.parquet"
+    from atustc.runfolder import RunFolder
+
+    pq = RunFolder(run).per_query_file(protocol, checkpoint)
     if pq.is_file():
         frame = pd.read_parquet(pq, columns=["scenario", "run", "valid", "first_rank"])
         part = frame[(frame["scenario"] == scenario) & frame["valid"]]
@@ -52,7 +54,7 @@ def _run_curve(run: Path, protocol: str, scenario: str, result: dict) -> tuple[n
             return np.arange(1, MAX_RANK + 1), np.mean(per_run, axis=0), True
     block = (result.get("scenarios") or {}).get(scenario) or (result.get("summary") or {}).get(scenario)
     if not isinstance(block, dict):
-        raise AtustcError(f"{run}/eval/{protocol}.json: no scenario {scenario!r}")
+        raise AtustcError(f"{run}/eval/{protocol}@{checkpoint}.json: no scenario {scenario!r}")
     return np.array(REPORTED), np.array([float(block[f"R{k}"]) for k in REPORTED]), False
 
 
@@ -60,30 +62,33 @@ def collect_curves(records: list[RunRecord], protocol: str) -> tuple[list[str], 
     """Scenarios (in the first result's order) and, per scenario, one averaged curve per row.
 
     Raises:
-        AtustcError: no finished run has ``eval/<protocol>.json``.
+        AtustcError: no finished run has ``eval/<protocol>@<checkpoint>.json``.
     """
     from atustc.bench.leaderboard import row_key
     from atustc.io import read_json
+    from atustc.runfolder import RunFolder
 
-    rows: dict[tuple[str, str, str, str], list[tuple[Path, dict]]] = {}
+    rows: dict[tuple[str, str, str, str, str], list[tuple[Path, dict]]] = {}
     for rec in records:
-        path = rec.path / "eval" / f"{protocol}.json"
+        path = RunFolder(rec.path).eval_file(protocol, rec.checkpoint)
         if rec.counted and path.is_file():
             rows.setdefault(row_key(rec), []).append((rec.path, read_json(path)))
     if not rows:
-        raise AtustcError(f"no finished run has eval/{protocol}.json")
+        raise AtustcError(f"no finished run has eval/{protocol}@<checkpoint>.json")
     first = next(iter(rows.values()))[0][1]
     scenarios = list(first.get("scenarios") or {})
     presets = {k[2] for k in rows}
     curves: dict[str, list[Curve]] = {s: [] for s in scenarios}
-    for key in sorted(rows, key=lambda k: (k[1], k[2], k[3])):
+    for key in sorted(rows, key=lambda k: (k[1], k[2], k[3], k[4])):
         label = key[1] if len(presets) == 1 else f"{key[1]} ({key[2]})"
-        if sum(1 for k in rows if k[1:3] == key[1:3]) > 1:
+        if sum(1 for k in rows if k[1:3] == key[1:3] and k[4] == key[4]) > 1:
             label += f" [{key[3][:8]}]"
+        if any(k[1:4] == key[1:4] and k[4] != key[4] for k in rows):
+            label += f" @{key[4]}"
         n = len(rows[key])
         label += f", {n} runs" if n > 1 else ""
         for s in scenarios:
-            parts = [_run_curve(run, protocol, s, result) for run, result in rows[key]]
+            parts = [_run_curve(run, protocol, key[4], s, result) for run, result in rows[key]]
             full = all(p[2] for p in parts)
             if full:
                 ranks, values = parts[0][0], np.mean([p[1] for p in parts], axis=0)
@@ -101,7 +106,7 @@ def plot_cmc(scenarios: list[str], curves: dict[str, list[Curve]], title: str) -
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from atustc.stats.plots import STYLE
+    from atustc.stats.plotkit import STYLE
 
     n = len(scenarios)
     cols = min(3, n)
@@ -148,7 +153,7 @@ def save(fig: Figure, stem: str | os.PathLike[str], formats: tuple[str, ...]) ->
     """Write the figure deterministically (no dates or versions in the file), atomically."""
     import matplotlib
 
-    from atustc.stats.plots import STYLE, save_figure
+    from atustc.stats.plotkit import STYLE, save_figure
 
     with matplotlib.rc_context(STYLE):
         return save_figure(fig, stem, formats)
