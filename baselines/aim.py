@@ -39,9 +39,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from atustc.errors import AtustcError
-from atustc.methods import Batch, LabelSpace, MethodSpec, OptimGroup, Recipe, register_method
+from atustc.methods import (
+    Batch,
+    LabelSpace,
+    MethodSpec,
+    OptimGroup,
+    Recipe,
+    register_method,
+)
 from atustc.models.cnn import BackboneConfig
-from baselines._cnn import backbone_kind, check_preset, log_random_init, scale_epoch, tiny_from_paper
+from baselines._cnn import (
+    backbone_kind,
+    check_preset,
+    log_random_init,
+    scale_epoch,
+    tiny_from_paper,
+)
 from baselines.cal import CAL, PAPER_START_EPOCH, CALConfig, cal_recipe
 
 

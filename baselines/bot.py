@@ -33,7 +33,14 @@ import torch
 from torch import nn
 
 from atustc.errors import AtustcError
-from atustc.methods import Batch, LabelSpace, MethodSpec, OptimGroup, Recipe, register_method
+from atustc.methods import (
+    Batch,
+    LabelSpace,
+    MethodSpec,
+    OptimGroup,
+    Recipe,
+    register_method,
+)
 from atustc.models.cnn import BackboneConfig
 from baselines._cnn import backbone_kind, check_preset, log_random_init, tiny_from_paper
 
@@ -102,7 +109,12 @@ class GlobalReID(nn.Module):
         return {"feat": feat, "logits": logits}
 
     def loss(self, outputs: dict[str, torch.Tensor], batch: Batch) -> dict[str, torch.Tensor]:
-        from atustc.models.losses import batch_hard_triplet, center_loss, ls_cross_entropy, weighted_regularized_triplet
+        from atustc.models.losses import (
+            batch_hard_triplet,
+            center_loss,
+            ls_cross_entropy,
+            weighted_regularized_triplet,
+        )
 
         cfg, feat = self.config, outputs["feat"]
         id_loss = ls_cross_entropy(outputs["logits"], batch.pid, cfg.label_smoothing)

@@ -37,9 +37,22 @@ import torch
 from torch import nn
 
 from atustc.errors import AtustcError
-from atustc.methods import Batch, LabelSpace, MethodSpec, OptimGroup, Recipe, register_method
+from atustc.methods import (
+    Batch,
+    LabelSpace,
+    MethodSpec,
+    OptimGroup,
+    Recipe,
+    register_method,
+)
 from atustc.models.cnn import BackboneConfig
-from baselines._cnn import backbone_kind, check_preset, log_random_init, scale_epoch, tiny_from_paper
+from baselines._cnn import (
+    backbone_kind,
+    check_preset,
+    log_random_init,
+    scale_epoch,
+    tiny_from_paper,
+)
 
 #: The paper's switch epoch of the clothes classifier and the adversarial loss (START_EPOCH_CC/ADV).
 PAPER_START_EPOCH = 25

@@ -44,7 +44,13 @@ from torch import nn
 from atustc.errors import AtustcError
 from atustc.methods import Batch, LabelSpace, MethodSpec, Recipe, register_method
 from atustc.models.cnn import BackboneConfig
-from baselines._cnn import backbone_kind, check_preset, log_random_init, scale_epoch, tiny_from_paper
+from baselines._cnn import (
+    backbone_kind,
+    check_preset,
+    log_random_init,
+    scale_epoch,
+    tiny_from_paper,
+)
 
 
 @dataclass(frozen=True)

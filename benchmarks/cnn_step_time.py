@@ -75,7 +75,7 @@ def main() -> None:
         r = step_time(name, args.preset, args.batch, args.repeats)
         h, w = r["input"]
         print(
-            f"{name:8} {r['params_M']:8.2f}M {str(list(r['embed'])):>14} {f'{h}x{w}':>10} "
+            f"{name:8} {r['params_M']:8.2f}M {list(r['embed'])!s:>14} {f'{h}x{w}':>10} "
             f"{r['step_s']:10.3f} {args.batch / r['step_s']:7.1f}"
         )
 

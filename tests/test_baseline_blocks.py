@@ -164,7 +164,7 @@ def test_backbones_last_stride_and_two_streams() -> None:
 def test_lite0_imagenet_weights_from_the_wheel() -> None:
     from atustc.models.cnn import BackboneConfig, build_backbone
 
-    net, report = build_backbone(BackboneConfig("lite0"))
+    _, report = build_backbone(BackboneConfig("lite0"))
     assert report is not None and len(report.loaded) > 200 and not report.missing
 
 
