@@ -115,7 +115,13 @@ class PCB(nn.Module):
         self.reduction = nn.ModuleList(_reduction(c, config.reduced_dim) for _ in range(n_red))
         self.classifiers = nn.ModuleList(id_classifier(config.reduced_dim, labels.num_pids, bias=True) for _ in range(p))
         self.part_classifier = nn.Conv2d(c, p, 1) if config.rpp else None
-        self.use_rpp = False
+        # saved with the weights, so that a model rebuilt to embed pools as it was trained
+        self.register_buffer("rpp_on", torch.zeros((), dtype=torch.bool))
+
+    @property
+    def use_rpp(self) -> bool:
+        """Whether the soft parts of RPP replace the uniform stripes."""
+        return bool(self.rpp_on)
 
     @property
     def embed_dim(self) -> int:
@@ -126,7 +132,7 @@ class PCB(nn.Module):
         cfg = self.config
         if self.part_classifier is None:
             return
-        self.use_rpp = epoch >= cfg.rpp_start_epoch
+        self.rpp_on.fill_(epoch >= cfg.rpp_start_epoch)
         alone = self.use_rpp and epoch < cfg.rpp_start_epoch + cfg.rpp_alone_epochs
         for name, param in self.named_parameters():
             if not name.startswith("part_classifier."):

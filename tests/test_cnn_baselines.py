@@ -124,7 +124,7 @@ def test_pcb_h_feature_and_rpp_switch() -> None:
     assert 0 < cfg.rpp_start_epoch < TINY.epochs  # scaled from 20 of 60 epochs
     batch = _batch(4)
     model.set_epoch(cfg.rpp_start_epoch - 1)
-    assert not model.use_rpp and all(p.requires_grad for n, p in model.named_parameters() if "bias" not in n or "bn" in n)
+    assert not model.use_rpp and model.classifiers[0].weight.requires_grad
     model.set_epoch(cfg.rpp_start_epoch)  # RPP alone: only the part classifier trains
     assert model.use_rpp
     trainable = {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad}
@@ -134,6 +134,9 @@ def test_pcb_h_feature_and_rpp_switch() -> None:
     assert model.part_classifier.weight.grad is not None and model.classifiers[0].weight.grad is None
     model.set_epoch(cfg.rpp_start_epoch + cfg.rpp_alone_epochs)  # then everything
     assert model.classifiers[0].weight.requires_grad and model.use_rpp
+    rebuilt = build_pcb(LABELS, "tiny", None, test_feature="h", rpp=True)
+    rebuilt.load_state_dict(model.state_dict())  # as embed_run rebuilds a trained run
+    assert rebuilt.use_rpp
     # RPP with a one-hot part assignment is the stripe average
     fmap = torch.arange(16.0).view(1, 1, 4, 4).expand(1, 2, 4, 4)
     prob = torch.zeros(1, 2, 4, 4)
