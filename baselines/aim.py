@@ -147,12 +147,12 @@ class AIM(CAL):
     def __init__(self, config: AIMConfig, labels: LabelSpace, pretrained: Path | None = None) -> None:
         super().__init__(config.cal, labels, pretrained)
         self.aim_config = config
-        self.bias = BiasBranch(config, labels, pretrained)
+        self.bias_branch = BiasBranch(config, labels, pretrained)
         self.fusion = Fusion(self.backbone.out_channels, config.attention_maps, self.embed_dim)
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         fmap, f = self.main_features(batch)
-        bias_map, f_bias = self.bias(batch)
+        bias_map, f_bias = self.bias_branch(batch)
         out = {"f": f, "logits": self.classifier(f), "f_bias": f_bias}
         if self.adversarial:
             out["logits_bias"] = self.classifier(self.fusion(fmap, bias_map))
@@ -166,7 +166,7 @@ class AIM(CAL):
         id_loss = ls_cross_entropy(logits, batch.pid, eps)
         out: dict[str, torch.Tensor] = {"id": id_loss.detach()}
         total = id_loss
-        bias_logits = s * self.bias.clothes_classifier(outputs["f_bias"])
+        bias_logits = s * self.bias_branch.clothes_classifier(outputs["f_bias"])
         clothes_bias = F.cross_entropy(bias_logits, batch.outfit)
         total = total + clothes_bias
         out["clothes_bias"] = clothes_bias.detach()
@@ -186,7 +186,7 @@ class AIM(CAL):
         """CAL's clothes classifier, and the bias branch (Adam, the recipe's lr and decay, scheduled)."""
         cfg = self.config
         bias = OptimGroup(
-            "bias", tuple(self.bias.parameters()), "adam", lr=cfg.clothes_lr,
+            "bias", tuple(self.bias_branch.parameters()), "adam", lr=cfg.clothes_lr,
             weight_decay=cfg.clothes_weight_decay, scheduled=True,
         )  # fmt: skip
         return [*super().optim_groups(), bias]

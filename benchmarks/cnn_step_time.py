@@ -3,7 +3,7 @@
 For each method: build the model at the preset (random init, an 8-person label space with two
 outfits each), switch its clothes/adversarial losses on (``set_epoch`` at the recipe's last
 epoch), then time ``--repeats`` forward + loss + backward passes of one batch after one warm-up
-pass. Also prints the parameter count and the embedding size ``[H, D]``.
+pass (``--warmup``). Also prints the parameter count and the embedding size ``[H, D]``.
 
     python benchmarks/cnn_step_time.py --preset paper --batch 8
     python benchmarks/cnn_step_time.py --preset tiny --batch 32 --methods bot,aim
@@ -34,7 +34,7 @@ def make_batch(size: tuple[int, int], n: int) -> Batch:
     )
 
 
-def step_time(name: str, preset: str, batch_size: int, repeats: int) -> dict[str, object]:
+def step_time(name: str, preset: str, batch_size: int, repeats: int, warmup: int = 1) -> dict[str, object]:
     spec = get_method(name)
     recipe = spec.recipe(preset)
     torch.manual_seed(0)
@@ -44,11 +44,11 @@ def step_time(name: str, preset: str, batch_size: int, repeats: int) -> dict[str
     model.train()
     batch = make_batch(recipe.input_size, batch_size)
     times = []
-    for i in range(repeats + 1):
+    for i in range(warmup + repeats):
         t0 = time.perf_counter()
         model.zero_grad(set_to_none=True)
         model.loss(model(batch), batch)["total"].backward()
-        if i:
+        if i >= warmup:
             times.append(time.perf_counter() - t0)
     model.eval()
     with torch.no_grad():
@@ -67,12 +67,13 @@ def main() -> None:
     parser.add_argument("--preset", default="paper", choices=["tiny", "paper"])
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=1, help="untimed passes first")
     parser.add_argument("--methods", default="bot,pcb,agw,cal,aim")
     args = parser.parse_args()
     print(f"preset {args.preset}, batch {args.batch}, torch threads {torch.get_num_threads()}")
     print(f"{'method':8} {'params':>9} {'embed [H, D]':>14} {'input':>10} {'fwd+bwd s':>10} {'img/s':>7}")
     for name in args.methods.split(","):
-        r = step_time(name, args.preset, args.batch, args.repeats)
+        r = step_time(name, args.preset, args.batch, args.repeats, args.warmup)
         h, w = r["input"]
         print(
             f"{name:8} {r['params_M']:8.2f}M {list(r['embed'])!s:>14} {f'{h}x{w}':>10} "

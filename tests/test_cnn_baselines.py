@@ -191,7 +191,7 @@ def test_aim_switch_fusion_and_main_branch_only_at_test() -> None:
     losses = model.loss(out, batch)
     assert set(losses) == {"total", "id", "clothes_bias", "debias", "kl", "clothes", "cal"}
     s = 16.0
-    bias_logits = s * model.bias.clothes_classifier(out["f_bias"])
+    bias_logits = s * model.bias_branch.clothes_classifier(out["f_bias"])
     main_clothes = s * model.clothes_classifier(out["f"])
     pid, outfit = batch.pid, batch.outfit
     debias = ls_cross_entropy(out["logits"] - out["logits_bias"], pid, 0.1)
@@ -202,7 +202,7 @@ def test_aim_switch_fusion_and_main_branch_only_at_test() -> None:
     )  # fmt: skip
     torch.testing.assert_close(losses["total"], expected)
     # the fusion reads the bias map detached: the debiasing term sends no gradient into the bias branch
-    grads = torch.autograd.grad(debias, list(model.bias.backbone.parameters()), allow_unused=True, retain_graph=True)
+    grads = torch.autograd.grad(debias, list(model.bias_branch.backbone.parameters()), allow_unused=True, retain_graph=True)
     assert all(g is None or g.abs().max() == 0 for g in grads)
     assert torch.autograd.grad(debias, [model.fusion.fc.weight])[0].abs().max() > 0
     names = [g.name for g in model.optim_groups()]
@@ -211,7 +211,7 @@ def test_aim_switch_fusion_and_main_branch_only_at_test() -> None:
     model.eval()
     before = model.embed(batch)
     with torch.no_grad():
-        for p in model.bias.parameters():
+        for p in model.bias_branch.parameters():
             p.add_(1.0)
         model.fusion.fc.weight.add_(1.0)
     torch.testing.assert_close(model.embed(batch), before)
