@@ -15,10 +15,12 @@ Follows the official code (damo-cv/TransReID, ``TransReID*`` with ``JPM: True``;
   padded by repeating its second-to-last token when odd, is viewed as (2, N/2), transposed and
   flattened) and cut into 4 groups of ``N // 4`` tokens; each group, prefixed with the original
   CLS token, goes through the local branch.
-- Five BNNecks (BatchNorm1d with a frozen zero bias) and five bias-free classifiers (N(0, 0.001)).
+- Five BNNecks (:mod:`atustc.models.bnneck`: BatchNorm1d with a frozen zero bias) and five bias-free
+  classifiers (N(0, 0.001)).
 - Loss: ``ID = 0.5·CE(global) + 0.5·mean_k CE(local_k)`` (label smoothing from the config, off
   as in the official recipe), ``Tri = 0.5·T(global) + 0.5·mean_k T(local_k)`` with the
-  batch-hard soft-margin triplet on the pre-BN features; ``total = ID + Tri``.
+  batch-hard soft-margin triplet (:func:`atustc.models.losses.soft_margin_triplet`) on the pre-BN
+  features; ``total = ID + Tri``.
 - Embedding: one head, ``"global"``: ``[g, l1/4, l2/4, l3/4, l4/4]`` of the pre-BN features
   (``NECK_FEAT: before``), L2-normalised; the same vector serves all six scenarios.
 
@@ -45,6 +47,8 @@ from torch import nn
 from atustc.errors import AtustcError
 from atustc.methods import Batch, LabelSpace, MethodSpec, Recipe, register_method
 from atustc.methods.budget import tiny_recipe
+from atustc.models.bnneck import id_classifier, neck_bn
+from atustc.models.losses import ls_cross_entropy, soft_margin_triplet
 from atustc.models.vit import ViT, ViTConfig, vit_config
 
 
@@ -102,24 +106,6 @@ def jigsaw(patches: torch.Tensor, shift: int, groups: int) -> torch.Tensor:
     return x.view(b, groups, n // groups, d).transpose(1, 2).reshape(b, n, d)
 
 
-def soft_margin_triplet(feat: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Batch-hard triplet with a soft margin: ``mean softplus(max d(a, p) - min d(a, n))``.
-
-    Euclidean distances on the raw (un-normalised) features. Anchors without a positive or a
-    negative in the batch are skipped; a batch with no valid anchor gives 0.
-    """
-    dist = torch.cdist(feat, feat).clamp(min=1e-12)
-    same = labels[:, None] == labels[None, :]
-    eye = torch.eye(len(labels), dtype=torch.bool, device=feat.device)
-    pos, neg = same & ~eye, ~same
-    valid = pos.any(1) & neg.any(1)
-    if not valid.any():
-        return feat.sum() * 0.0
-    hardest_pos = dist.masked_fill(~pos, float("-inf")).amax(1)
-    hardest_neg = dist.masked_fill(~neg, float("inf")).amin(1)
-    return F.softplus(hardest_pos - hardest_neg)[valid].mean()
-
-
 class _Branch(nn.Module):
     """A JPM branch: a copy of the backbone's last block and final LayerNorm."""
 
@@ -130,20 +116,6 @@ class _Branch(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.block(x))
-
-
-def _bnneck(dim: int) -> nn.BatchNorm1d:
-    bn = nn.BatchNorm1d(dim)
-    bn.bias.requires_grad_(False)
-    nn.init.ones_(bn.weight)
-    nn.init.zeros_(bn.bias)
-    return bn
-
-
-def _classifier(dim: int, num_classes: int) -> nn.Linear:
-    fc = nn.Linear(dim, num_classes, bias=False)
-    nn.init.normal_(fc.weight, std=0.001)
-    return fc
 
 
 class TransReID(nn.Module):
@@ -171,8 +143,8 @@ class TransReID(nn.Module):
         self.sie = nn.Parameter(torch.zeros(labels.num_cameras, 1, dim))
         trunc_normal_(self.sie, std=0.02)
         n_feats = 1 + (config.num_local if config.jpm else 0)
-        self.necks = nn.ModuleList(_bnneck(dim) for _ in range(n_feats))
-        self.classifiers = nn.ModuleList(_classifier(dim, labels.num_pids) for _ in range(n_feats))
+        self.necks = nn.ModuleList(neck_bn(dim) for _ in range(n_feats))
+        self.classifiers = nn.ModuleList(id_classifier(dim, labels.num_pids) for _ in range(n_feats))
 
     def side_embedding(self, camera: torch.Tensor) -> torch.Tensor:
         """λ·S[camera] as ``[B, 1, D]``; zero for unknown cameras (label < 0)."""
@@ -203,7 +175,7 @@ class TransReID(nn.Module):
     def loss(self, outputs: dict[str, list[torch.Tensor]], batch: Batch) -> dict[str, torch.Tensor]:
         feats, logits = outputs["feats"], outputs["logits"]
         eps = self.config.label_smoothing
-        ce = [F.cross_entropy(z, batch.pid, label_smoothing=eps) for z in logits]
+        ce = [ls_cross_entropy(z, batch.pid, eps) for z in logits]
         tri = [soft_margin_triplet(f, batch.pid) for f in feats]
         if len(feats) > 1:
             id_loss = 0.5 * ce[0] + 0.5 * torch.stack(ce[1:]).mean()

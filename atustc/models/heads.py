@@ -1,4 +1,8 @@
-"""BNNeck + bias-free classifier heads, one per scenario token (BoT's BNNeck, as the official code)."""
+"""One BNNeck + bias-free classifier per scenario token (Uni-AT's heads).
+
+The BNNeck is the shared :class:`atustc.models.bnneck.BNNeck`, with the BN weight drawn from
+N(1, 0.01) as Uni-AT's official code does.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +11,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from atustc.models.bnneck import BNNeck
 
-class BNNeck(nn.Module):
-    """BatchNorm1d with its bias frozen at 0, then a bias-free linear classifier.
+__all__ = ["BNNeck", "ScenarioHeads"]
 
-    Init as the official code: BN weight N(1, 0.01), classifier weight N(0, 0.001).
-    """
-
-    def __init__(self, dim: int, num_classes: int) -> None:
-        super().__init__()
-        self.bn = nn.BatchNorm1d(dim)
-        nn.init.normal_(self.bn.weight, 1.0, 0.01)
-        nn.init.zeros_(self.bn.bias)
-        self.bn.bias.requires_grad_(False)
-        self.classifier = nn.Linear(dim, num_classes, bias=False)
-        nn.init.normal_(self.classifier.weight, 0.0, 0.001)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x [B, D]`` -> (post-BN feature ``[B, D]``, logits ``[B, num_classes]``)."""
-        feat = self.bn(x)
-        return feat, self.classifier(feat)
+#: Std of the BN weight init in Uni-AT's official code (N(1, 0.01)).
+UNIAT_BN_STD = 0.01
 
 
 class ScenarioHeads(nn.Module):
@@ -34,7 +24,7 @@ class ScenarioHeads(nn.Module):
 
     def __init__(self, dim: int, num_classes: Sequence[int]) -> None:
         super().__init__()
-        self.necks = nn.ModuleList(BNNeck(dim, n) for n in num_classes)
+        self.necks = nn.ModuleList(BNNeck(dim, n, weight_std=UNIAT_BN_STD) for n in num_classes)
 
     def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         outs = [neck(tokens[:, i]) for i, neck in enumerate(self.necks)]

@@ -1,4 +1,8 @@
-"""Uni-AT losses: the scenario-aware ID loss (eq. 1-2), HDW (eq. 6-9) and a batch-hard triplet loss.
+"""Losses: Uni-AT's scenario-aware ID loss (eq. 1-2) and HDW (eq. 6-9), and the baselines' shared losses.
+
+Shared by the baselines: label-smoothed CE, the batch-hard triplet (hinge and soft margin), AGW's
+weighted-regularisation triplet, the centre loss, CAL's clothes-based adversarial loss and AIM's
+symmetric KL.
 
 Heads follow :data:`atustc.methods.contract.SCENARIOS` (DT-ST, DT-LT, NT-ST, NT-LT, AD-ST, AD-LT).
 
@@ -140,10 +144,44 @@ def combine_id_losses(
     return (w * head.head_means()).sum(), w
 
 
+def ls_cross_entropy(logits: torch.Tensor, target: torch.Tensor, epsilon: float = 0.1) -> torch.Tensor:
+    """Label-smoothed cross-entropy (Szegedy et al. 2016; BoT's ``CrossEntropyLabelSmooth``).
+
+    The target is ``(1 - epsilon) * onehot + epsilon / K`` over the ``K`` classes; batch mean.
+    """
+    return F.cross_entropy(logits.float(), target, label_smoothing=epsilon)
+
+
+def _pair_masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(positive [B, B] without the diagonal, negative [B, B], valid anchors [B])``."""
+    same = labels.unsqueeze(0) == labels.unsqueeze(1)
+    eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    pos, neg = same & ~eye, ~same
+    return pos, neg, pos.any(1) & neg.any(1)
+
+
+def pairwise_distances(feat: torch.Tensor) -> torch.Tensor:
+    """Euclidean distances ``[B, B]``, at least 1e-12; the diagonal is that constant (no gradient, no NaN)."""
+    dist = torch.cdist(feat.float(), feat.float()).clamp(min=1e-12)
+    eye = torch.eye(len(feat), dtype=torch.bool, device=feat.device)
+    return dist.masked_fill(eye, 1e-12)
+
+
+def _hardest(feat: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Hardest-positive and hardest-negative Euclidean distances per anchor, and the valid anchors."""
+    dist = pairwise_distances(feat)
+    pos, neg, valid = _pair_masks(labels)
+    hardest_pos = dist.masked_fill(~pos, float("-inf")).amax(1)
+    hardest_neg = dist.masked_fill(~neg, float("inf")).amin(1)
+    return hardest_pos, hardest_neg, valid
+
+
 def batch_hard_triplet(
     feat: torch.Tensor, labels: torch.Tensor, margin: float = 0.3, mask: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Batch-hard triplet loss on Euclidean distances (hardest positive and negative per anchor).
+    """Batch-hard triplet loss on Euclidean distances (Hermans et al. 2017; BoT's ``TripletLoss``).
+
+    ``mean relu(max d(a, p) - min d(a, n) + margin)`` on the raw (un-normalised) features.
 
     Args:
         feat: ``[B, D]`` features.
@@ -156,13 +194,88 @@ def batch_hard_triplet(
     """
     if mask is not None:
         feat, labels = feat[mask], labels[mask]
-    dist = torch.cdist(feat.float(), feat.float()).clamp(min=1e-12)
-    same = labels.unsqueeze(0) == labels.unsqueeze(1)
-    eye = torch.eye(len(labels), dtype=torch.bool, device=feat.device)
-    pos = same & ~eye
-    valid = pos.any(1) & (~same).any(1)
+    hardest_pos, hardest_neg, valid = _hardest(feat, labels)
     if not valid.any():
         return feat.sum() * 0.0
-    hardest_pos = dist.masked_fill(~pos, float("-inf")).amax(1)
-    hardest_neg = dist.masked_fill(same, float("inf")).amin(1)
     return F.relu(hardest_pos - hardest_neg + margin)[valid].mean()
+
+
+def soft_margin_triplet(feat: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Batch-hard triplet with a soft margin: ``mean softplus(max d(a, p) - min d(a, n))``.
+
+    TransReID's ``NO_MARGIN: True`` (``SoftMarginLoss``). Anchors without a positive or a negative
+    in the batch are skipped; a batch with no valid anchor gives 0.
+    """
+    hardest_pos, hardest_neg, valid = _hardest(feat, labels)
+    if not valid.any():
+        return feat.sum() * 0.0
+    return F.softplus(hardest_pos - hardest_neg)[valid].mean()
+
+
+def weighted_regularized_triplet(feat: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """AGW's weighted-regularisation triplet (Ye et al., TPAMI 2021; mangye16/ReID-Survey).
+
+    On Euclidean distances ``d``: positive weights ``softmax(d)`` over the anchor's positives (the
+    anchor itself included, at distance ~0), negative weights ``softmax(-d)`` over its
+    negatives; ``L = mean softplus(sum w+ d - sum w- d)`` (soft margin, no margin parameter).
+    Anchors without a negative are skipped (0 when none has one).
+    """
+    dist = pairwise_distances(feat)
+    same = labels.unsqueeze(0) == labels.unsqueeze(1)
+    valid = (~same).any(1)
+    if not valid.any():
+        return feat.sum() * 0.0
+
+    def weighted(d: torch.Tensor, m: torch.Tensor, sign: float) -> torch.Tensor:
+        logits = (sign * d).masked_fill(~m, float("-inf"))
+        w = torch.softmax(logits, dim=1).nan_to_num(0.0)
+        return (w * d).sum(1)
+
+    gap = weighted(dist, same, 1.0) - weighted(dist, ~same, -1.0)
+    return F.softplus(gap)[valid].mean()
+
+
+def center_loss(feat: torch.Tensor, labels: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+    """Centre loss (Wen et al., ECCV 2016; BoT's ``CenterLoss``): ``mean_i |f_i - c_{y_i}|^2``."""
+    return (feat.float() - centers[labels].float()).pow(2).sum(1).clamp(1e-12, 1e12).mean()
+
+
+def clothes_adversarial_loss(
+    clothes_logits: torch.Tensor,
+    outfit: torch.Tensor,
+    pid: torch.Tensor,
+    outfit_to_pid: torch.Tensor,
+    epsilon: float = 0.1,
+) -> torch.Tensor:
+    """CAL's clothes-based adversarial loss (Gu et al., CVPR 2022; guxinqian/Simple-CCReID).
+
+    For sample ``i`` with scaled clothes logits ``z`` (already multiplied by the scale),
+    ``S+`` = the clothes classes of its own identity and ``S-`` the others':
+    ``log p_c = z_c - log(exp(z_c) + sum_{c' in S-} exp(z_c'))`` and the target is
+    ``q = (1 - eps) onehot(own outfit) + eps / |S+| 1[c in S+]``; ``L = mean_i -sum_{c in S+} q_c log p_c``.
+
+    Args:
+        clothes_logits: ``[B, C]`` scaled cosine logits of the clothes classifier.
+        outfit: ``[B]`` outfit (clothes) labels.
+        pid: ``[B]`` person labels.
+        outfit_to_pid: ``[C]`` person label of each outfit.
+        epsilon: the smoothing over the identity's own outfits.
+    """
+    z = clothes_logits.float()
+    positive = outfit_to_pid.unsqueeze(0) == pid.unsqueeze(1)  # [B, C]
+    neg_lse = z.masked_fill(positive, float("-inf")).logsumexp(1, keepdim=True)  # -inf when no negative
+    log_prob = z - torch.logaddexp(z, neg_lse)
+    own = F.one_hot(outfit, z.shape[1]).to(z.dtype)
+    target = (1 - epsilon) * own + epsilon * positive.to(z.dtype) / positive.sum(1, keepdim=True).clamp(min=1)
+    return -(target * log_prob.masked_fill(~positive, 0.0)).sum(1).mean()
+
+
+def symmetric_kl(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
+    """``KL(P||Q) + KL(Q||P)`` of two softmax distributions, **summed** over the batch (AIM's transfer term).
+
+    ``Q`` is detached (AIM, Yang et al., CVPR 2023, BoomShakaY/AIM-CCReID: the bias branch learns
+    from the main branch, not the reverse).
+    """
+    log_p = F.log_softmax(logits_p.float(), dim=1)
+    log_q = F.log_softmax(logits_q.detach().float(), dim=1)
+    return (log_p.exp() * (log_p - log_q)).sum() + (log_q.exp() * (log_q - log_p)).sum()
