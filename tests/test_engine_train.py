@@ -407,7 +407,7 @@ def test_run_folder_and_checkpoint_errors(trained, data, tmp_path):
     shutil.copytree(trained, resumable)
     code, err = _cli(*args, "--out", str(resumable), "--resume", "--set", "lr=0.5", "--set", "epochs=9")
     assert code == 2 and "--resume" in err and "recipe differs from the saved run: " in err
-    assert "epochs (3 there, 9 now); lr (0.1 there, 0.5 now)" in err and "--force" not in err
+    assert "lr (0.1 there, 0.5 now); epochs (3 there, 9 now)" in err and "--force" not in err
     code, err = _cli(*args, "--out", str(resumable), "--resume", "--seed", "3")
     assert code == 2 and "seed differs from the saved run (0 there, 3 now)" in err and "--force" not in err
 
