@@ -28,6 +28,7 @@ import contextlib
 import datetime as _dt
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +45,20 @@ LOCK_NAME = ".lock"
 def run_name(method: str, preset: str, seed: int) -> str:
     """The run folder name of one method, preset and seed in a bench's runs folder."""
     return f"{method}-{preset}-s{seed}"
+
+
+def _alive(holder: str) -> bool:
+    """Whether the process named in a lock file (``... (pid N)``) still runs; True when unknown."""
+    match = re.search(r"\(pid (\d+)\)", holder)
+    if match is None:
+        return True
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 class RunFolder:
@@ -99,9 +114,12 @@ class RunFolder:
             except OSError:
                 fh.seek(0)
                 holder = fh.read().strip() or "another process"
-                raise AtustcError(
-                    f"{self.path} is in use by {holder}; wait for it to finish or choose another folder"
-                ) from None
+                if _alive(holder):
+                    raise AtustcError(
+                        f"{self.path} is in use by {holder}; wait for it to finish or choose another folder"
+                    ) from None
+                # the holder died; what still holds the lock are its forked children (data-loader
+                # workers of a killed run), which exit by themselves and write nothing
             fh.seek(0)
             fh.truncate()
             fh.write(f"atustc {what} (pid {os.getpid()})")
