@@ -48,7 +48,7 @@ def run_name(method: str, preset: str, seed: int) -> str:
 
 
 def _alive(holder: str) -> bool:
-    """Whether the process named in a lock file (``... (pid N)``) still runs; True when unknown."""
+    """Whether the process named in a lock file (``... (pid N)``) still runs; True when unknown or unnamed."""
     match = re.search(r"\(pid (\d+)\)", holder)
     if match is None:
         return True
@@ -109,6 +109,7 @@ class RunFolder:
         self.path.mkdir(parents=True, exist_ok=True)
         fh = self.lock_file.open("a+", encoding="utf-8")
         try:
+            held = True
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
@@ -120,13 +121,19 @@ class RunFolder:
                     ) from None
                 # the holder died; what still holds the lock are its forked children (data-loader
                 # workers of a killed run), which exit by themselves and write nothing
-            fh.seek(0)
-            fh.truncate()
-            fh.write(f"atustc {what} (pid {os.getpid()})")
-            fh.flush()
+                held = False
+            if held:
+                fh.seek(0)
+                fh.truncate()
+                fh.write(f"atustc {what} (pid {os.getpid()})")
+                fh.flush()
             try:
                 yield
             finally:
+                if held:  # released normally: no holder named any more
+                    fh.seek(0)
+                    fh.truncate()
+                    fh.flush()
                 if created and not self.exists():
                     self.lock_file.unlink(missing_ok=True)
                     with contextlib.suppress(OSError):
