@@ -28,6 +28,7 @@ import contextlib
 import datetime as _dt
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +45,20 @@ LOCK_NAME = ".lock"
 def run_name(method: str, preset: str, seed: int) -> str:
     """The run folder name of one method, preset and seed in a bench's runs folder."""
     return f"{method}-{preset}-s{seed}"
+
+
+def _alive(holder: str) -> bool:
+    """Whether the process named in a lock file (``... (pid N)``) still runs; True when unknown or unnamed."""
+    match = re.search(r"\(pid (\d+)\)", holder)
+    if match is None:
+        return True
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 class RunFolder:
@@ -102,21 +117,31 @@ class RunFolder:
         self.path.mkdir(parents=True, exist_ok=True)
         fh = self.lock_file.open("a+", encoding="utf-8")
         try:
+            held = True
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 fh.seek(0)
                 holder = fh.read().strip() or "another process"
-                raise AtustcError(
-                    f"{self.path} is in use by {holder}; wait for it to finish or choose another folder"
-                ) from None
-            fh.seek(0)
-            fh.truncate()
-            fh.write(f"atustc {what} (pid {os.getpid()})")
-            fh.flush()
+                if _alive(holder):
+                    raise AtustcError(
+                        f"{self.path} is in use by {holder}; wait for it to finish or choose another folder"
+                    ) from None
+                # the holder died; what still holds the lock are its forked children (data-loader
+                # workers of a killed run), which exit by themselves and write nothing
+                held = False
+            if held:
+                fh.seek(0)
+                fh.truncate()
+                fh.write(f"atustc {what} (pid {os.getpid()})")
+                fh.flush()
             try:
                 yield
             finally:
+                if held:  # released normally: no holder named any more
+                    fh.seek(0)
+                    fh.truncate()
+                    fh.flush()
                 if created and not self.exists():
                     self.lock_file.unlink(missing_ok=True)
                     with contextlib.suppress(OSError):

@@ -51,6 +51,7 @@ def tiny_recipe(preset: str) -> Recipe:
         epochs=3,
         iters_per_epoch=4,
         warmup_epochs=1,
+        step_per="iter",  # warm-up within the first epoch, then cosine, as a 3-epoch run needs
         num_identities=4,
         num_instances=4,
         input_size=(32, 16),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -118,9 +119,9 @@ def test_run_folder_is_complete(trained, data):
     assert [r["iter"] for r in vals] == [4, 8, 12]
     assert best["value"] == max(r["val"]["summary"]["Any-Time"]["mAP"] for r in vals)
     losses = [r for r in records if "val" not in r]
-    # per-epoch schedule at the 1-based epoch: a 1-epoch warm-up ends as the 1st epoch starts (1.0),
-    # epoch 2 is halfway down the cosine (t = (2 - 1) / (3 - 1))
-    assert losses[0]["lr"] == pytest.approx(0.1) and losses[2]["lr"] == pytest.approx(0.1 * (0.002 + 0.998 * 0.5))
+    # per-iteration schedule: iteration 2 (it = 1, epoch 0.25) warms up, iteration 6 (epoch 1.25) is on the cosine
+    cos = 0.002 + 0.998 * 0.5 * (1 + math.cos(math.pi * 0.125))
+    assert losses[0]["lr"] == pytest.approx(0.1 * 0.325) and losses[2]["lr"] == pytest.approx(0.1 * cos)
     assert load_checkpoint(trained / "checkpoints/best.pt", kind="best")["iter"] == best["iter"]
 
 
@@ -406,7 +407,7 @@ def test_run_folder_and_checkpoint_errors(trained, data, tmp_path):
     shutil.copytree(trained, resumable)
     code, err = _cli(*args, "--out", str(resumable), "--resume", "--set", "lr=0.5", "--set", "epochs=9")
     assert code == 2 and "--resume" in err and "recipe differs from the saved run: " in err
-    assert "epochs (3 there, 9 now); lr (0.1 there, 0.5 now)" in err and "--force" not in err
+    assert "lr (0.1 there, 0.5 now); epochs (3 there, 9 now)" in err and "--force" not in err
     code, err = _cli(*args, "--out", str(resumable), "--resume", "--seed", "3")
     assert code == 2 and "seed differs from the saved run (0 there, 3 now)" in err and "--force" not in err
 

@@ -349,3 +349,13 @@ def test_rng_state_round_trip(tmp_path):
     torch.manual_seed(9)
     set_rng_state(load_checkpoint(tmp_path / "r.pt")["rng"])
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_schedule_resumes_from_a_checkpoint_written_before_lambdalr():
+    recipe = _recipe(step_per="iter")
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([{"params": [p], "lr": recipe.lr, "lr_scale": 1.0}], lr=recipe.lr)
+    sched = Schedule(opt, recipe)
+    sched.load_state_dict({"it": 7})  # the old format: the iteration only
+    assert sched.it == 7 and opt.param_groups[0]["lr"] == pytest.approx(recipe.lr * lr_factor(recipe, 7), rel=1e-12)

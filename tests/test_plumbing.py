@@ -157,3 +157,25 @@ def test_torch_free_modules_do_not_import_torch():
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert res.stdout.strip() == "False", res.stderr
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path):
+    """A killed run's forked data-loader workers may still hold the lock; its recorded holder is dead."""
+    import fcntl
+    import os
+
+    run = RunFolder(tmp_path / "run")
+    run.path.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    run.lock_file.write_text(f"atustc train (pid {dead.pid})")
+    fd = os.open(run.lock_file, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # held by "an orphan" (this fd), the named holder is gone
+    try:
+        with run.lock("train"):
+            entered = True
+        with run.lock("train"):  # and again: taking over names no new holder that would then look alive
+            pass
+    finally:
+        os.close(fd)
+    assert entered

@@ -122,6 +122,11 @@ class Schedule:
         return {"it": self.it, "schedulers": [s.state_dict() for s in self.schedulers]}
 
     def load_state_dict(self, state: dict) -> None:
+        if "schedulers" not in state:  # a checkpoint from before LambdaLR: only the iteration
+            for s in self.schedulers:
+                s.last_epoch = int(state["it"]) - 1
+                s.step()
+            return
         for s, saved in zip(self.schedulers, state["schedulers"]):
             s.load_state_dict(saved)
 
