@@ -46,7 +46,13 @@ from torch import nn
 
 from atustc.errors import AtustcError
 from atustc.methods import Batch, LabelSpace, MethodSpec, Recipe, register_method
-from atustc.methods.budget import STEM_LR_MULT, STEM_PATTERN, TINY, tiny_recipe, tiny_stem_init
+from atustc.methods.budget import (
+    STEM_LR_MULT,
+    STEM_PATTERN,
+    TINY,
+    tiny_recipe,
+    tiny_stem_init,
+)
 from atustc.models.vit import ViT, ViTConfig, vit_config
 
 

