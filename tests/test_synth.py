@@ -181,6 +181,15 @@ def test_difficulty_ordering_matches_the_paper(tmp_path):
         assert np.mean([s["DT-ST"], s["NT-ST"]]) > np.mean([s["DT-LT"], s["NT-LT"]]) + 0.1
         assert np.mean([s["DT-ST"], s["DT-LT"], s["NT-ST"], s["NT-LT"]]) > np.mean([s["AD-ST"], s["AD-LT"]]) + 0.1
         assert s["DT-ST"] > s["DT-LT"] and s["NT-ST"] > s["NT-LT"] and s["AD-ST"] > s["AD-LT"] - 0.05
+    # colour alone is near chance wherever the clothes or the modality change (goal 5 of issue 11)
+    rng = np.random.default_rng(0)
+    draws = [six_scenarios(cols["pid"], cols["clothes"], cols["camera"], ir, flag, rng.standard_normal(feat.shape))
+             for _ in range(5)]
+    for name in ("DT-LT", "NT-LT", "AD-ST", "AD-LT"):
+        chance_r1, chance_map = (np.mean([d[name][k] for d in draws]) for k in (0, 1))
+        assert res[name][0] <= chance_r1 + 0.05 and res[name][1] <= chance_map + 0.04, (name, res[name])
+    for name in ("DT-ST", "NT-ST"):
+        assert res[name][0] > 0.2  # while the same outfit in the same modality is easy for it
 
 
 def test_test_size_is_trainable_at_the_tiny_budget():
