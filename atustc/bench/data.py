@@ -39,8 +39,10 @@ def cache_dir() -> Path:
 
 
 def synthetic_key(config: SynthConfig) -> str:
-    """Cache folder name of a synthetic config: ``synth-s<seed>-<hash of every field>``."""
-    blob = json.dumps(asdict(config), sort_keys=True, default=list).encode()
+    """Cache folder name of a synthetic config: ``synth-s<seed>-<hash of every field and the renderer version>``."""
+    from atustc.synth import SYNTH_VERSION
+
+    blob = json.dumps({**asdict(config), "synth_version": SYNTH_VERSION}, sort_keys=True, default=list).encode()
     return f"synth-s{config.seed}-{hashlib.sha256(blob).hexdigest()[:10]}"
 
 

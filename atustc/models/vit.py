@@ -32,6 +32,9 @@ class PatchEmbed(nn.Module):
 
     ``config.stem == "conv"`` puts two 3x3 stride-2 convolutions (BatchNorm, ReLU) before the
     projection, whose kernel and stride shrink by 4 so that the token grid is unchanged.
+    ``config.stem == "lite0"`` runs EfficientNet-Lite0's first stages (ImageNet weights unless
+    ``config.stem_init == "random"``) down to ``config.stride`` and projects each cell to a token
+    with a 1x1 convolution.
     """
 
     def __init__(self, config: ViTConfig, in_chans: int = 3) -> None:
@@ -44,6 +47,11 @@ class PatchEmbed(nn.Module):
                 nn.Conv2d(dim // 4, dim // 2, 3, 2, 1, bias=False), nn.BatchNorm2d(dim // 2), nn.ReLU(inplace=True),
             )  # fmt: skip
             self.proj = nn.Conv2d(dim // 2, dim, config.patch_size // 4, config.stride // 4)
+        elif config.stem == "lite0":
+            from atustc.models.lite0 import lite0_trunk
+
+            self.stem, channels = lite0_trunk(config.stride, "imagenet" if config.stem_init == "imagenet" else None)
+            self.proj = nn.Conv2d(channels, dim, 1)
         else:
             self.stem = nn.Identity()
             self.proj = nn.Conv2d(in_chans, dim, config.patch_size, config.stride)

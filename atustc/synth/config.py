@@ -81,12 +81,16 @@ class SynthConfig:
         return replace(SIZES[size], **{k: v for k, v in overrides.items() if v is not None})
 
 
-#: Named sizes: ``test`` (12 identities, ~600 images at 64x32, for unit tests), ``default`` (what
-#: ``atustc bench`` uses: 40 identities, ~5,000 images at 128x64), ``large`` (270 identities,
-#: ~32,000 images).
+#: Named sizes. ``test`` (24 identities, 10 of them for training, ~800 images at 64x32: unit tests;
+#: trainable at the tiny P x K = 8 x 4), ``default`` (what ``atustc bench`` uses: 200 identities,
+#: 80 of them for training, with few images each, ~8,900 images at 128x64: many people rather than
+#: many frames, so that a model trained on them can generalise to new people), ``large`` (270
+#: identities, ~32,000 images: the replica of AT-USTC's shape, 135 test identities and about 120
+#: images per identity).
 SIZES: dict[str, SynthConfig] = {
-    "test": SynthConfig(identities=12, dates_per_id=(2, 3), outfits_per_id=(2, 2), rgb_cams_per_capture=(2, 2),
-                        ir_cams_per_capture=(2, 2), frames_per_camera=(4, 5), image_size=(64, 32)),
-    "default": SynthConfig(),
+    "test": SynthConfig(identities=24, dates_per_id=(2, 2), outfits_per_id=(2, 2), rgb_cams_per_capture=(2, 2),
+                        ir_cams_per_capture=(2, 2), frames_per_camera=(4, 4), image_size=(64, 32)),
+    "default": SynthConfig(identities=200, dates_per_id=(2, 3), outfits_per_id=(2, 3), rgb_cams_per_capture=(2, 2),
+                           ir_cams_per_capture=(2, 2), frames_per_camera=(3, 5)),
     "large": SynthConfig(identities=270),
 }
