@@ -114,8 +114,9 @@ def protocol_counts(
         runs = [count_scenario(s, labels, q, g, weight)]
         if s.directions == "both":
             runs.append(count_scenario(s, labels, g, q, weight))
-        out[s.name] = ScenarioCount(*(int(round(float(np.mean([getattr(r, f) for r in runs]))))
-                                      for f in ("queries", "valid", "gallery")))
+        out[s.name] = ScenarioCount(
+            *(int(round(float(np.mean([getattr(r, f) for r in runs])))) for f in ("queries", "valid", "gallery"))
+        )
     return out
 
 

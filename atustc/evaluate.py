@@ -46,8 +46,18 @@ METRIC_KEYS: tuple[str, ...] = ("R1", "R5", "R10", "R20", "mAP", "mINP", "valid_
 #: with the junk among them, in rank order; labels are ``pos``/``neg``/``junk``; ``top_rank`` is
 #: the rank among kept entries (0 for junk, which is not counted).
 PER_QUERY_COLUMNS: tuple[str, ...] = (
-    "scenario", "run", "query", "pid", "valid", "n_pos", "first_rank", "ap", "inp",
-    "top_relpath", "top_label", "top_rank",
+    "scenario",
+    "run",
+    "query",
+    "pid",
+    "valid",
+    "n_pos",
+    "first_rank",
+    "ap",
+    "inp",
+    "top_relpath",
+    "top_label",
+    "top_rank",
 )
 #: ``hook(query_feat [Q, D], gallery_feat [G, D], metric) -> score_chunk``: replaces the score
 #: matrix of one ranked block; ``score_chunk(rows)`` gives the ``[len(rows), G]`` scores (higher =
@@ -108,7 +118,9 @@ class ProtocolResult:
         rows = []
         for kind, group in (("scenario", self.scenarios), ("summary", self.summary)):
             for name, row in group.items():
-                rows.append({"protocol": self.protocol, "kind": kind, "name": name, **row.to_dict(), "queries": row.queries})
+                rows.append(
+                    {"protocol": self.protocol, "kind": kind, "name": name, **row.to_dict(), "queries": row.queries}
+                )
         columns = ["protocol", "kind", "name", *METRIC_KEYS, "queries"]
         return pd.DataFrame(rows, columns=columns)
 
@@ -209,8 +221,17 @@ def evaluate(
             summaries = []
             for n, (q, g) in enumerate(scenario_runs):
                 qm = _rank_run(
-                    scenario, q, g, features.feat[:, head], fpos, labels, protocol.metric, chunk_size, advance,
-                    top_k, scores,
+                    scenario,
+                    q,
+                    g,
+                    features.feat[:, head],
+                    fpos,
+                    labels,
+                    protocol.metric,
+                    chunk_size,
+                    advance,
+                    top_k,
+                    scores,
                 )
                 summaries.append(_summarize(qm))
                 if top_k is not None:

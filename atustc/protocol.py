@@ -50,12 +50,13 @@ from __future__ import annotations
 
 import difflib
 import os
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+
+import tomllib
 
 from atustc.errors import AtustcError
 from atustc.table import COLUMNS, MODALITIES, SPLITS
@@ -286,7 +287,9 @@ class Protocol:
 
 def available_protocols() -> list[str]:
     """Names of the protocols shipped in the ``protocols`` package."""
-    return sorted(p.name.removesuffix(".toml") for p in resources.files("protocols").iterdir() if p.name.endswith(".toml"))
+    return sorted(
+        p.name.removesuffix(".toml") for p in resources.files("protocols").iterdir() if p.name.endswith(".toml")
+    )
 
 
 def load_protocol(name_or_path: str | os.PathLike[str]) -> Protocol:
@@ -480,12 +483,20 @@ class _Validator:
             if "value" in body:
                 raise self.fail(f"{key}.value", "camera_pair takes 'pairs', not 'value'")
             pairs = self.required(body, "pairs", key)
-            ok = isinstance(pairs, list) and pairs and all(
-                isinstance(p, list) and len(p) == 2 and all(isinstance(c, int) and not isinstance(c, bool) for c in p)
-                for p in pairs
+            ok = (
+                isinstance(pairs, list)
+                and pairs
+                and all(
+                    isinstance(p, list)
+                    and len(p) == 2
+                    and all(isinstance(c, int) and not isinstance(c, bool) for c in p)
+                    for p in pairs
+                )
             )
             if not ok:
-                raise self.fail(f"{key}.pairs", f"expected a list of [query_camera, gallery_camera] pairs, got {pairs!r}")
+                raise self.fail(
+                    f"{key}.pairs", f"expected a list of [query_camera, gallery_camera] pairs, got {pairs!r}"
+                )
             return JunkRule(rule, None, scope, tuple((p[0], p[1]) for p in pairs))
         if "pairs" in body:
             raise self.fail(f"{key}.pairs", f"only camera_pair takes 'pairs', not {rule}")
@@ -494,8 +505,9 @@ class _Validator:
 
     def scenario(self, body: Any, key: str, name: str, pools: dict[str, Pool]) -> Scenario:
         body = self.table(body, key)
-        self.keys(body, key, {"query", "gallery", "head", "junk", "directions", "sampling", "same_camera_junk",
-                              "identities"})
+        self.keys(
+            body, key, {"query", "gallery", "head", "junk", "directions", "sampling", "same_camera_junk", "identities"}
+        )
         query = self.pool_ref(self.required(body, "query", key), f"{key}.query", pools)
         gallery = self.pool_ref(self.required(body, "gallery", key), f"{key}.gallery", pools)
         head = self.string(self.required(body, "head", key), f"{key}.head")

@@ -41,7 +41,9 @@ def apply_variant(base: dict[str, Any], variants: dict[str, Any], variant: str, 
     merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
     for section, entries in over.items():
         if section not in VARIANT_SECTIONS:
-            raise AtustcError(f"{source}: {key}.{section}: unknown section (expected one of {', '.join(VARIANT_SECTIONS)})")
+            raise AtustcError(
+                f"{source}: {key}.{section}: unknown section (expected one of {', '.join(VARIANT_SECTIONS)})"
+            )
         if not isinstance(entries, dict):
             raise AtustcError(f"{source}: {key}.{section}: expected a table")
         target = merged.setdefault(section, {})

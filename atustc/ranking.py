@@ -463,8 +463,15 @@ def rank_features(
         return _scores(q_chunk, g, g_sqnorm)
 
     return rank_chunks(
-        score_chunk, q_pid, g_pid, junk_same=junk_same, junk_other=junk_other, gallery_index=gallery_index,
-        chunk_size=chunk_size, on_chunk=on_chunk, top_k=top_k,
+        score_chunk,
+        q_pid,
+        g_pid,
+        junk_same=junk_same,
+        junk_other=junk_other,
+        gallery_index=gallery_index,
+        chunk_size=chunk_size,
+        on_chunk=on_chunk,
+        top_k=top_k,
     )
 
 
@@ -475,9 +482,7 @@ def check_features(query: torch.Tensor, gallery: torch.Tensor, metric: str) -> t
         AtustcError: a dimension mismatch, an unknown metric, or non-finite features.
     """
     if query.ndim != 2 or gallery.ndim != 2 or query.shape[1] != gallery.shape[1]:
-        raise AtustcError(
-            f"feature dimension mismatch: query {tuple(query.shape)} vs gallery {tuple(gallery.shape)}"
-        )
+        raise AtustcError(f"feature dimension mismatch: query {tuple(query.shape)} vs gallery {tuple(gallery.shape)}")
     if metric not in ("cosine", "euclidean"):
         raise AtustcError(f"metric must be 'cosine' or 'euclidean', got {metric!r}")
     q, g = query.to(torch.float32), gallery.to(torch.float32)

@@ -146,7 +146,9 @@ class Reranker:
         normalize: L2-normalise the features first (the ``cosine`` convention).
     """
 
-    def __init__(self, query: torch.Tensor, gallery: torch.Tensor, config: RerankConfig, normalize: bool = True) -> None:
+    def __init__(
+        self, query: torch.Tensor, gallery: torch.Tensor, config: RerankConfig, normalize: bool = True
+    ) -> None:
         x = torch.cat([query, gallery]).to(torch.float32)
         if normalize:
             x = torch.nn.functional.normalize(x, dim=1)
@@ -270,7 +272,9 @@ class Reranker:
         c, n_gallery = rows.stop - rows.start, self.x.shape[0] - self.n_query
         overlap = torch.zeros(c * n_gallery)
         a, b = int(self.ptr[rows.start]), int(self.ptr[rows.stop])
-        q_row = torch.repeat_interleave(torch.arange(c), self.ptr[rows.start + 1 : rows.stop + 1] - self.ptr[rows.start : rows.stop])
+        q_row = torch.repeat_interleave(
+            torch.arange(c), self.ptr[rows.start + 1 : rows.stop + 1] - self.ptr[rows.start : rows.stop]
+        )
         q_col, q_val = self.cols[a:b], self.vals[a:b]
         for s, e in _split_points(self.inv_ptr[q_col + 1] - self.inv_ptr[q_col]):
             owner, pos = _expand(self.inv_ptr, q_col[s:e])

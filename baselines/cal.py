@@ -139,7 +139,9 @@ class CAL(nn.Module):
             return {}
         s, cc = self.config.scale, self.clothes_classifier
         clothes = nn.functional.cross_entropy(s * cc(f.detach()), batch.outfit)
-        logits = s * nn.functional.linear(nn.functional.normalize(f, dim=1), nn.functional.normalize(cc.weight.detach(), dim=1))
+        logits = s * nn.functional.linear(
+            nn.functional.normalize(f, dim=1), nn.functional.normalize(cc.weight.detach(), dim=1)
+        )
         cal = clothes_adversarial_loss(logits, batch.outfit, batch.pid, self.outfit_to_pid, self.config.epsilon)
         return {"clothes": clothes, "cal": cal}
 

@@ -113,7 +113,9 @@ class PCB(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         n_red = 1 if config.shared_reduction else p
         self.reduction = nn.ModuleList(_reduction(c, config.reduced_dim) for _ in range(n_red))
-        self.classifiers = nn.ModuleList(id_classifier(config.reduced_dim, labels.num_pids, bias=True) for _ in range(p))
+        self.classifiers = nn.ModuleList(
+            id_classifier(config.reduced_dim, labels.num_pids, bias=True) for _ in range(p)
+        )
         self.part_classifier = nn.Conv2d(c, p, 1) if config.rpp else None
         # saved with the weights, so that a model rebuilt to embed pools as it was trained
         self.register_buffer("rpp_on", torch.zeros((), dtype=torch.bool))
@@ -125,7 +127,9 @@ class PCB(nn.Module):
 
     @property
     def embed_dim(self) -> int:
-        return self.config.parts * (self.backbone.out_channels if self.config.test_feature == "g" else self.config.reduced_dim)
+        return self.config.parts * (
+            self.backbone.out_channels if self.config.test_feature == "g" else self.config.reduced_dim
+        )
 
     def set_epoch(self, epoch: int) -> None:
         """RPP from ``rpp_start_epoch``; only the part classifier trains for ``rpp_alone_epochs``."""

@@ -39,8 +39,14 @@ def main() -> None:
         for name, r in runs.items():
             print(f"  {name}: {r['action']} in {r['seconds']:.1f} s")
         print(f"  data build + imports + leaderboard: {wall - sum(r['seconds'] for r in runs.values()):.1f} s")
-    csv = subprocess.run([str(exe), "leaderboard", "--runs", "runs", "--format", "csv"], cwd=work, env=env,
-                         capture_output=True, text=True, check=True).stdout
+    csv = subprocess.run(
+        [str(exe), "leaderboard", "--runs", "runs", "--format", "csv"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     import io
 
     import pandas as pd

@@ -59,8 +59,9 @@ def _untrained(run: Path, test, root: Path) -> dict[str, tuple[float, float]]:
     torch.manual_seed(int(cfg["seed"]))
     labels = LabelMaps.from_dict(cfg["labels"])
     model = get_method(cfg["method"]).build(labels.space, cfg["preset"], None).eval()
-    feats = extract_features(model, test.reset_index(drop=True), root, recipe_from_dict(cfg["recipe"]), labels,
-                             torch.device("cpu"), 128)
+    feats = extract_features(
+        model, test.reset_index(drop=True), root, recipe_from_dict(cfg["recipe"]), labels, torch.device("cpu"), 128
+    )
     return _scores(evaluate(load_protocol("atustc"), test, feats).to_dict())
 
 

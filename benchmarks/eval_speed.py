@@ -31,7 +31,9 @@ HEADS = ("DT-ST", "DT-LT", "NT-ST", "NT-LT", "AD-ST", "AD-LT")
 DIM = 768
 
 
-def make_table(n_query: int, n_gallery: int, seed: int = 0, n_pid: int = 135, pools: tuple[str, ...] = ("st", "lt")) -> pd.DataFrame:
+def make_table(
+    n_query: int, n_gallery: int, seed: int = 0, n_pid: int = 135, pools: tuple[str, ...] = ("st", "lt")
+) -> pd.DataFrame:
     """An AT-USTC-shaped test table: per pool, n_query query and n_gallery gallery images."""
     from atustc.table import validate_table
 
@@ -148,8 +150,13 @@ def official_loop(table: pd.DataFrame, features) -> dict[str, dict]:
         n_valid = len(all_ap)
         cmc = np.asarray(all_cmc, dtype=np.float64).sum(0) / n_valid
         out[name] = {
-            "R1": cmc[0], "R5": cmc[4], "R10": cmc[9], "R20": cmc[19],
-            "mAP": float(np.mean(all_ap)), "mINP": float(np.mean(all_inp)), "valid_queries": n_valid,
+            "R1": cmc[0],
+            "R5": cmc[4],
+            "R10": cmc[9],
+            "R20": cmc[19],
+            "mAP": float(np.mean(all_ap)),
+            "mINP": float(np.mean(all_inp)),
+            "valid_queries": n_valid,
         }
     return out
 
@@ -189,7 +196,9 @@ def part1(n: int = 5000) -> None:
     assert worst <= 1e-12, worst
     print_result(engine)
     for n_threads, seconds in times.items():
-        print(f"engine (atustc.evaluate, 6 scenarios), {n_threads} torch thread(s): {seconds:.2f} s -> {t_loop / seconds:.1f}x")
+        print(
+            f"engine (atustc.evaluate, 6 scenarios), {n_threads} torch thread(s): {seconds:.2f} s -> {t_loop / seconds:.1f}x"
+        )
     print(f"official-structure per-query loop: {t_loop:.2f} s")
     print(f"target >= 25x; identical: valid counts and CMC exact, max |d mAP|, |d mINP| = {worst:.1e}")
 
@@ -221,7 +230,14 @@ def one_size(n: int) -> dict:
     row = evaluate(protocol, table, features).to_dict()["scenarios"]["AD-ST-mixed"]
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"n": n, "seconds": seconds, "peak_rss_mb": peak, "rss_before_eval_mb": rss_before, "mAP": row["mAP"], "valid": row["valid_queries"]}
+    return {
+        "n": n,
+        "seconds": seconds,
+        "peak_rss_mb": peak,
+        "rss_before_eval_mb": rss_before,
+        "mAP": row["mAP"],
+        "valid": row["valid_queries"],
+    }
 
 
 def part2(sizes: list[int]) -> None:
@@ -231,7 +247,9 @@ def part2(sizes: list[int]) -> None:
         code = f"import json, sys; sys.path.insert(0, 'benchmarks'); import eval_speed; print(json.dumps(eval_speed.one_size({n})))"
         res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         r = json.loads(res.stdout.strip().splitlines()[-1])
-        print(f"{n:>7} {r['seconds']:>9.2f} {n * n / r['seconds']:>10.3g} {r['peak_rss_mb']:>14.0f} {r['rss_before_eval_mb']:>16.0f} {r['mAP']:>8.4f}")
+        print(
+            f"{n:>7} {r['seconds']:>9.2f} {n * n / r['seconds']:>10.3g} {r['peak_rss_mb']:>14.0f} {r['rss_before_eval_mb']:>16.0f} {r['mAP']:>8.4f}"
+        )
         if n >= 50000:
             assert r["peak_rss_mb"] < 2048, "peak memory target (< 2 GB) missed"
 

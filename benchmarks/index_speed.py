@@ -75,8 +75,10 @@ def main() -> None:
             runs.append(time.perf_counter() - t0)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-        print(f"atustc index (whole process): best {min(runs):.2f} s wall, runs {', '.join(f'{r:.2f}' for r in runs)}; "
-              f"CPU (user+sys) best {min(cpus):.2f} s")
+        print(
+            f"atustc index (whole process): best {min(runs):.2f} s wall, runs {', '.join(f'{r:.2f}' for r in runs)}; "
+            f"CPU (user+sys) best {min(cpus):.2f} s"
+        )
         from atustc.table import load_table
 
         loads = []

@@ -87,20 +87,37 @@ def main() -> None:
             t0 = time.perf_counter()
             table = make_table(args.scale)
             save_table(table, table_path)
-            save_features(Features(table["relpath"].to_numpy().astype(str), ("global",), make_features(table, args.dim)),
-                          feat_path)
-            print(f"built {int((table['split'] == 'query').sum()):,} x {int((table['split'] == 'gallery').sum()):,} "
-                  f"x {args.dim}-d in {time.perf_counter() - t0:.1f} s")
-        cmd = [str(Path(sys.executable).with_name("atustc")), "eval", "--table", str(table_path), "--features",
-               str(feat_path), "--protocol", "msmt17", "--json", str(out), "--no-progress"]
+            save_features(
+                Features(table["relpath"].to_numpy().astype(str), ("global",), make_features(table, args.dim)),
+                feat_path,
+            )
+            print(
+                f"built {int((table['split'] == 'query').sum()):,} x {int((table['split'] == 'gallery').sum()):,} "
+                f"x {args.dim}-d in {time.perf_counter() - t0:.1f} s"
+            )
+        cmd = [
+            str(Path(sys.executable).with_name("atustc")),
+            "eval",
+            "--table",
+            str(table_path),
+            "--features",
+            str(feat_path),
+            "--protocol",
+            "msmt17",
+            "--json",
+            str(out),
+            "--no-progress",
+        ]
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         wall = time.perf_counter() - t0
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         row = json.loads(out.read_text())["scenarios"]["single-query"]
-        print(f"atustc eval (whole process): {wall:.1f} s wall, {usage.ru_utime + usage.ru_stime:.1f} s CPU, "
-              f"peak RSS {usage.ru_maxrss / 1024:,.0f} MB; R1 {100 * row['R1']:.2f} mAP {100 * row['mAP']:.2f} "
-              f"mINP {100 * row['mINP']:.2f}, {row['valid_queries']:,} valid queries")
+        print(
+            f"atustc eval (whole process): {wall:.1f} s wall, {usage.ru_utime + usage.ru_stime:.1f} s CPU, "
+            f"peak RSS {usage.ru_maxrss / 1024:,.0f} MB; R1 {100 * row['R1']:.2f} mAP {100 * row['mAP']:.2f} "
+            f"mINP {100 * row['mINP']:.2f}, {row['valid_queries']:,} valid queries"
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -27,8 +27,13 @@ import numpy as np
 
 SIZES = {
     "msmt17": {"train": (1041, 30248), "val": (1041, 2373), "query": (3060, 11659), "gallery": (3060, 82161)},
-    "deepchange": {"train-set": (450, 75083), "val-set-query": (150, 4976), "val-set-gallery": (150, 17865),
-                   "test-set-query": (521, 17527), "test-set-gallery": (521, 62956)},
+    "deepchange": {
+        "train-set": (450, 75083),
+        "val-set-query": (150, 4976),
+        "val-set-gallery": (150, 17865),
+        "test-set-query": (521, 17527),
+        "test-set-gallery": (521, 62956),
+    },
 }
 
 
@@ -67,7 +72,11 @@ def build_deepchange(root: Path, seed: int = 0) -> int:
         pids = rng.integers(first, first + n_ids, n_images)
         for k, pid in enumerate(pids.tolist()):
             cam, day, sec = int(rng.integers(1, 18)), int(rng.integers(1, 29)), int(rng.integers(0, 86400))
-            _touch(root / folder / f"P{pid:04d}_C{cam:02d}_201904{day:02d}_{sec // 3600:02d}{sec // 60 % 60:02d}{sec % 60:02d}_{k:06d}_bbox.jpg")
+            _touch(
+                root
+                / folder
+                / f"P{pid:04d}_C{cam:02d}_201904{day:02d}_{sec // 3600:02d}{sec // 60 % 60:02d}{sec % 60:02d}_{k:06d}_bbox.jpg"
+            )
         if not folder.startswith("val-set-q") and not folder.startswith("test-set-q"):
             first += n_ids
         made += n_images
@@ -113,8 +122,16 @@ def main() -> None:
 
         out = tmp / "t.parquet"
         if args.dataset in list_indexers():
-            cmd = [str(Path(sys.executable).with_name("atustc")), "index", str(root), "--format", args.dataset,
-                   "-o", str(out), "--quiet"]
+            cmd = [
+                str(Path(sys.executable).with_name("atustc")),
+                "index",
+                str(root),
+                "--format",
+                args.dataset,
+                "-o",
+                str(out),
+                "--quiet",
+            ]
             how = "atustc index (whole process)"
         else:
             cmd = [sys.executable, __file__, "--child", str(root), args.dataset, str(out)]
@@ -130,8 +147,10 @@ def main() -> None:
         from atustc.table import load_table
 
         rows = len(load_table(out))
-        print(f"{how}, {rows:,} rows: best {min(runs):.2f} s wall (runs {', '.join(f'{r:.2f}' for r in runs)}); "
-              f"CPU (user+sys) best {min(cpus):.2f} s")
+        print(
+            f"{how}, {rows:,} rows: best {min(runs):.2f} s wall (runs {', '.join(f'{r:.2f}' for r in runs)}); "
+            f"CPU (user+sys) best {min(cpus):.2f} s"
+        )
         from atustc.datasets import deepchange, msmt17
 
         mod = {"msmt17": msmt17, "deepchange": deepchange}[args.dataset]

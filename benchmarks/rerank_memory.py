@@ -32,7 +32,7 @@ def one(n: int, threads: int) -> dict:
     import torch
 
     from atustc.ranking import rank_chunks, summarize
-    from atustc.rerank import Reranker, RerankConfig
+    from atustc.rerank import RerankConfig, Reranker
 
     torch.set_num_threads(threads)
     rng = np.random.default_rng(0)
@@ -84,7 +84,9 @@ def main() -> None:
     for n in (int(s) for s in args.sizes.split(",")):
         out = subprocess.run(
             [sys.executable, __file__, "--one", str(n), "--threads", str(args.threads)],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         print(out.stdout.strip().splitlines()[-1], flush=True)
 

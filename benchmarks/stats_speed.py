@@ -31,8 +31,12 @@ def atustc_shaped_table(rows: int = 400_000, seed: int = 0) -> pd.DataFrame:
         dates = np.sort(rng.choice(np.arange(1, 14), rng.integers(3, 8), replace=False))
         outfits = rng.integers(1, rng.integers(2, 7) + 1, len(dates))
         for date, clothes in zip(dates, outfits):
-            cams = np.concatenate([rng.choice(np.arange(1, 9), rng.integers(2, 5), replace=False),
-                                   rng.choice(np.arange(9, 17), rng.integers(2, 5), replace=False)])
+            cams = np.concatenate(
+                [
+                    rng.choice(np.arange(1, 9), rng.integers(2, 5), replace=False),
+                    rng.choice(np.arange(9, 17), rng.integers(2, 5), replace=False),
+                ]
+            )
             clips += [(pid, date, clothes, cam) for cam in cams]
     clip = np.array(clips)
     frames = rng.multinomial(rows - len(clip), np.full(len(clip), 1 / len(clip))) + 1
@@ -45,13 +49,23 @@ def atustc_shaped_table(rows: int = 400_000, seed: int = 0) -> pd.DataFrame:
     query_or_gallery = np.where(u < 0.35, 2, np.where(u < 0.7, 6, 10))  # DT-ST query / gallery / test
     flag = np.where(query_or_gallery == 10, 10, query_or_gallery + lt + 2 * ir)
     flag = np.where(test, flag, (rng.random(rows) < 0.2).astype(np.int64))
-    return pd.DataFrame({
-        "dataset": "atustc",
-        "relpath": [f"p{p:03d}-d{d:02d}-c{c:02d}/cam{k:02d}-f{g}-{f:04d}.jpg"
-                    for p, d, c, k, g, f in zip(pid, date, clothes, camera, flag, frame)],
-        "pid": pid, "clothes": clothes, "camera": camera, "modality": np.where(ir, "ir", "rgb"),
-        "date": date, "frame": frame, "flag": flag, "split": "unused",
-    })
+    return pd.DataFrame(
+        {
+            "dataset": "atustc",
+            "relpath": [
+                f"p{p:03d}-d{d:02d}-c{c:02d}/cam{k:02d}-f{g}-{f:04d}.jpg"
+                for p, d, c, k, g, f in zip(pid, date, clothes, camera, flag, frame)
+            ],
+            "pid": pid,
+            "clothes": clothes,
+            "camera": camera,
+            "modality": np.where(ir, "ir", "rgb"),
+            "date": date,
+            "frame": frame,
+            "flag": flag,
+            "split": "unused",
+        }
+    )
 
 
 def main() -> None:
@@ -83,16 +97,34 @@ def main() -> None:
             wall["stats+files+plots"].append(time.perf_counter() - t0)
             cpu["stats+files+plots"].append(time.process_time() - c0)
             t0, c0 = time.perf_counter(), _children_cpu()
-            subprocess.run([sys.executable, "-m", "atustc.cli", "stats", str(path), "-o", str(Path(tmp) / f"cli{i}"),
-                            "--format", "csv"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "atustc.cli",
+                    "stats",
+                    str(path),
+                    "-o",
+                    str(Path(tmp) / f"cli{i}"),
+                    "--format",
+                    "csv",
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             wall["cli process"].append(time.perf_counter() - t0)
             cpu["cli process"].append(_children_cpu() - c0)
         s = table_stats(table).summary.iloc[0]
-        print(f"all: {s['identities']} ids, {s['images']:,} images, {s['captures_per_id']:.1f} captures/id, "
-              f"{s['rgb_cameras_per_id']:.1f} RGB + {s['ir_cameras_per_id']:.1f} IR cameras/id")
+        print(
+            f"all: {s['identities']} ids, {s['images']:,} images, {s['captures_per_id']:.1f} captures/id, "
+            f"{s['rgb_cameras_per_id']:.1f} RGB + {s['ir_cameras_per_id']:.1f} IR cameras/id"
+        )
         for name, times in wall.items():
-            print(f"{name:>18}: wall best {min(times):.2f} s, median {float(np.median(times)):.2f} s; "
-                  f"CPU best {min(cpu[name]):.2f} s  ({len(times)} runs)")
+            print(
+                f"{name:>18}: wall best {min(times):.2f} s, median {float(np.median(times)):.2f} s; "
+                f"CPU best {min(cpu[name]):.2f} s  ({len(times)} runs)"
+            )
 
 
 def _children_cpu() -> float:

@@ -31,22 +31,28 @@ def main() -> None:
     args = ap.parse_args()
     config = SynthConfig.named(args.size)
     plan = make_plan(config)
-    print(f"size {args.size}: {len(plan):,} images of {config.identities} identities, "
-          f"{config.image_size[0]}x{config.image_size[1]} JPEG q{config.jpeg_quality}")
+    print(
+        f"size {args.size}: {len(plan):,} images of {config.identities} identities, "
+        f"{config.image_size[0]}x{config.image_size[1]} JPEG q{config.jpeg_quality}"
+    )
     n = min(2000, len(plan))
     t0, c0 = time.perf_counter(), time.process_time()
     for i in range(n):
         render_image(config, *(int(getattr(plan, k)[i]) for k in ("pid", "date", "clothes", "camera", "frame")))
-    print(f"render only (1 process): {n / (time.perf_counter() - t0):,.0f} images/s wall, "
-          f"{(time.process_time() - c0) / n * 1e3:.2f} ms CPU per image")
+    print(
+        f"render only (1 process): {n / (time.perf_counter() - t0):,.0f} images/s wall, "
+        f"{(time.process_time() - c0) / n * 1e3:.2f} ms CPU per image"
+    )
     for workers in args.workers:
         tmp = Path(tempfile.mkdtemp(prefix="atustc-synth-bench-"))
         try:
             c0 = _cpu()
             res = synthesize(tmp / "ds", config, progress=False, workers=workers)
             cpu = (_cpu() - c0) / res.images * 1e3
-            print(f"synthesize, {workers} worker(s): {res.seconds:.2f} s, {res.images_per_s:,.0f} images/s wall; "
-                  f"{cpu:.2f} ms CPU per image (all processes, incl. JPEG and writing)")
+            print(
+                f"synthesize, {workers} worker(s): {res.seconds:.2f} s, {res.images_per_s:,.0f} images/s wall; "
+                f"{cpu:.2f} ms CPU per image (all processes, incl. JPEG and writing)"
+            )
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -42,10 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     n_embed = int((plan.flag >= 1).sum())
     t0 = time.perf_counter()
     for i in range(300):
-        render_image(cfg, int(plan.pid[i]), int(plan.date[i]), int(plan.clothes[i]), int(plan.camera[i]), int(plan.frame[i]))
+        render_image(
+            cfg, int(plan.pid[i]), int(plan.date[i]), int(plan.clothes[i]), int(plan.camera[i]), int(plan.frame[i])
+        )
     synth_s = len(plan) * (time.perf_counter() - t0) / 300 / 2  # two rendering workers
-    print(f"threads {torch.get_num_threads()}; default synth: {len(plan)} images, {labels.num_pids} train ids, "
-          f"{n_embed} val+test images; synth about {synth_s:.0f} s with 2 workers (render only)")
+    print(
+        f"threads {torch.get_num_threads()}; default synth: {len(plan)} images, {labels.num_pids} train ids, "
+        f"{n_embed} val+test images; synth about {synth_s:.0f} s with 2 workers (render only)"
+    )
     total = synth_s
     for name in args.methods.split(","):
         spec = get_method(name)
@@ -55,10 +59,13 @@ def main(argv: list[str] | None = None) -> int:
         opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr)
         b = recipe.batch_size
         g = torch.Generator().manual_seed(0)
-        batch = Batch(images=torch.randn(b, 3, *recipe.input_size, generator=g),
-                      pid=torch.arange(b) // recipe.num_instances % labels.num_pids,
-                      outfit=torch.arange(b) // 2 % labels.num_outfits, modality=torch.arange(b) % 2,
-                      camera=torch.arange(b) % 16)
+        batch = Batch(
+            images=torch.randn(b, 3, *recipe.input_size, generator=g),
+            pid=torch.arange(b) // recipe.num_instances % labels.num_pids,
+            outfit=torch.arange(b) // 2 % labels.num_outfits,
+            modality=torch.arange(b) % 2,
+            camera=torch.arange(b) % 16,
+        )
         times = []
         for _ in range(args.steps + 2):
             t = time.perf_counter()
@@ -70,18 +77,24 @@ def main(argv: list[str] | None = None) -> int:
         step = float(np.min(times[2:]))
         model.eval()
         with torch.no_grad():
-            x = Batch(images=torch.randn(128, 3, *recipe.input_size), pid=torch.zeros(128, dtype=torch.long),
-                      outfit=torch.zeros(128, dtype=torch.long), modality=torch.zeros(128, dtype=torch.long),
-                      camera=torch.zeros(128, dtype=torch.long))
+            x = Batch(
+                images=torch.randn(128, 3, *recipe.input_size),
+                pid=torch.zeros(128, dtype=torch.long),
+                outfit=torch.zeros(128, dtype=torch.long),
+                modality=torch.zeros(128, dtype=torch.long),
+                camera=torch.zeros(128, dtype=torch.long),
+            )
             model.embed(x)
             t = time.perf_counter()
             model.embed(x)
             rate = 128 / (time.perf_counter() - t)
         run_s = recipe.total_iters * step + n_embed / rate
         total += run_s
-        print(f"{name}: step min {step:.3f} s / median {np.median(times[2:]):.3f} s (batch {b}, "
-              f"{recipe.input_size[0]}x{recipe.input_size[1]}), embed {rate:.0f} img/s; "
-              f"{recipe.total_iters} iterations -> about {run_s:.0f} s")
+        print(
+            f"{name}: step min {step:.3f} s / median {np.median(times[2:]):.3f} s (batch {b}, "
+            f"{recipe.input_size[0]}x{recipe.input_size[1]}), embed {rate:.0f} img/s; "
+            f"{recipe.total_iters} iterations -> about {run_s:.0f} s"
+        )
     print(f"estimated `atustc bench` from an empty cache: about {total:.0f} s (+ imports, loading, evaluation)")
     return 0
 

@@ -33,8 +33,17 @@ def make_data(base: Path):
     return root, make_split(table, "official", root=root)
 
 
-def measure(method: str, preset: str, amp: str, iters: int, batch: tuple[int, int] | None, root: Path, split,
-            device: str, workers: int) -> dict:
+def measure(
+    method: str,
+    preset: str,
+    amp: str,
+    iters: int,
+    batch: tuple[int, int] | None,
+    root: Path,
+    split,
+    device: str,
+    workers: int,
+) -> dict:
     import torch
 
     from atustc.engine.data import TableDataset, build_label_maps, collate, to_batch
@@ -52,12 +61,22 @@ def measure(method: str, preset: str, amp: str, iters: int, batch: tuple[int, in
     dev = torch.device(device)
     maps = build_label_maps(split.train)
     enc = maps.encode(split.train)
-    plan = BatchPlan(enc["pid"], enc["modality"], recipe.sampler, recipe.num_identities, recipe.num_instances,
-                     recipe.iters_per_epoch, seed=0)
+    plan = BatchPlan(
+        enc["pid"],
+        enc["modality"],
+        recipe.sampler,
+        recipe.num_identities,
+        recipe.num_instances,
+        recipe.iters_per_epoch,
+        seed=0,
+    )
     train_tf, _ = build_transforms(recipe)
     loader = torch.utils.data.DataLoader(
-        TableDataset(split.train, root, maps, train_tf), batch_sampler=BatchStream(plan, 0, iters + 1),
-        num_workers=workers, pin_memory=dev.type == "cuda", collate_fn=collate,
+        TableDataset(split.train, root, maps, train_tf),
+        batch_sampler=BatchStream(plan, 0, iters + 1),
+        num_workers=workers,
+        pin_memory=dev.type == "cuda",
+        collate_fn=collate,
     )
     model = spec.build(maps.space, preset, None).to(dev).train()
     params = sum(p.numel() for p in model.parameters())
@@ -76,9 +95,14 @@ def measure(method: str, preset: str, amp: str, iters: int, batch: tuple[int, in
         t0 = t1
     measured = times[1:]  # the first step warms up allocators and kernels
     return {
-        "method": method, "preset": preset, "amp": amp, "batch": recipe.batch_size,
-        "input": "x".join(map(str, recipe.input_size)), "params_M": params / 1e6,
-        "s_per_iter": sum(measured) / len(measured), "images_per_s": recipe.batch_size * len(measured) / sum(measured),
+        "method": method,
+        "preset": preset,
+        "amp": amp,
+        "batch": recipe.batch_size,
+        "input": "x".join(map(str, recipe.input_size)),
+        "params_M": params / 1e6,
+        "s_per_iter": sum(measured) / len(measured),
+        "images_per_s": recipe.batch_size * len(measured) / sum(measured),
     }
 
 
@@ -103,7 +127,9 @@ def main() -> None:
         for preset in args.presets:
             for amp in args.amp:
                 batch = paper_batch if preset == "paper" and args.device == "cpu" else None
-                rows.append(measure(args.method, preset, amp, args.iters, batch, root, split, args.device, args.workers))
+                rows.append(
+                    measure(args.method, preset, amp, args.iters, batch, root, split, args.device, args.workers)
+                )
                 r = rows[-1]
                 print(f"{preset} {amp}: {r['s_per_iter']:.2f} s/iter, {r['images_per_s']:.2f} images/s", flush=True)
     name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
@@ -111,8 +137,15 @@ def main() -> None:
     for col in ("preset", "amp", "batch", "input", "params (M)", "s/iter", "images/s"):
         table.add_column(col, justify="right")
     for r in rows:
-        table.add_row(r["preset"], r["amp"], str(r["batch"]), r["input"], f"{r['params_M']:.1f}",
-                      f"{r['s_per_iter']:.2f}", f"{r['images_per_s']:.2f}")
+        table.add_row(
+            r["preset"],
+            r["amp"],
+            str(r["batch"]),
+            r["input"],
+            f"{r['params_M']:.1f}",
+            f"{r['s_per_iter']:.2f}",
+            f"{r['images_per_s']:.2f}",
+        )
     Console().print(table)
 
 

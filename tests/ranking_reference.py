@@ -85,7 +85,9 @@ def reference_scenario(
     return out
 
 
-def make_table(seed: int, n_pid: int = 8, n_clothes: int = 2, frames: int = 2, flags=(2, 3, 4, 5, 6, 7, 8, 9, 10)) -> pd.DataFrame:
+def make_table(
+    seed: int, n_pid: int = 8, n_clothes: int = 2, frames: int = 2, flags=(2, 3, 4, 5, 6, 7, 8, 9, 10)
+) -> pd.DataFrame:
     """A small AT-USTC-shaped test table (16 cameras, 1-8 RGB, 9-16 IR) with random flags."""
     rng = np.random.default_rng(seed)
     rows = []

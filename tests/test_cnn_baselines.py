@@ -39,7 +39,9 @@ def _build(name: str, preset: str = "tiny"):
     return get_method(name).build(LABELS, preset, None)
 
 
-@pytest.mark.parametrize(("name", "dim"), [("bot", 1280), ("agw", 1280), ("pcb", 6 * 1280), ("cal", 2560), ("aim", 2560)])
+@pytest.mark.parametrize(
+    ("name", "dim"), [("bot", 1280), ("agw", 1280), ("pcb", 6 * 1280), ("cal", 2560), ("aim", 2560)]
+)
 def test_tiny_embedding_sizes(name: str, dim: int) -> None:
     model = _build(name).eval()
     emb = model.embed(_batch(2))
@@ -202,7 +204,9 @@ def test_aim_switch_fusion_and_main_branch_only_at_test() -> None:
     )  # fmt: skip
     torch.testing.assert_close(losses["total"], expected)
     # the fusion reads the bias map detached: the debiasing term sends no gradient into the bias branch
-    grads = torch.autograd.grad(debias, list(model.bias_branch.backbone.parameters()), allow_unused=True, retain_graph=True)
+    grads = torch.autograd.grad(
+        debias, list(model.bias_branch.backbone.parameters()), allow_unused=True, retain_graph=True
+    )
     assert all(g is None or g.abs().max() == 0 for g in grads)
     assert torch.autograd.grad(debias, [model.fusion.fc.weight])[0].abs().max() > 0
     names = [g.name for g in model.optim_groups()]
@@ -233,20 +237,42 @@ def test_fusion_bilinear_pooling_hand_computed() -> None:
 def test_recipes_paper_and_tiny() -> None:
     bot = get_method("bot").recipe("paper")
     assert (bot.optimizer, bot.lr, bot.weight_decay, bot.milestones, bot.warmup_epochs, bot.warmup_start_factor) == (
-        "adam", 3.5e-4, 5e-4, (40, 70), 10, 0.01
+        "adam",
+        3.5e-4,
+        5e-4,
+        (40, 70),
+        10,
+        0.01,
     )
     assert (bot.num_identities, bot.num_instances, bot.input_size, bot.flip_test) == (16, 4, (256, 128), False)
     pcb = get_method("pcb").recipe("paper")
-    assert (pcb.optimizer, pcb.lr, pcb.lr_mult, pcb.nesterov, pcb.epochs, pcb.milestones) == ("sgd", 0.01, 10.0, True, 60, (40,))
+    assert (pcb.optimizer, pcb.lr, pcb.lr_mult, pcb.nesterov, pcb.epochs, pcb.milestones) == (
+        "sgd",
+        0.01,
+        10.0,
+        True,
+        60,
+        (40,),
+    )
     assert (pcb.sampler, pcb.input_size, pcb.random_erasing_p, pcb.pad) == ("random", (384, 128), 0.0, 0)
     cal = get_method("cal").recipe("paper")
-    assert (cal.epochs, cal.milestones, cal.input_size, cal.num_instances, cal.flip_test) == (60, (20, 40), (384, 192), 8, True)
+    assert (cal.epochs, cal.milestones, cal.input_size, cal.num_instances, cal.flip_test) == (
+        60,
+        (20, 40),
+        (384, 192),
+        8,
+        True,
+    )
     assert get_method("aim").recipe("paper").epochs == 100
     assert get_method("agw").recipe("paper") == bot
     for name in ("bot", "pcb", "agw", "cal", "aim"):
         spec = get_method(name)
         paper, tiny = spec.recipe("paper"), spec.recipe("tiny")
-        assert (tiny.epochs, tiny.iters_per_epoch, tiny.input_size) == (TINY.epochs, TINY.iters_per_epoch, TINY.input_size)
+        assert (tiny.epochs, tiny.iters_per_epoch, tiny.input_size) == (
+            TINY.epochs,
+            TINY.iters_per_epoch,
+            TINY.input_size,
+        )
         assert tiny.mean == (0.5, 0.5, 0.5) and tiny.optimizer == paper.optimizer and tiny.lr == paper.lr
         assert tiny.milestones == tuple(max(1, round(m * TINY.epochs / paper.epochs)) for m in paper.milestones)
     assert get_method("cal").needs == ("clothes",) and get_method("aim").needs == ("clothes",)

@@ -88,8 +88,12 @@ def write_run(root: Path, name: str, method: str, seed: int, features, table) ->
 
     run = root / name
     (run / "eval").mkdir(parents=True)
-    (run / "status.json").write_text(json.dumps({"state": "finished", "method": method, "preset": "tiny", "seed": seed}))
-    (run / "config.json").write_text(json.dumps({"method": method, "family": "AT-ReID", "preset": "tiny", "seed": seed}))
+    (run / "status.json").write_text(
+        json.dumps({"state": "finished", "method": method, "preset": "tiny", "seed": seed})
+    )
+    (run / "config.json").write_text(
+        json.dumps({"method": method, "family": "AT-ReID", "preset": "tiny", "seed": seed})
+    )
     (run / "manifest.json").write_text(json.dumps({"table_hash": "abcdef01", "split_hash": "split0"}))
     protocol = load_protocol("atustc")
     result = evaluate(protocol, table, features, top_k=3)

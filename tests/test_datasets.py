@@ -38,8 +38,11 @@ def test_duplicate_and_bad_specs_raise():
 
 def test_published_check_counts_splits_and_unions():
     t = pd.DataFrame({"pid": [1, 1, 2, 3, 3], "split": ["train", "val", "query", "gallery", "gallery"]})
-    published = {"train+val": {"identities": 1, "images": 2}, "query": {"images": 1},
-                 "query+gallery": {"identities": 3, "images": 3}}
+    published = {
+        "train+val": {"identities": 1, "images": 2},
+        "query": {"images": 1},
+        "query+gallery": {"identities": 3, "images": 3},
+    }
     assert published_check(t, published) == [
         {"split": "query+gallery", "count": "identities", "published": 3, "indexed": 2, "difference": -1},
     ]
@@ -68,10 +71,17 @@ def toy(tmp_path):
     """Register the guide's toyreid (protocol: the guide's file, in tmp_path), write a toy tree; unregister afterwards."""
     proto = tmp_path / "toyreid.toml"
     proto.write_text(guide_blocks("toml")[0])
-    register_dataset(DatasetSpec(
-        name="toyreid", version="1", description="a made-up layout", scan=guide_indexer(), protocol=str(proto),
-        variants=("cross-camera",), published={"train": {"identities": 6, "images": 36}, "query": {"images": 9}},
-    ))
+    register_dataset(
+        DatasetSpec(
+            name="toyreid",
+            version="1",
+            description="a made-up layout",
+            scan=guide_indexer(),
+            protocol=str(proto),
+            variants=("cross-camera",),
+            published={"train": {"identities": 6, "images": 36}, "query": {"images": 9}},
+        )
+    )
     root = tmp_path / "toy"
     files = [f"train/{p}_c{c}_{n}.jpg" for p in range(1, 7) for c in (1, 2) for n in range(3)]
     files += [f"query/{p}_c{c}_0.jpg" for p in range(7, 11) for c in (1, 2)]
@@ -117,13 +127,26 @@ def test_made_up_dataset_index_split_eval_end_to_end(toy, tmp_path, monkeypatch,
     split = load_split(tmp_path / "sp")
     assert set(split.val_protocol["split"]) == {"query", "gallery"}
     assert (tmp_path / "sp" / "lists" / "query.txt").read_text().splitlines() == sorted(
-        f"query/{p}_c{c}_0.jpg" for p in range(7, 11) for c in (1, 2))
+        f"query/{p}_c{c}_0.jpg" for p in range(7, 11) for c in (1, 2)
+    )
 
     table = split.table
     save_features(onehot_features(table, "query/7_c1_0.jpg"), tmp_path / "f.npz")
     for protocol, json_name in ((str(proto), "base.json"), (f"{proto}:cross-camera", "cc.json")):
-        main(["eval", "--table", "sp/table.parquet", "--features", "f.npz", "--protocol", protocol,
-              "--json", json_name, "--no-progress"])
+        main(
+            [
+                "eval",
+                "--table",
+                "sp/table.parquet",
+                "--features",
+                "f.npz",
+                "--protocol",
+                protocol,
+                "--json",
+                json_name,
+                "--no-progress",
+            ]
+        )
     base = json.loads((tmp_path / "base.json").read_text())
     cc = json.loads((tmp_path / "cc.json").read_text())
     assert base["protocol"] == "toyreid" and cc["protocol"] == "toyreid:cross-camera"
@@ -153,19 +176,29 @@ def test_made_up_dataset_bad_input(toy, tmp_path, monkeypatch, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert exc.value.code == 2 and len(err) == 1 and message in err[0], err
 
-    fails(["index", str(root), "--format", "toyreidd", "-o", "t.parquet"], "unknown dataset format 'toyreidd'; did you mean toyreid")
+    fails(
+        ["index", str(root), "--format", "toyreidd", "-o", "t.parquet"],
+        "unknown dataset format 'toyreidd'; did you mean toyreid",
+    )
     assert not (tmp_path / "t.parquet").exists()
     main(["index", str(root), "--format", "toyreid", "-o", "toy.parquet", "-q"])
-    fails(["split", "toy.parquet", "-o", "re", "--strategy", "resplit"], "dataset toyreid keeps its official split only")
-    fails(["eval", "--table", "toy.parquet", "--features", "f.npz", "--protocol", f"{proto}:nope"],
-          "toyreid.toml: unknown variant 'nope' (variants: cross-camera)")
+    fails(
+        ["split", "toy.parquet", "-o", "re", "--strategy", "resplit"], "dataset toyreid keeps its official split only"
+    )
+    fails(
+        ["eval", "--table", "toy.parquet", "--features", "f.npz", "--protocol", f"{proto}:nope"],
+        "toyreid.toml: unknown variant 'nope' (variants: cross-camera)",
+    )
     # every query identity seen by one camera only: the protocol's only scenario has no valid query
     for f in (root / "gallery").glob("*_c2_*.jpg"):
         f.unlink()
     for f in (root / "query").glob("*_c2_*.jpg"):
         f.unlink()
     main(["index", str(root), "--format", "toyreid", "-o", "one.parquet", "-q"])
-    fails(["split", "one.parquet", "-o", "sp"], "scenario toy has no query with a valid positive (4 queries, 12 gallery images)")
+    fails(
+        ["split", "one.parquet", "-o", "sp"],
+        "scenario toy has no query with a valid positive (4 queries, 12 gallery images)",
+    )
     assert not (tmp_path / "sp").exists()
 
 
@@ -182,8 +215,17 @@ def test_stats_of_a_made_up_dataset_use_its_default_protocol(toy):
 
 def test_an_indexer_must_give_the_split_column(tmp_path):
     def scan(root):
-        cols = {"dataset": "nosplit", "relpath": np.array(["a.jpg"], dtype=object), "pid": np.array([1]),
-                "clothes": -1, "camera": np.array([1]), "modality": "rgb", "date": -1, "frame": -1, "flag": -1}
+        cols = {
+            "dataset": "nosplit",
+            "relpath": np.array(["a.jpg"], dtype=object),
+            "pid": np.array([1]),
+            "clothes": -1,
+            "camera": np.array([1]),
+            "modality": "rgb",
+            "date": -1,
+            "frame": -1,
+            "flag": -1,
+        }
         return Scan(columns=cols, rejected=[], files_seen=1)
 
     register_dataset(DatasetSpec("nosplit", "1", "", scan, "atustc"))
@@ -201,12 +243,31 @@ def test_release_validation_keeps_the_release_val_identities_only():
     spec = get_dataset("msmt17")
     assert spec.validation == "release"
     rows = []
-    for pid, split in ((1, "train"), (2, "train"), (3, "train"), (4, "val"), (5, "query"), (5, "gallery"),
-                       (6, "query"), (6, "gallery")):
+    for pid, split in (
+        (1, "train"),
+        (2, "train"),
+        (3, "train"),
+        (4, "val"),
+        (5, "query"),
+        (5, "gallery"),
+        (6, "query"),
+        (6, "gallery"),
+    ):
         for cam, frame in ((1, 0), (1, 1), (2, 0), (2, 1)):
-            rows.append({"dataset": "msmt17", "relpath": f"{split}/{pid}_{cam}_{frame}.jpg", "pid": pid,
-                         "clothes": -1, "camera": cam, "modality": "rgb", "date": -1, "frame": frame, "flag": -1,
-                         "split": split})
+            rows.append(
+                {
+                    "dataset": "msmt17",
+                    "relpath": f"{split}/{pid}_{cam}_{frame}.jpg",
+                    "pid": pid,
+                    "clothes": -1,
+                    "camera": cam,
+                    "modality": "rgb",
+                    "date": -1,
+                    "frame": frame,
+                    "flag": -1,
+                    "split": split,
+                }
+            )
     table = pd.DataFrame(rows)
     split = make_split(table)
     assert sorted(split.train["pid"].unique()) == [1, 2, 3]  # no train identity drawn as validation

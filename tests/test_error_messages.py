@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from ranking_reference import exact_features, make_table
 
 from atustc.errors import AtustcError
 from atustc.evaluate import evaluate
@@ -10,6 +9,7 @@ from atustc.features import Features, load_features, save_features
 from atustc.protocol import load_protocol
 from atustc.stats import build_report, format_summary
 from atustc.synth import SynthConfig
+from ranking_reference import exact_features, make_table
 
 
 @pytest.fixture(scope="module")
@@ -18,26 +18,38 @@ def scored(tmp_path_factory):
     table = make_table(11, n_pid=5)
     f = exact_features(11, table)
     save_features(Features(f.relpath[5:], f.heads, f.feat[5:]), d / "short.npz")
-    save_features(Features(np.concatenate([f.relpath, f.relpath[:1]]), f.heads, np.concatenate([f.feat, f.feat[:1]])),
-                  d / "dup.npz")
+    save_features(
+        Features(np.concatenate([f.relpath, f.relpath[:1]]), f.heads, np.concatenate([f.feat, f.feat[:1]])),
+        d / "dup.npz",
+    )
     return d, table
 
 
 @pytest.mark.parametrize(
     ("call", "match"),
     [
-        (lambda d, t: evaluate(load_protocol("atustc"), t, load_features(d / "short.npz")),
-         r"^\S*short\.npz: \d+ of the \d+ images the protocol needs have no feature \(first: p\d+"),
-        (lambda d, t: evaluate(load_protocol("atustc"), t, load_features(d / "dup.npz")),
-         r"^\S*dup\.npz: relpath 'p\S+' appears more than once$"),
-        (lambda d, t: Features(np.array(["a"]), ("g",), np.zeros((1, 2, 3), np.float32), source="mine.npz"),
-         r"^mine\.npz: 1 head names for 2 heads$"),
+        (
+            lambda d, t: evaluate(load_protocol("atustc"), t, load_features(d / "short.npz")),
+            r"^\S*short\.npz: \d+ of the \d+ images the protocol needs have no feature \(first: p\d+",
+        ),
+        (
+            lambda d, t: evaluate(load_protocol("atustc"), t, load_features(d / "dup.npz")),
+            r"^\S*dup\.npz: relpath 'p\S+' appears more than once$",
+        ),
+        (
+            lambda d, t: Features(np.array(["a"]), ("g",), np.zeros((1, 2, 3), np.float32), source="mine.npz"),
+            r"^mine\.npz: 1 head names for 2 heads$",
+        ),
         (lambda d, t: build_report({}), r"^tables: no table given"),
         (lambda d, t: build_report({"x.parquet": t}, labels=["a", "b"]), r"^labels: got 2 label\(s\) for 1 table\(s\)"),
-        (lambda d, t: format_summary(build_report({"x.parquet": t}, published=False), "xml"),
-         r"^fmt: unknown summary format 'xml'; choose one of csv, json, md$"),
-        (lambda d, t: SynthConfig(ir_cams_per_capture=(2, 9)),
-         r"^rgb_cams_per_capture and ir_cams_per_capture: at most 8 cameras each .* got \(\d+, \d+\) and \(2, 9\)$"),
+        (
+            lambda d, t: format_summary(build_report({"x.parquet": t}, published=False), "xml"),
+            r"^fmt: unknown summary format 'xml'; choose one of csv, json, md$",
+        ),
+        (
+            lambda d, t: SynthConfig(ir_cams_per_capture=(2, 9)),
+            r"^rgb_cams_per_capture and ir_cams_per_capture: at most 8 cameras each .* got \(\d+, \d+\) and \(2, 9\)$",
+        ),
     ],
 )
 def test_message_names_its_subject(scored, call, match):

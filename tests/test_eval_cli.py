@@ -47,7 +47,9 @@ def run(capsys, *args):
 
 def test_prints_table_and_writes_json_and_csv(data, capsys):
     d, table, features = data
-    code, out, err = run(capsys, "--table", d / "t.parquet", "--features", d / "f.npz", "--json", d / "o/m.json", "--csv", d / "o/m.csv")
+    code, out, err = run(
+        capsys, "--table", d / "t.parquet", "--features", d / "f.npz", "--json", d / "o/m.json", "--csv", d / "o/m.csv"
+    )
     assert code == 0, err
     expected = evaluate(load_protocol("atustc"), table, features).to_dict()
     for name in [*expected["scenarios"], "Any-Time"]:
@@ -61,7 +63,8 @@ def test_prints_table_and_writes_json_and_csv(data, capsys):
     for group in ("scenarios", "summary"):  # the same fields, plus the admitted-query counts
         for name, row in written[group].items():
             assert {k: v for k, v in row.items() if k not in ("admitted_queries", "outside_modality")} == (
-                expected[group][name])
+                expected[group][name]
+            )
             assert row["admitted_queries"] >= row["valid_queries"]
     assert "with no gallery under the modality rule" in out
     frame = pd.read_csv(d / "o/m.csv")
@@ -89,13 +92,41 @@ def bad_npz(path, relpath, **arrays):
 @pytest.mark.parametrize(
     ("make", "match"),
     [
-        (lambda d, f: (save_features(Features(f.relpath[5:], f.heads, f.feat[5:]), d / "x.npz"), d / "x.npz")[1], r"x.npz: \d+ of the \d+ images the protocol needs have no feature \(first: "),
-        (lambda d, f: (save_features(Features(f.relpath, tuple("abcdef"), f.feat), d / "x.npz"), d / "x.npz")[1], r"scenario DT-ST: \S*x.npz: unknown head 'DT-ST'"),
-        (lambda d, f: bad_npz(d / "x.npz", relpath=f.relpath[:-1], heads=np.array(f.heads), feat=f.feat), r"x.npz: \d+ relpaths for \d+ feature rows"),
-        (lambda d, f: bad_npz(d / "x.npz", relpath=f.relpath, heads=np.array(f.heads), feat=np.where(np.arange(len(f.relpath))[:, None, None] == 7, np.nan, f.feat)), r"row 7 .*NaN or infinite"),
-        (lambda d, f: bad_npz(d / "x.npz", relpath=f.relpath, heads=np.array(f.heads), feat=f.feat[:, 0, 0]), r"x.npz: feat must be \[N, H, D\]"),
+        (
+            lambda d, f: (save_features(Features(f.relpath[5:], f.heads, f.feat[5:]), d / "x.npz"), d / "x.npz")[1],
+            r"x.npz: \d+ of the \d+ images the protocol needs have no feature \(first: ",
+        ),
+        (
+            lambda d, f: (save_features(Features(f.relpath, tuple("abcdef"), f.feat), d / "x.npz"), d / "x.npz")[1],
+            r"scenario DT-ST: \S*x.npz: unknown head 'DT-ST'",
+        ),
+        (
+            lambda d, f: bad_npz(d / "x.npz", relpath=f.relpath[:-1], heads=np.array(f.heads), feat=f.feat),
+            r"x.npz: \d+ relpaths for \d+ feature rows",
+        ),
+        (
+            lambda d, f: bad_npz(
+                d / "x.npz",
+                relpath=f.relpath,
+                heads=np.array(f.heads),
+                feat=np.where(np.arange(len(f.relpath))[:, None, None] == 7, np.nan, f.feat),
+            ),
+            r"row 7 .*NaN or infinite",
+        ),
+        (
+            lambda d, f: bad_npz(d / "x.npz", relpath=f.relpath, heads=np.array(f.heads), feat=f.feat[:, 0, 0]),
+            r"x.npz: feat must be \[N, H, D\]",
+        ),
         (lambda d, f: d / "missing.npz", "missing.npz: features file not found"),
-        (lambda d, f: bad_npz(d / "x.npz", relpath=np.concatenate([f.relpath, f.relpath[:1]]), heads=np.array(f.heads), feat=np.concatenate([f.feat, f.feat[:1]])), r"x.npz: relpath '\S+' appears more than once"),
+        (
+            lambda d, f: bad_npz(
+                d / "x.npz",
+                relpath=np.concatenate([f.relpath, f.relpath[:1]]),
+                heads=np.array(f.heads),
+                feat=np.concatenate([f.feat, f.feat[:1]]),
+            ),
+            r"x.npz: relpath '\S+' appears more than once",
+        ),
     ],
 )
 def test_bad_features_exit_2_with_one_line(data, capsys, make, match):
@@ -137,7 +168,12 @@ def test_run_embeds_only_needed_rows_and_stores_eval_json(data, capsys, monkeypa
     run_dir.mkdir()
     code, out, err = run(capsys, "--table", d / "t.parquet", "--run", run_dir, "--checkpoint", "last")
     assert code == 0, err
-    assert calls == {"run": run_dir, "n": int(table.flag.between(2, 9).sum()), "root": d / "images", "checkpoint": "last"}
+    assert calls == {
+        "run": run_dir,
+        "n": int(table.flag.between(2, 9).sum()),
+        "root": d / "images",
+        "checkpoint": "last",
+    }
     stored = json.loads((run_dir / "eval" / "atustc@last.json").read_text())
     assert stored.pop("provenance")["checkpoint"] is None  # the fake run has no checkpoint file to hash
     assert _plain(stored) == evaluate(load_protocol("atustc"), table, features).to_dict()

@@ -43,10 +43,14 @@ BAD = {
     "p001-d01-c01/cam17-f0-0001.jpg": ("bad_camera", "camera 17 out of range 1-16"),
     "p001-d01-c01/cam00-f0-0002.jpg": ("bad_camera", "camera 0 out of range 1-16"),
     "p001-d01-c01/cam01-f0-0050.png": ("duplicate", "duplicate of p001-d01-c01/cam01-f0-0050.jpg"),
-    "p001-d01-c01/cam3-f0-12.jpg": ("noncanonical", "non-canonical file name (the release would spell it "
-                                                    "cam03-f0-0012.jpg)"),
-    "p001-d01-c01/cam04-f00-0012.png": ("noncanonical", "non-canonical file name (the release would spell it "
-                                                        "cam04-f0-0012.png)"),
+    "p001-d01-c01/cam3-f0-12.jpg": (
+        "noncanonical",
+        "non-canonical file name (the release would spell it cam03-f0-0012.jpg)",
+    ),
+    "p001-d01-c01/cam04-f00-0012.png": (
+        "noncanonical",
+        "non-canonical file name (the release would spell it cam04-f0-0012.png)",
+    ),
     "p001-d01-c01/cam04-f0-012.jpg": ("noncanonical", "non-canonical file name"),
     "p001-d01-c01/cam004-f0-0012.jpg": ("noncanonical", "non-canonical file name"),
     "p001-d01-c01/xcam04-f0-0012.jpg": ("unparseable", "file name does not parse"),
@@ -89,8 +93,14 @@ def test_every_bad_input_is_listed_with_its_reason(tmp_path):
         assert got[path][0] == code and got[path][1].startswith(reason), (path, got[path])
     assert got["p001-d01-c01/subdir/"][0] == "unparseable"
     assert len(res.table) == len(GOOD)
-    assert res.manifest["counts"]["rejected_by_reason"] == {"bad_camera": 2, "duplicate": 1, "noncanonical": 4,
-                                                          "not_image": 2, "unknown_flag": 1, "unparseable": 4}
+    assert res.manifest["counts"]["rejected_by_reason"] == {
+        "bad_camera": 2,
+        "duplicate": 1,
+        "noncanonical": 4,
+        "not_image": 2,
+        "unknown_flag": 1,
+        "unparseable": 4,
+    }
 
 
 @pytest.mark.parametrize("bad", sorted(BAD))
@@ -121,12 +131,18 @@ def test_without_strict_the_cli_writes_table_and_manifest(tmp_path, capsys, monk
     assert manifest["format"] == "atustc" and manifest["indexer"]["name"] == "atustc"
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda p: None, "dataset root not found"),
-    (lambda p: p.mkdir(), "dataset root is empty"),
-    (lambda p: p.write_text("x"), "dataset root is not a folder"),
-    (lambda p: touch(p, "p001-d01-c01/notes.txt"), "no valid atustc images found \\(1 files rejected; first rejected"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: None, "dataset root not found"),
+        (lambda p: p.mkdir(), "dataset root is empty"),
+        (lambda p: p.write_text("x"), "dataset root is not a folder"),
+        (
+            lambda p: touch(p, "p001-d01-c01/notes.txt"),
+            "no valid atustc images found \\(1 files rejected; first rejected",
+        ),
+    ],
+)
 def test_root_errors_always_exit_2(tmp_path, capsys, make, message):
     root = tmp_path / "root"
     make(root)
@@ -178,14 +194,26 @@ def test_counts_differing_from_the_published_ones_are_recorded_printed_and_stric
     monkeypatch.setenv("COLUMNS", "200")
     touch(tmp_path / "ds", *GOOD)
     checks = index_dataset(tmp_path / "ds").manifest["published_check"]
-    assert checks[0] == {"split": "train+val", "count": "identities", "published": 135, "indexed": 1,
-                         "difference": -134}
+    assert checks[0] == {
+        "split": "train+val",
+        "count": "identities",
+        "published": 135,
+        "indexed": 1,
+        "difference": -134,
+    }
     assert [(c["split"], c["count"]) for c in checks] == [
-        ("train+val", "identities"), ("train+val", "images"), ("val", "images"),
-        ("query+gallery+test", "identities"), ("query+gallery+test", "images")]
+        ("train+val", "identities"),
+        ("train+val", "images"),
+        ("val", "images"),
+        ("query+gallery+test", "identities"),
+        ("query+gallery+test", "images"),
+    ]
     out = tmp_path / "t.parquet"
     main(["index", str(tmp_path / "ds"), "-o", str(out)])
-    assert "differs from the published statistics: val images: indexed 1, published 55,060 (-55,059)" in capsys.readouterr().out
+    assert (
+        "differs from the published statistics: val images: indexed 1, published 55,060 (-55,059)"
+        in capsys.readouterr().out
+    )
     assert json.loads(manifest_path(out).read_text())["published_check"] == checks
     with pytest.raises(SystemExit) as exc:
         main(["index", str(tmp_path / "ds"), "-o", str(tmp_path / "s.parquet"), "--strict"])

@@ -28,8 +28,15 @@ from run_helpers import provenance_record
 
 
 def _block(base: float) -> dict:
-    return {"R1": base, "R5": min(1.0, base + 0.1), "R10": min(1.0, base + 0.15), "R20": min(1.0, base + 0.2),
-            "mAP": base / 2, "mINP": base / 4, "valid_queries": 10}
+    return {
+        "R1": base,
+        "R5": min(1.0, base + 0.1),
+        "R10": min(1.0, base + 0.15),
+        "R20": min(1.0, base + 0.2),
+        "mAP": base / 2,
+        "mINP": base / 4,
+        "valid_queries": 10,
+    }
 
 
 def make_run(
@@ -52,8 +59,16 @@ def make_run(
     """Write a run folder as the engine and the harness would."""
     run = root / name
     (run / "eval").mkdir(parents=True)
-    status = {"state": state, "error": error, "method": method, "preset": "tiny", "seed": seed,
-              "params": params, "train_time_s": train_time_s, "images_per_s": images_per_s}
+    status = {
+        "state": state,
+        "error": error,
+        "method": method,
+        "preset": "tiny",
+        "seed": seed,
+        "params": params,
+        "train_time_s": train_time_s,
+        "images_per_s": images_per_s,
+    }
     (run / "status.json").write_text(json.dumps(status))
     (run / "config.json").write_text(json.dumps({"method": method, "family": family, "preset": "tiny", "seed": seed}))
     (run / "manifest.json").write_text(json.dumps({"seed": seed, "table_hash": table_hash, "split_hash": split_hash}))
@@ -63,13 +78,22 @@ def make_run(
         anytime = {k: sum(b[k] for b in blocks.values()) / 6 for k in ("R1", "R5", "R10", "R20", "mAP", "mINP")}
         anytime["valid_queries"] = 60
         result = {"protocol": "atustc", "scenarios": blocks, "summary": {"Any-Time": anytime}}
-        (run / "eval" / "atustc@last.json").write_text(json.dumps({**result, "provenance": provenance_record("atustc")}))
+        (run / "eval" / "atustc@last.json").write_text(
+            json.dumps({**result, "provenance": provenance_record("atustc")})
+        )
         if mixed is not None:
             names = ("Daytime", "Nighttime", "All-day", "Short-term", "Long-term", "Anytime")
             groups = {g: _block(mixed) for g in names}
-            (run / "eval" / "atustc-mixed@last.json").write_text(json.dumps(
-                {"protocol": "atustc-mixed", "scenarios": blocks, "summary": groups, "provenance": provenance_record("atustc-mixed")}
-            ))
+            (run / "eval" / "atustc-mixed@last.json").write_text(
+                json.dumps(
+                    {
+                        "protocol": "atustc-mixed",
+                        "scenarios": blocks,
+                        "summary": groups,
+                        "provenance": provenance_record("atustc-mixed"),
+                    }
+                )
+            )
     return run
 
 
@@ -78,8 +102,15 @@ def runs(tmp_path: Path) -> Path:
     root = tmp_path / "runs"
     make_run(root, "uniat-tiny-s0", seed=0, scen={s: 0.50 for s in SCENARIOS}, train_time_s=90.0)
     make_run(root, "uniat-tiny-s1", seed=1, scen={s: 0.60 for s in SCENARIOS}, mixed=0.5, train_time_s=110.0)
-    make_run(root, "transreid-tiny-s0", method="transreid", family="Tr-ReID",
-             scen={s: 0.1 * (i + 1) for i, s in enumerate(SCENARIOS)}, params=3_000_000, images_per_s=80.0)
+    make_run(
+        root,
+        "transreid-tiny-s0",
+        method="transreid",
+        family="Tr-ReID",
+        scen={s: 0.1 * (i + 1) for i, s in enumerate(SCENARIOS)},
+        params=3_000_000,
+        images_per_s=80.0,
+    )
     make_run(root, "broken-tiny-s0", method="broken", family="CC-ReID", state="failed", error="RuntimeError: boom")
     return root
 
@@ -211,13 +242,17 @@ def test_cli_formats_and_output(runs: Path, tmp_path: Path) -> None:
         (lambda root: (make_run(root, "x") / "status.json").write_text("{"), "not valid JSON"),
         (
             lambda root: (make_run(root, "x") / "eval" / "atustc@last.json").write_text(
-                json.dumps({"scenarios": {s: _block(0.5) for s in SCENARIOS[:5]}, "provenance": provenance_record("atustc")})
+                json.dumps(
+                    {"scenarios": {s: _block(0.5) for s in SCENARIOS[:5]}, "provenance": provenance_record("atustc")}
+                )
             ),
             "AD-LT missing",
         ),
         (
             lambda root: (make_run(root, "x") / "eval" / "atustc@last.json").write_text(
-                json.dumps({"scenarios": {s: {"R1": 55.0} for s in SCENARIOS}, "provenance": provenance_record("atustc")})
+                json.dumps(
+                    {"scenarios": {s: {"R1": 55.0} for s in SCENARIOS}, "provenance": provenance_record("atustc")}
+                )
             ),
             r"R1 must be a fraction in \[0, 1\], got 55.0",
         ),
@@ -271,12 +306,17 @@ def test_rows_never_mix_checkpoints_and_name_their_rule(tmp_path: Path) -> None:
     ("tamper", "match"),
     [
         (lambda run, r: r.pop("provenance"), "no provenance record"),
-        (lambda run, r: r["provenance"].update(checkpoint="best"), "provenance says checkpoint 'best', the file name says 'last'"),
+        (
+            lambda run, r: r["provenance"].update(checkpoint="best"),
+            "provenance says checkpoint 'best', the file name says 'last'",
+        ),
         (lambda run, r: r["provenance"].update(protocol_sha256="f" * 64), "protocol atustc changed since this eval"),
         (
-            lambda run, r: (run / "status.json").write_text(json.dumps(
-                {**json.loads((run / "status.json").read_text()), "checkpoints": {"last": {"sha256": "9" * 64}}}
-            )),
+            lambda run, r: (run / "status.json").write_text(
+                json.dumps(
+                    {**json.loads((run / "status.json").read_text()), "checkpoints": {"last": {"sha256": "9" * 64}}}
+                )
+            ),
             r"scored checkpoint sha256 000000000000…, but the run's checkpoints/last.pt is 999999999999…",
         ),
     ],

@@ -38,7 +38,10 @@ def test_atustc_layout_is_table_4():
     assert list(lay.groups) == ["Any-Time", *SIX, "Mixed-Anytime"]
     assert lay.metrics + ("params", "train_time_s", "images_per_s") == METRICS
     assert [(c.group, c.label) for c in lay.display[-3:]] == [
-        ("Any-Time", "mINP"), ("Mixed Anytime", "R1"), ("Mixed Anytime", "mAP")]
+        ("Any-Time", "mINP"),
+        ("Mixed Anytime", "R1"),
+        ("Mixed Anytime", "mAP"),
+    ]
     assert short_label("ltcc", "ltcc:official") == "Official" and short_label("a", "market1501") == "Market1501"
 
 
@@ -46,8 +49,12 @@ def test_another_protocol_builds_its_own_columns(tmp_path):
     """A run scored on atustc-mixed alone: its aggregates then its scenarios; no 'scenario(s) missing'."""
     scen = {s: block(0.1 * (i + 1), valid=i + 1) for i, s in enumerate(SIX)}
     summary = {g: block(0.5) for g in MIXED_GROUPS[:-1]}  # Anytime missing: recomputed, weighted by valid queries
-    run_on(tmp_path, "mixedonly", {"default": "atustc-mixed", "scored": ["atustc-mixed"], "validation": "atustc-mixed"},
-           {"atustc-mixed": {"protocol": "atustc-mixed", "scenarios": scen, "summary": summary}})
+    run_on(
+        tmp_path,
+        "mixedonly",
+        {"default": "atustc-mixed", "scored": ["atustc-mixed"], "validation": "atustc-mixed"},
+        {"atustc-mixed": {"protocol": "atustc-mixed", "scenarios": scen, "summary": summary}},
+    )
     board = load_leaderboard(tmp_path)
     row = board.frame.iloc[0]
     assert row["status"] == "finished"
@@ -63,19 +70,32 @@ def test_another_protocol_builds_its_own_columns(tmp_path):
 def test_runs_on_different_protocols_share_one_table(tmp_path):
     scen = {s: block(0.4) for s in SIX}
     run_on(tmp_path, "a", None, {"atustc": {"scenarios": scen, "summary": {"Any-Time": block(0.4)}}})
-    run_on(tmp_path, "b", {"default": "atustc-mixed", "scored": ["atustc-mixed"], "validation": "atustc-mixed"},
-           {"atustc-mixed": {"scenarios": scen, "summary": {g: block(0.2) for g in MIXED_GROUPS}}})
+    run_on(
+        tmp_path,
+        "b",
+        {"default": "atustc-mixed", "scored": ["atustc-mixed"], "validation": "atustc-mixed"},
+        {"atustc-mixed": {"scenarios": scen, "summary": {g: block(0.2) for g in MIXED_GROUPS}}},
+    )
     frame = load_leaderboard(tmp_path).frame.set_index("method")
-    assert frame.loc["a", "Any-Time_R1_mean"] == 0.4 and frame.loc["a", "Daytime_R1_mean"] != frame.loc["a", "Daytime_R1_mean"]
+    assert (
+        frame.loc["a", "Any-Time_R1_mean"] == 0.4
+        and frame.loc["a", "Daytime_R1_mean"] != frame.loc["a", "Daytime_R1_mean"]
+    )
     assert frame.loc["b", "Anytime_R1_mean"] == 0.2 and frame.loc["b", "DT-ST_R1_mean"] == 0.4
 
 
-@pytest.mark.parametrize(("protocols", "results", "match"), [
-    ({"default": "atustc-mixed", "scored": ["atustc-mixed"]}, {"atustc-mixed": {"scenarios": {}}},
-     "scenario\\(s\\) DT-ST, DT-LT, NT-ST, NT-LT, AD-ST, AD-LT missing"),
-    ({"default": "nope", "scored": ["nope"]}, {"nope": {"scenarios": {}}}, "unknown protocol 'nope'"),
-    ({"default": "atustc", "scored": ["x"]}, {}, "'scored' must start with the default"),
-])
+@pytest.mark.parametrize(
+    ("protocols", "results", "match"),
+    [
+        (
+            {"default": "atustc-mixed", "scored": ["atustc-mixed"]},
+            {"atustc-mixed": {"scenarios": {}}},
+            "scenario\\(s\\) DT-ST, DT-LT, NT-ST, NT-LT, AD-ST, AD-LT missing",
+        ),
+        ({"default": "nope", "scored": ["nope"]}, {"nope": {"scenarios": {}}}, "unknown protocol 'nope'"),
+        ({"default": "atustc", "scored": ["x"]}, {}, "'scored' must start with the default"),
+    ],
+)
 def test_bad_records(tmp_path, protocols, results, match):
     run_on(tmp_path, "r", protocols, results)
     with pytest.raises(AtustcError, match=match):

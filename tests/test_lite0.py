@@ -65,7 +65,9 @@ def test_bad_files_are_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(AtustcError, match=r"junk\.pth: not a readable torch checkpoint"):
         build_lite0(tmp_path / "junk.pth")
     torch.save({"a.weight": torch.zeros(3), "b.weight": torch.zeros(2)}, tmp_path / "small.pth")
-    with pytest.raises(AtustcError, match=r"small\.pth: 2 backbone tensors, the model has \d+; not an EfficientNet-Lite0"):
+    with pytest.raises(
+        AtustcError, match=r"small\.pth: 2 backbone tensors, the model has \d+; not an EfficientNet-Lite0"
+    ):
         build_lite0(tmp_path / "small.pth")
 
 

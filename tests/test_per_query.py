@@ -51,7 +51,7 @@ def test_top_lists_match_reference(seed, k, path):  # noqa: F811
         got = t.top_index[i][t.top_index[i] >= 0].tolist()
         assert got == want_idx
         assert t.top_label[i][: len(got)].tolist() == want_lab
-        assert (t.top_label[i][len(got):] == -1).all()
+        assert (t.top_label[i][len(got) :] == -1).all()
         # metrics unchanged by the top-list path
         assert t.ap[i] == m.ap[i] and t.first_rank[i] == m.first_rank[i]
 
@@ -103,8 +103,22 @@ def test_eval_cli_per_query(tmp_path, capsys):
     save_table(table, tmp_path / "t.parquet")
     features = exact_features(11, table)
     save_features(features, tmp_path / "f.npz")
-    main(["eval", "--table", str(tmp_path / "t.parquet"), "--features", str(tmp_path / "f.npz"), "--no-progress",
-          "--per-query", str(tmp_path / "pq.parquet"), "--top-k", "3", "--json", str(tmp_path / "m.json")])
+    main(
+        [
+            "eval",
+            "--table",
+            str(tmp_path / "t.parquet"),
+            "--features",
+            str(tmp_path / "f.npz"),
+            "--no-progress",
+            "--per-query",
+            str(tmp_path / "pq.parquet"),
+            "--top-k",
+            "3",
+            "--json",
+            str(tmp_path / "m.json"),
+        ]
+    )
     capsys.readouterr()
     pq = pd.read_parquet(tmp_path / "pq.parquet")
     metrics = json.loads((tmp_path / "m.json").read_text())
@@ -115,7 +129,17 @@ def test_eval_cli_per_query(tmp_path, capsys):
     assert max(sum(1 for lab in labs if lab != "junk") for labs in pq.top_label) == 3
     assert set(np.concatenate(pq.top_relpath.to_numpy())) <= set(table.relpath)
     with pytest.raises(SystemExit) as exc:
-        main(["eval", "--table", str(tmp_path / "t.parquet"), "--features", str(tmp_path / "f.npz"), "--per-query", str(tmp_path / "pq.csv")])
+        main(
+            [
+                "eval",
+                "--table",
+                str(tmp_path / "t.parquet"),
+                "--features",
+                str(tmp_path / "f.npz"),
+                "--per-query",
+                str(tmp_path / "pq.csv"),
+            ]
+        )
     assert exc.value.code == 2 and "expected a .parquet file name" in capsys.readouterr().err
 
 
@@ -126,7 +150,11 @@ def test_eval_run_keeps_per_query_results_and_rerank_never_replaces_the_plain_sc
     table = make_table(6, n_pid=3, frames=1)
     save_table(table, tmp_path / "t.parquet")
     base = exact_features(6, table)
-    features = Features(base.relpath, base.heads, base.feat + np.float32(0.1) * np.random.default_rng(0).normal(size=base.feat.shape).astype(np.float32))
+    features = Features(
+        base.relpath,
+        base.heads,
+        base.feat + np.float32(0.1) * np.random.default_rng(0).normal(size=base.feat.shape).astype(np.float32),
+    )
 
     def fake_embed_run(run_dir, subset, root, *, checkpoint, progress):
         keep = np.isin(features.relpath, subset["relpath"].to_numpy())
@@ -143,7 +171,18 @@ def test_eval_run_keeps_per_query_results_and_rerank_never_replaces_the_plain_sc
     pq = pd.read_parquet(folder.per_query_file("atustc", "best"))
     d = pq[pq.scenario == "AD-ST"]
     assert np.mean(d.ap.to_numpy()[d.valid.to_numpy()]) == stored["scenarios"]["AD-ST"]["mAP"]
-    main(["eval", "--table", str(tmp_path / "t.parquet"), "--run", str(run_dir), "--no-progress", "--rerank", "k1=4,k2=2"])
+    main(
+        [
+            "eval",
+            "--table",
+            str(tmp_path / "t.parquet"),
+            "--run",
+            str(run_dir),
+            "--no-progress",
+            "--rerank",
+            "k1=4,k2=2",
+        ]
+    )
     capsys.readouterr()
     assert json.loads(folder.eval_file("atustc", "best").read_text()) == stored  # untouched
     reranked = json.loads(folder.rerank_file("atustc", "best").read_text())

@@ -42,7 +42,10 @@ def test_atustc_protocol_is_the_official_six_scenario_test():
         qf, gf, mod, clothes = official[s.name]
         assert s.head == s.name
         assert s.query.filters == (("flag", qf),) and s.gallery.filters == (("flag", gf),)
-        assert [(r.rule, r.value, r.scope) for r in s.junk] == [("modality", mod, "all"), ("clothes", clothes, "same_pid")]
+        assert [(r.rule, r.value, r.scope) for r in s.junk] == [
+            ("modality", mod, "all"),
+            ("clothes", clothes, "same_pid"),
+        ]
         assert s.sampling is None and s.directions == "forward"
     (agg,) = p.aggregates
     assert (agg.name, agg.weight, len(agg.scenarios)) == ("Any-Time", "mean", 6)
@@ -74,29 +77,47 @@ BASE = '[scenarios.S]\nquery = {flag = 2}\ngallery = {flag = 6}\nhead = "h"\n'
 @pytest.mark.parametrize(
     ("text", "match"),
     [
-        ('[scenarios.DT-ST]\nquery = {flag = 2}\ngallery = {flag = 6}\n', r"x\.toml: scenarios\.DT-ST\.head: missing$"),
+        ("[scenarios.DT-ST]\nquery = {flag = 2}\ngallery = {flag = 6}\n", r"x\.toml: scenarios\.DT-ST\.head: missing$"),
         ("[protocol]\nname = 'x'\n", r"x\.toml: scenarios: missing"),
-        ('[scenarios.S]\nquery = {flagg = 2}\ngallery = {flag = 6}\nhead = "h"\n', r"scenarios\.S\.query\.flagg: unknown column"),
+        (
+            '[scenarios.S]\nquery = {flagg = 2}\ngallery = {flag = 6}\nhead = "h"\n',
+            r"scenarios\.S\.query\.flagg: unknown column",
+        ),
         ('[pools.p]\ncolor = "red"\n' + BASE, r"pools\.p\.color: unknown column"),
-        ('[pools.p]\nflag = []\n' + BASE, r"pools\.p\.flag: empty list"),
+        ("[pools.p]\nflag = []\n" + BASE, r"pools\.p\.flag: empty list"),
         ('[pools.p]\nflag = "2"\n' + BASE, r"pools\.p\.flag: expected an integer"),
         ('[pools.p]\nmodality = "thermal"\n' + BASE, r"pools\.p\.modality: unknown value 'thermal'"),
         (BASE.replace("{flag = 2}", '"nopool"'), r"scenarios\.S\.query: unknown pool 'nopool'"),
-        (BASE + 'junk = [{rule = "colour", value = "same", scope = "all"}]\n', r"scenarios\.S\.junk\[0\]\.rule: unknown rule 'colour'"),
+        (
+            BASE + 'junk = [{rule = "colour", value = "same", scope = "all"}]\n',
+            r"scenarios\.S\.junk\[0\]\.rule: unknown rule 'colour'",
+        ),
         (BASE + 'junk = [{rule = "clothes", value = "same"}]\n', r"scenarios\.S\.junk\[0\]\.scope: missing"),
-        (BASE + 'junk = [{rule = "clothes", value = "same", scope = "pid"}]\n', r"junk\[0\]\.scope: unknown value 'pid'"),
-        (BASE + 'junk = [{rule = "modality", value = "rgb", scope = "all"}]\n', r"junk\[0\]\.value: unknown value 'rgb'"),
-        (BASE + 'junk = [{rule = "camera_pair", pairs = [[3]], scope = "all"}]\n', r"junk\[0\]\.pairs: expected a list of \[query_camera"),
+        (
+            BASE + 'junk = [{rule = "clothes", value = "same", scope = "pid"}]\n',
+            r"junk\[0\]\.scope: unknown value 'pid'",
+        ),
+        (
+            BASE + 'junk = [{rule = "modality", value = "rgb", scope = "all"}]\n',
+            r"junk\[0\]\.value: unknown value 'rgb'",
+        ),
+        (
+            BASE + 'junk = [{rule = "camera_pair", pairs = [[3]], scope = "all"}]\n',
+            r"junk\[0\]\.pairs: expected a list of \[query_camera",
+        ),
         (BASE + 'junk = [{rule = "camera", value = "same", scope = "all", why = 1}]\n', r"junk\[0\]\.why: unknown key"),
         (BASE + 'sampling = {mode = "single_shot", trials = 0}\n', r"scenarios\.S\.sampling\.trials: must be >= 1"),
         (BASE + 'sampling = {mode = "multi"}\n', r"scenarios\.S\.sampling\.mode: unknown value 'multi'"),
         (BASE + 'directions = "backward"\n', r"scenarios\.S\.directions: unknown value"),
         (BASE + 'heads = "h"\n', r"scenarios\.S\.heads: unknown key \(did you mean 'head'\?\)"),
         (BASE + '[aggregates.All]\nscenarios = ["S", "T"]\n', r"aggregates\.All\.scenarios: unknown scenario 'T'"),
-        (BASE + '[aggregates.All]\nscenarios = ["S"]\nweight = "median"\n', r"aggregates\.All\.weight: unknown value 'median'"),
+        (
+            BASE + '[aggregates.All]\nscenarios = ["S"]\nweight = "median"\n',
+            r"aggregates\.All\.weight: unknown value 'median'",
+        ),
         ('[protocol]\nmetric = "l1"\n' + BASE, r"protocol\.metric: unknown value 'l1'"),
         ("[scenarios\n", r"x\.toml: not valid TOML"),
-        ('extra = 1\n' + BASE, r"x\.toml: extra: unknown key"),
+        ("extra = 1\n" + BASE, r"x\.toml: extra: unknown key"),
     ],
 )
 def test_bad_protocol_files_give_one_line_naming_file_and_key(tmp_path, text, match):
@@ -180,7 +201,9 @@ def test_mixed_protocol_matches_its_rules_and_weights():
             {"rule": "modality", "value": mrule, "scope": "same_pid"},
             {"rule": "clothes", "value": "same" if st else "change", "scope": "same_pid"},
         ]
-        per[name] = reference_scenario(q, g, feats(table, features.feat[:, h], q.relpath), feats(table, features.feat[:, h], g.relpath), rules)
+        per[name] = reference_scenario(
+            q, g, feats(table, features.feat[:, h], q.relpath), feats(table, features.feat[:, h], g.relpath), rules
+        )
         assert_same(got["scenarios"][name], reference_metrics(per[name]))
     for agg in protocol.aggregates:
         pooled = [r for n in agg.scenarios for r in per[n]]  # weighting by valid queries = pooling queries
@@ -207,14 +230,19 @@ def test_random_rule_and_scope_combinations_match_reference(seed, path):
     rng = np.random.default_rng(100 + seed)
     table = make_table(seed, n_pid=4, frames=1)
     features = exact_features(seed, table, heads=("global",))
-    rules = [dict(RULE_CHOICES[i], scope=str(rng.choice(["all", "same_pid"]))) for i in rng.choice(len(RULE_CHOICES), rng.integers(0, 4), replace=False)]
+    rules = [
+        dict(RULE_CHOICES[i], scope=str(rng.choice(["all", "same_pid"])))
+        for i in rng.choice(len(RULE_CHOICES), rng.integers(0, 4), replace=False)
+    ]
     qflags, gflags = [2, 3, 4, 5], [6, 7, 8, 9]
     data = {
         "scenarios": {"S": {"query": {"flag": qflags}, "gallery": {"flag": gflags}, "head": "global", "junk": rules}},
     }
     got = evaluate(parse_protocol(data, "random.toml"), table, features, chunk_size=int(rng.integers(1, 40))).to_dict()
     q, g = table[table.flag.isin(qflags)], table[table.flag.isin(gflags)]
-    ref = reference_scenario(q, g, feats(table, features.feat[:, 0], q.relpath), feats(table, features.feat[:, 0], g.relpath), rules)
+    ref = reference_scenario(
+        q, g, feats(table, features.feat[:, 0], q.relpath), feats(table, features.feat[:, 0], g.relpath), rules
+    )
     assert_same(got["scenarios"]["S"], reference_metrics(ref))
 
 
@@ -282,7 +310,9 @@ def test_missing_features_unknown_head_and_duplicates():
     keep[np.flatnonzero(needed)[3:]] = True  # drop the first 3 needed images
     partial = Features(f.relpath[keep], f.heads, f.feat[keep])
     first = table.relpath[np.flatnonzero(needed)[0]]
-    with pytest.raises(AtustcError, match=rf"3 of the {needed.sum()} images the protocol needs have no feature \(first: {first}\)"):
+    with pytest.raises(
+        AtustcError, match=rf"3 of the {needed.sum()} images the protocol needs have no feature \(first: {first}\)"
+    ):
         evaluate(load_protocol("atustc"), table, partial)
     wrong = Features(f.relpath, ("a", "b", "c", "d", "e", "f"), f.feat)
     with pytest.raises(AtustcError, match=r"scenario DT-ST: features: unknown head 'DT-ST' \(have a, b"):
@@ -307,13 +337,16 @@ def test_single_head_features_serve_every_scenario_and_result_contract():
     assert d["scenarios"]["AD-ST"] == ref_ad_st
     frame = res.to_frame()
     assert list(frame.name) == [*d["scenarios"], "Any-Time"]
-    assert frame.loc[frame.name == "Any-Time", "mAP"].item() == pytest.approx(np.mean([r["mAP"] for r in d["scenarios"].values()]))
+    assert frame.loc[frame.name == "Any-Time", "mAP"].item() == pytest.approx(
+        np.mean([r["mAP"] for r in d["scenarios"].values()])
+    )
 
 
 def test_schema_examples_in_protocols_readme_are_valid(tmp_path):
     import re
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     text = (Path(__file__).parents[1] / "protocols" / "README.md").read_text()
     blocks = re.findall(r"```toml\n(.*?)```", text, flags=re.S)
@@ -331,7 +364,7 @@ def test_schema_examples_in_protocols_readme_are_valid(tmp_path):
 
 # --- variants: NAME:VARIANT merges [variants.VARIANT] over the base ------------------------
 
-VARIANTS = '''
+VARIANTS = """
 [protocol]
 description = "base"
 
@@ -366,7 +399,7 @@ pools.q = {camera = false}
 
 [variants.broken]
 aggregates.All = {scenarios = ["B", "Z"]}
-'''
+"""
 
 
 def test_variant_merges_key_by_key_and_false_removes(tmp_path):
@@ -386,10 +419,13 @@ def test_variant_merges_key_by_key_and_false_removes(tmp_path):
     assert load_protocol(f).scenarios[0].query.filters[1] == ("camera", (1, 2))  # the base is untouched
 
 
-@pytest.mark.parametrize(("suffix", "match"), [
-    (":two", r"ds\.toml: unknown variant 'two' \(variants: one, nopool, broken\)$"),
-    (":broken", r"ds\.toml \[variants\.broken\]: aggregates\.All\.scenarios: unknown scenario 'Z'"),
-])
+@pytest.mark.parametrize(
+    ("suffix", "match"),
+    [
+        (":two", r"ds\.toml: unknown variant 'two' \(variants: one, nopool, broken\)$"),
+        (":broken", r"ds\.toml \[variants\.broken\]: aggregates\.All\.scenarios: unknown scenario 'Z'"),
+    ],
+)
 def test_bad_variants_give_one_line(tmp_path, suffix, match):
     f = tmp_path / "ds.toml"
     f.write_text(VARIANTS)
@@ -398,11 +434,14 @@ def test_bad_variants_give_one_line(tmp_path, suffix, match):
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize(("text", "match"), [
-    (BASE + "[variants.v]\nscenario = {}\n", r"variants\.v\.scenario: unknown section"),
-    (BASE + "[variants]\nv = 3\n", r"variants\.v: expected a table"),
-    ("variants = 1\n" + BASE, r"variants: expected a table of variant tables"),
-])
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        (BASE + "[variants.v]\nscenario = {}\n", r"variants\.v\.scenario: unknown section"),
+        (BASE + "[variants]\nv = 3\n", r"variants\.v: expected a table"),
+        ("variants = 1\n" + BASE, r"variants: expected a table of variant tables"),
+    ],
+)
 def test_malformed_variant_tables(tmp_path, text, match):
     f = tmp_path / "x.toml"
     f.write_text(text)
@@ -411,17 +450,23 @@ def test_malformed_variant_tables(tmp_path, text, match):
 
 
 def test_shipped_protocol_without_variants_names_the_file():
-    with pytest.raises(AtustcError, match=r"^protocols/atustc\.toml: unknown variant 'x' \(variants: the file defines none\)$"):
+    with pytest.raises(
+        AtustcError, match=r"^protocols/atustc\.toml: unknown variant 'x' \(variants: the file defines none\)$"
+    ):
         load_protocol("atustc:x")
 
 
 # --- scenario options: same_camera_junk and identities ----------------------------------------
 
 OPTIONS_TABLE = [  # (relpath, pid, clothes, camera, split)
-    ("q1", 1, 1, 1, "query"), ("q2", 2, 1, 1, "query"), ("q3", 3, 1, 1, "query"),
-    ("g1a", 1, 1, 1, "gallery"), ("g1b", 1, 2, 2, "gallery"),  # pid 1: two outfits, one same-camera image
-    ("g2a", 2, 1, 1, "gallery"),                                 # pid 2: one outfit, same camera only
-    ("g3a", 3, 1, 2, "gallery"), ("g3b", 3, 1, 3, "gallery"),  # pid 3: one outfit
+    ("q1", 1, 1, 1, "query"),
+    ("q2", 2, 1, 1, "query"),
+    ("q3", 3, 1, 1, "query"),
+    ("g1a", 1, 1, 1, "gallery"),
+    ("g1b", 1, 2, 2, "gallery"),  # pid 1: two outfits, one same-camera image
+    ("g2a", 2, 1, 1, "gallery"),  # pid 2: one outfit, same camera only
+    ("g3a", 3, 1, 2, "gallery"),
+    ("g3b", 3, 1, 3, "gallery"),  # pid 3: one outfit
 ]
 
 
@@ -471,10 +516,13 @@ def test_identities_clothes_change_keeps_identities_with_two_outfits(tmp_path):
     assert protocol_counts(p, table)["S"].to_dict() == {"queries": 1, "valid": 1, "gallery": 2}
 
 
-@pytest.mark.parametrize(("extra", "match"), [
-    ('same_camera_junk = "no"\n', r"scenarios\.S\.same_camera_junk: expected true or false"),
-    ('identities = "all"\n', r"scenarios\.S\.identities: unknown value 'all' \(expected one of clothes_change\)"),
-])
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        ('same_camera_junk = "no"\n', r"scenarios\.S\.same_camera_junk: expected true or false"),
+        ('identities = "all"\n', r"scenarios\.S\.identities: unknown value 'all' \(expected one of clothes_change\)"),
+    ],
+)
 def test_bad_scenario_options(tmp_path, extra, match):
     with pytest.raises(AtustcError, match=match):
         load_protocol(scenario_file(tmp_path, extra))
@@ -482,6 +530,6 @@ def test_bad_scenario_options(tmp_path, extra, match):
 
 def test_a_variant_is_named_name_colon_variant_even_when_the_base_sets_a_name(tmp_path):
     path = tmp_path / "named.toml"
-    path.write_text(VARIANTS.replace('[protocol]\n', '[protocol]\nname = "base-name"\n', 1))
+    path.write_text(VARIANTS.replace("[protocol]\n", '[protocol]\nname = "base-name"\n', 1))
     assert load_protocol(path).name == "base-name"
     assert load_protocol(f"{path}:one").name == "base-name:one"  # its eval files never overwrite the base's

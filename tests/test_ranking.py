@@ -102,10 +102,14 @@ def test_matches_per_query_reference(seed, path):
 def test_gallery_index_sets_the_tie_break(seed, path):
     scores, q_pid, g_pid, junk = random_case(3 * seed)  # kind 0: many ties
     perm = np.random.default_rng(seed).permutation(len(g_pid))
-    m = rank_scores(torch.from_numpy(scores), torch.from_numpy(q_pid), torch.from_numpy(g_pid), gallery_index=torch.from_numpy(perm))
+    m = rank_scores(
+        torch.from_numpy(scores), torch.from_numpy(q_pid), torch.from_numpy(g_pid), gallery_index=torch.from_numpy(perm)
+    )
     # reference: reorder the gallery so that position = gallery_index, then rank stably
     inv = np.argsort(perm)
-    ref = [reference_query(scores[i][inv], (g_pid == q_pid[i])[inv], np.zeros(len(g_pid), bool)) for i in range(len(q_pid))]
+    ref = [
+        reference_query(scores[i][inv], (g_pid == q_pid[i])[inv], np.zeros(len(g_pid), bool)) for i in range(len(q_pid))
+    ]
     assert m.first_rank.tolist() == [r[1] for r in ref]
     np.testing.assert_allclose(m.ap, [r[2] for r in ref], atol=1e-12)
 
@@ -148,7 +152,9 @@ def test_chunked_features_equal_full_matrix(seed, chunk_size, path):
     )
     assert torch.equal(gt, torch.from_numpy(gf))  # inputs untouched unless overwrite=True
     full = rank_scores((qt / 2) @ (gt / 2).T, torch.from_numpy(q_pid), torch.from_numpy(g_pid), jt)
-    again = rank_features(qt, gt.clone(), torch.from_numpy(q_pid), torch.from_numpy(g_pid), chunk_size=chunk_size, overwrite=True)
+    again = rank_features(
+        qt, gt.clone(), torch.from_numpy(q_pid), torch.from_numpy(g_pid), chunk_size=chunk_size, overwrite=True
+    )
     plain = rank_features(qt, gt, torch.from_numpy(q_pid), torch.from_numpy(g_pid), chunk_size=chunk_size)
     np.testing.assert_array_equal(again.ap, plain.ap)
     np.testing.assert_array_equal(m.n_pos, full.n_pos)
@@ -188,7 +194,10 @@ def test_chunks_are_balanced_and_cover_every_query():
         (lambda: rank_features(torch.zeros(2, 4), torch.zeros(3, 5), t([1, 2]), t([1, 2, 3])), "dimension mismatch"),
         (lambda: rank_features(torch.ones(1, 4), torch.ones(1, 4), t([1]), t([1]), metric="l1"), "metric must be"),
         (lambda: rank_features(t([[float("inf")]]), torch.ones(1, 1), t([1]), t([1])), "NaN or infinite"),
-        (lambda: rank_scores(torch.zeros(1, 2), t([1]), t([1, 2]), gallery_index=t([0])), "gallery_index must have shape"),
+        (
+            lambda: rank_scores(torch.zeros(1, 2), t([1]), t([1, 2]), gallery_index=t([0])),
+            "gallery_index must have shape",
+        ),
     ],
 )
 def test_bad_input_raises_one_clear_error(call, match):

@@ -113,10 +113,17 @@ def rows(root: Path, name: str) -> dict[str, tuple]:
 
 
 def test_market1501_rows_and_rejections(tmp_path):
-    touch(tmp_path, "bounding_box_train/0002_c1s1_000451_03.jpg", "query/0001_c6s2_001051_00.jpg",
-          "bounding_box_test/0000_c3s1_000151_01.jpg", "bounding_box_test/-1_c1s1_000401_03.jpg",
-          "bounding_box_test/Thumbs.db", "bounding_box_test/0001_c7s1_000151_01.jpg",
-          "bounding_box_train/0002_c1s1_000451.jpg", "query/sub/0001_c1s1_000001_00.jpg")
+    touch(
+        tmp_path,
+        "bounding_box_train/0002_c1s1_000451_03.jpg",
+        "query/0001_c6s2_001051_00.jpg",
+        "bounding_box_test/0000_c3s1_000151_01.jpg",
+        "bounding_box_test/-1_c1s1_000401_03.jpg",
+        "bounding_box_test/Thumbs.db",
+        "bounding_box_test/0001_c7s1_000151_01.jpg",
+        "bounding_box_train/0002_c1s1_000451.jpg",
+        "query/sub/0001_c1s1_000001_00.jpg",
+    )
     assert rows(tmp_path, "market1501") == {
         "bounding_box_train/0002_c1s1_000451_03.jpg": (2, -1, 1, -1, 451, "train"),
         "query/0001_c6s2_001051_00.jpg": (1, -1, 6, -1, 1051, "query"),
@@ -132,8 +139,13 @@ def test_market1501_rows_and_rejections(tmp_path):
 
 
 def test_cuhk03_rows_root_must_be_a_layout(tmp_path):
-    touch(tmp_path, "detected/bounding_box_train/0465_c1_4527.png", "detected/query/0003_c2_31.png",
-          "detected/bounding_box_test/0003_c1_25.png", "detected/bounding_box_test/0003_c3_26.png")
+    touch(
+        tmp_path,
+        "detected/bounding_box_train/0465_c1_4527.png",
+        "detected/query/0003_c2_31.png",
+        "detected/bounding_box_test/0003_c1_25.png",
+        "detected/bounding_box_test/0003_c3_26.png",
+    )
     assert rows(tmp_path / "detected", "cuhk03") == {
         "bounding_box_train/0465_c1_4527.png": (465, -1, 1, -1, 4527, "train"),
         "query/0003_c2_31.png": (3, -1, 2, -1, 31, "query"),
@@ -145,8 +157,10 @@ def test_cuhk03_rows_root_must_be_a_layout(tmp_path):
 
 
 def test_msmt17_rows_from_the_lists_v1_and_v2(tmp_path):
-    names = {"train": ["0000/0000_000_01_0303morning_0015_0.jpg", "0001/0001_004_14_0113noon_0872_2.jpg"],
-             "test": ["0000/0000_001_03_0302afternoon_0001_1.jpg", "0000/0000_002_05_0302noon_0002_0.jpg"]}
+    names = {
+        "train": ["0000/0000_000_01_0303morning_0015_0.jpg", "0001/0001_004_14_0113noon_0872_2.jpg"],
+        "test": ["0000/0000_001_03_0302afternoon_0001_1.jpg", "0000/0000_002_05_0302noon_0002_0.jpg"],
+    }
     for folder, rels in names.items():
         touch(tmp_path, *(f"{folder}/{r}" for r in rels))
     touch(tmp_path, "train/0001/stray.jpg")
@@ -170,10 +184,17 @@ def test_msmt17_rows_from_the_lists_v1_and_v2(tmp_path):
 
 
 def test_prcc_rows_cameras_and_clothes(tmp_path):
-    touch(tmp_path, "rgb/train/001/A_cropped_rgb001.jpg", "rgb/train/001/C_cropped_rgb010.jpg",
-          "rgb/val/002/B_cropped_rgb003.jpg", "rgb/test/A/005/cropped_rgb001.jpg",
-          "rgb/test/B/005/cropped_rgb002.jpg", "rgb/test/C/005/cropped_rgb003.jpg",
-          "rgb/train/001/D_cropped_rgb004.jpg", "rgb/train/notes/x.jpg")
+    touch(
+        tmp_path,
+        "rgb/train/001/A_cropped_rgb001.jpg",
+        "rgb/train/001/C_cropped_rgb010.jpg",
+        "rgb/val/002/B_cropped_rgb003.jpg",
+        "rgb/test/A/005/cropped_rgb001.jpg",
+        "rgb/test/B/005/cropped_rgb002.jpg",
+        "rgb/test/C/005/cropped_rgb003.jpg",
+        "rgb/train/001/D_cropped_rgb004.jpg",
+        "rgb/train/notes/x.jpg",
+    )
     assert rows(tmp_path, "prcc") == {
         "rgb/train/001/A_cropped_rgb001.jpg": (1, 1, 1, -1, 1, "train"),
         "rgb/train/001/C_cropped_rgb010.jpg": (1, 2, 3, -1, 10, "train"),
@@ -182,13 +203,22 @@ def test_prcc_rows_cameras_and_clothes(tmp_path):
         "rgb/test/B/005/cropped_rgb002.jpg": (5, 1, 2, -1, 2, "query"),
         "rgb/test/C/005/cropped_rgb003.jpg": (5, 2, 3, -1, 3, "query"),
     }
-    assert codes(tmp_path, "prcc") == {"rgb/train/001/D_cropped_rgb004.jpg": "unparseable", "rgb/train/notes": "unparseable"}
+    assert codes(tmp_path, "prcc") == {
+        "rgb/train/001/D_cropped_rgb004.jpg": "unparseable",
+        "rgb/train/notes": "unparseable",
+    }
 
 
 def test_ltcc_clothes_key_from_the_file_name_only(tmp_path):
     root = tmp_path / "ltcc_7_c3_cache" / "LTCC_ReID"  # a parent folder that a full-path regex would misread
-    touch(root, "train/144_1_c11_011239.png", "query/001_2_c3_000017.png", "test/001_1_c12_000018.png",
-          "test/001_1_c13_000019.png", "test/1_c3_000020.png")
+    touch(
+        root,
+        "train/144_1_c11_011239.png",
+        "query/001_2_c3_000017.png",
+        "test/001_1_c12_000018.png",
+        "test/001_1_c13_000019.png",
+        "test/1_c3_000020.png",
+    )
     assert rows(root, "ltcc") == {
         "train/144_1_c11_011239.png": (144, 1, 11, -1, 11239, "train"),
         "query/001_2_c3_000017.png": (1, 2, 3, -1, 17, "query"),
@@ -200,10 +230,13 @@ def test_ltcc_clothes_key_from_the_file_name_only(tmp_path):
 def test_deepchange_rows_tracklet_key(tmp_path):
     for d in ("val-set-query", "val-set-gallery"):
         (tmp_path / d).mkdir()
-    touch(tmp_path, "train-set/P0702_C13_20200813_154757_000038_bbox.jpg",
-          "test-set-query/p0010_c02_20190325_081327_000001_bbox.jpg",
-          "test-set-gallery/P0010_C02_20190325_090000_000002_bbox.jpg",
-          "test-set-gallery/P0010_C02_2019032_090000_000002_bbox.jpg")
+    touch(
+        tmp_path,
+        "train-set/P0702_C13_20200813_154757_000038_bbox.jpg",
+        "test-set-query/p0010_c02_20190325_081327_000001_bbox.jpg",
+        "test-set-gallery/P0010_C02_20190325_090000_000002_bbox.jpg",
+        "test-set-gallery/P0010_C02_2019032_090000_000002_bbox.jpg",
+    )
     assert rows(tmp_path, "deepchange") == {
         "train-set/P0702_C13_20200813_154757_000038_bbox.jpg": (702, 20200813, 13, 20200813, 38, "train"),
         "test-set-query/p0010_c02_20190325_081327_000001_bbox.jpg": (10, 20190325081327, 2, 20190325, 1, "query"),
@@ -231,10 +264,15 @@ def test_badly_named_files_in_a_miniature_are_rejected_with_reasons(minis, tmp_p
 
 # ---- bad input: one line naming the file, exit 2, nothing written ---------------------------
 
+
 @pytest.mark.parametrize(
     ("fmt", "root_of", "message"),
     [
-        ("ltcc", "market1501", r"not a LTCC root \(missing train\); it looks like a market1501 root: use --format market1501"),
+        (
+            "ltcc",
+            "market1501",
+            r"not a LTCC root \(missing train\); it looks like a market1501 root: use --format market1501",
+        ),
         ("prcc", "deepchange", r"not a PRCC root \(missing rgb/train\); it looks like a deepchange root"),
         ("market1501", "ltcc", r"not a Market-1501 root \(missing bounding_box_train\); it looks like a ltcc root"),
         ("deepchange", "msmt17", r"not a DeepChange root \(missing train-set\); it looks like a msmt17 root"),
@@ -279,8 +317,11 @@ def test_bad_input_from_the_cli_exits_2_and_writes_nothing(minis, tmp_path, caps
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ")
-    assert {"other-layout": "not a LTCC root", "missing-list": "list_query.txt: list file not found",
-            "missing-image": "list_train.txt: line 1: image train/"}[case] in err[0]
+    assert {
+        "other-layout": "not a LTCC root",
+        "missing-list": "list_query.txt: list file not found",
+        "missing-image": "list_train.txt: line 1: image train/",
+    }[case] in err[0]
     assert not out.parent.exists() or not any(out.parent.iterdir())
 
 

@@ -14,10 +14,10 @@ import pytest
 
 from atustc.evaluate import evaluate, single_shot
 from atustc.features import Features
+from atustc.protocol import load_protocol
 from atustc.synth.layouts import write_layout
 from atustc.table import validate_table
 from tests.ranking_reference import reference_metrics, reference_query
-from atustc.protocol import load_protocol
 from tests.reid_standin import features_for, index_root, miniature_root
 
 #: protocol spec -> (scenario -> head)
@@ -67,8 +67,16 @@ def test_protocol_files_load_with_their_scenarios_and_heads(spec):
 @pytest.mark.parametrize("name", ["market1501", "cuhk03", "msmt17"])
 def test_market_style_hand_case(name):
     # query pid 1 cam 1; ranked gallery: pid1 cam1 (same camera: junk), pid2, pid1 cam2, pid0 distractor, pid1 cam3
-    table, feats = hand_table([(1, -1, 1, "query"), (1, -1, 1, "gallery"), (2, -1, 2, "gallery"),
-                               (1, -1, 2, "gallery"), (0, -1, 3, "gallery"), (1, -1, 3, "gallery")])
+    table, feats = hand_table(
+        [
+            (1, -1, 1, "query"),
+            (1, -1, 1, "gallery"),
+            (2, -1, 2, "gallery"),
+            (1, -1, 2, "gallery"),
+            (0, -1, 3, "gallery"),
+            (1, -1, 3, "gallery"),
+        ]
+    )
     r = scores(name, table, feats)["single-query"]
     assert (r["R1"], r["R5"], r["valid_queries"]) == (0.0, 1.0, 1)
     assert r["mAP"] == pytest.approx((1 / 2 + 2 / 4) / 2) and r["mINP"] == pytest.approx(2 / 4)
@@ -76,8 +84,16 @@ def test_market_style_hand_case(name):
 
 def test_prcc_hand_case_a_gallery_b_and_c_queries():
     # gallery (camera A): pid2, pid1, pid3, pid1; query B (cam 2) and C (cam 3, other clothes) of pid 1
-    table, feats = hand_table([(1, 1, 2, "query"), (1, 2, 3, "query"), (2, 1, 1, "gallery"), (1, 1, 1, "gallery"),
-                               (3, 1, 1, "gallery"), (1, 1, 1, "gallery")])
+    table, feats = hand_table(
+        [
+            (1, 1, 2, "query"),
+            (1, 2, 3, "query"),
+            (2, 1, 1, "gallery"),
+            (1, 1, 1, "gallery"),
+            (3, 1, 1, "gallery"),
+            (1, 1, 1, "gallery"),
+        ]
+    )
     r = scores("prcc", table, feats)
     for sc in ("same-clothes", "clothes-change"):
         assert (r[sc]["R1"], r[sc]["R5"], r[sc]["valid_queries"]) == (0.0, 1.0, 1)
@@ -93,8 +109,17 @@ def test_prcc_hand_case_a_gallery_b_and_c_queries():
 def test_ltcc_hand_case_general_cc_and_atreid():
     # query pid1 clothes1 cam1; ranked gallery: pid1 c1 cam2 | pid2 c1 | pid1 c2 cam1 (same camera) | pid3 c1
     # (never changes clothes) | pid1 c2 cam3 | pid2 c2
-    table, feats = hand_table([(1, 1, 1, "query"), (1, 1, 2, "gallery"), (2, 1, 3, "gallery"), (1, 2, 1, "gallery"),
-                               (3, 1, 2, "gallery"), (1, 2, 3, "gallery"), (2, 2, 4, "gallery")])
+    table, feats = hand_table(
+        [
+            (1, 1, 1, "query"),
+            (1, 1, 2, "gallery"),
+            (2, 1, 3, "gallery"),
+            (1, 2, 1, "gallery"),
+            (3, 1, 2, "gallery"),
+            (1, 2, 3, "gallery"),
+            (2, 2, 4, "gallery"),
+        ]
+    )
     r = scores("ltcc", table, feats)
     assert r["general"]["R1"] == 1.0 and r["general"]["mAP"] == pytest.approx((1 + 2 / 4) / 2)
     assert r["clothes-change"]["R1"] == 0.0 and r["clothes-change"]["mAP"] == pytest.approx(1 / 3)
@@ -105,8 +130,16 @@ def test_ltcc_hand_case_general_cc_and_atreid():
 def test_deepchange_hand_case_same_tracklet_and_same_camera():
     # query pid1 cam1 tracklet key 11; ranked gallery: pid1 cam2 key 11 (same timestamp, other camera) |
     # pid1 cam1 key 11 | pid1 cam1 key 12 | pid2 | pid1 cam2 key 13
-    table, feats = hand_table([(1, 11, 1, "query"), (1, 11, 2, "gallery"), (1, 11, 1, "gallery"),
-                               (1, 12, 1, "gallery"), (2, 21, 2, "gallery"), (1, 13, 2, "gallery")])
+    table, feats = hand_table(
+        [
+            (1, 11, 1, "query"),
+            (1, 11, 2, "gallery"),
+            (1, 11, 1, "gallery"),
+            (1, 12, 1, "gallery"),
+            (2, 21, 2, "gallery"),
+            (1, 13, 2, "gallery"),
+        ]
+    )
     d = scores("deepchange", table, feats)["all"]
     assert d["R1"] == 0.0 and d["mAP"] == pytest.approx(1 / 2)
     a = scores("deepchange:atreid", table, feats)["all"]  # same camera, other tracklet: a positive
@@ -114,6 +147,7 @@ def test_deepchange_hand_case_same_tracklet_and_same_camera():
 
 
 # ---- plain re-implementation of each rule on the miniatures ---------------------------------
+
 
 def plain_sets(spec: str, scenario: str, t: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Query and gallery rows of a scenario, written from the dataset's protocol."""

@@ -136,13 +136,12 @@ def _cli(capsys, *args):
 
 def test_eval_rerank_cli_matches_the_engine(tmp_path, capsys):
     """`atustc eval --rerank` = the protocol engine with the re-ranking hook; JSON records the options."""
-    from ranking_reference import exact_features, make_table
-
     from atustc.evaluate import evaluate
     from atustc.features import Features, save_features
     from atustc.protocol import load_protocol
     from atustc.rerank import rerank_hook
     from atustc.table import save_table
+    from ranking_reference import exact_features, make_table
 
     table = make_table(3, n_pid=3, frames=1)
     f = exact_features(3, table)
@@ -152,8 +151,17 @@ def test_eval_rerank_cli_matches_the_engine(tmp_path, capsys):
     save_table(table, tmp_path / "t.parquet")
     save_features(f, tmp_path / "f.npz")
     code, out, err = _cli(
-        capsys, "eval", "--table", tmp_path / "t.parquet", "--features", tmp_path / "f.npz", "--no-progress",
-        "--rerank", "k1=6,k2=3,lambda=0.3", "--json", tmp_path / "r.json",
+        capsys,
+        "eval",
+        "--table",
+        tmp_path / "t.parquet",
+        "--features",
+        tmp_path / "f.npz",
+        "--no-progress",
+        "--rerank",
+        "k1=6,k2=3,lambda=0.3",
+        "--json",
+        tmp_path / "r.json",
     )
     assert code == 0, err
     got = json.loads((tmp_path / "r.json").read_text())
@@ -182,6 +190,8 @@ def test_lambda_one_is_the_plain_ranking():
 
 
 def test_eval_rerank_bad_option_is_one_line(tmp_path, capsys):
-    code, out, err = _cli(capsys, "eval", "--table", tmp_path / "t.parquet", "--features", tmp_path / "f.npz", "--rerank", "k1=20,k9=1")
+    code, out, err = _cli(
+        capsys, "eval", "--table", tmp_path / "t.parquet", "--features", tmp_path / "f.npz", "--rerank", "k1=20,k9=1"
+    )
     assert code == 2
     assert err.strip().count("\n") == 0 and "--rerank: unknown key 'k9'" in err

@@ -18,10 +18,14 @@ from ranking_reference import exact_features, make_table
 
 
 def frame():
-    return pd.DataFrame({
-        "query": ["a", "b", "c", "d", "e"], "run": 0, "valid": [True, True, False, True, True],
-        "ap": [0.5, 0.9, 0.0, 0.1, 0.5],
-    })
+    return pd.DataFrame(
+        {
+            "query": ["a", "b", "c", "d", "e"],
+            "run": 0,
+            "valid": [True, True, False, True, True],
+            "ap": [0.5, 0.9, 0.0, 0.1, 0.5],
+        }
+    )
 
 
 def test_pick_queries_orders_and_seeds():
@@ -62,7 +66,20 @@ def show(capsys, *args):
 
 
 def test_show_ranks_writes_a_deterministic_png(data, capsys):
-    base = ["ranks", "--table", data / "t.parquet", "--features", data / "f.npz", "--scenario", "DT-LT", "--no-progress", "-n", "2", "--top-k", "5"]
+    base = [
+        "ranks",
+        "--table",
+        data / "t.parquet",
+        "--features",
+        data / "f.npz",
+        "--scenario",
+        "DT-LT",
+        "--no-progress",
+        "-n",
+        "2",
+        "--top-k",
+        "5",
+    ]
     code, out, err = show(capsys, *base, "-o", data / "a.png")
     assert code == 0, err
     assert "2 lowest-AP of" in out
@@ -104,7 +121,9 @@ def test_show_cmc_from_runs(data, capsys, tmp_path):
     want = json.loads((a / "eval" / "atustc@last.json").read_text())["scenarios"]["NT-ST"]
     full, reported = curves["NT-ST"]
     assert full.full and len(full.values) == 20 and not reported.full
-    assert [full.values[k - 1] for k in (1, 5, 10, 20)] == pytest.approx([want[f"R{k}"] for k in (1, 5, 10, 20)], abs=1e-12)
+    assert [full.values[k - 1] for k in (1, 5, 10, 20)] == pytest.approx(
+        [want[f"R{k}"] for k in (1, 5, 10, 20)], abs=1e-12
+    )
     assert "ranks 1/5/10/20 only" in reported.label and list(reported.ranks) == [1, 5, 10, 20]
     code, out, err = show(capsys, "cmc", "--runs", root, "-o", tmp_path / "cmc")
     assert code == 0, err
@@ -132,8 +151,25 @@ def test_show_ranks_with_a_run_embeds_like_eval_run(data, capsys, monkeypatch, t
     monkeypatch.setattr(atustc.engine, "embed_run", fake_embed_run, raising=False)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    code, out, err = show(capsys, "ranks", "--table", data / "t.parquet", "--run", run_dir, "--checkpoint", "last",
-                          "--scenario", "NT-ST", "-n", "1", "--top-k", "3", "--no-progress", "-o", tmp_path / "r.png")
+    code, out, err = show(
+        capsys,
+        "ranks",
+        "--table",
+        data / "t.parquet",
+        "--run",
+        run_dir,
+        "--checkpoint",
+        "last",
+        "--scenario",
+        "NT-ST",
+        "-n",
+        "1",
+        "--top-k",
+        "3",
+        "--no-progress",
+        "-o",
+        tmp_path / "r.png",
+    )
     assert code == 0, err
     assert calls["run"] == run_dir and calls["root"] == data / "images" and calls["checkpoint"] == "last"
     table = __import__("pandas").read_parquet(data / "t.parquet")

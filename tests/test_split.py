@@ -7,8 +7,10 @@ import pandas as pd
 import pytest
 
 from atustc.cli import main
+from atustc.coverage import count_scenario, table_labels
 from atustc.datasets import index_dataset, write_index
 from atustc.errors import AtustcError
+from atustc.protocol import load_protocol
 from atustc.split import (
     POOLS,
     describe_split,
@@ -19,8 +21,6 @@ from atustc.split import (
     summary_frame,
     write_split,
 )
-from atustc.coverage import count_scenario, table_labels
-from atustc.protocol import load_protocol
 from atustc.synth import SynthConfig, synthesize
 from atustc.table import COLUMNS, validate_table
 
@@ -46,6 +46,7 @@ def rows(spec):
 
 # ---- the per-clip rule ----
 
+
 def test_clip_rule_deals_3_3_3_3_then_rest():
     n = 14
     pid, cam, clothes = np.ones(n, int), np.full(n, 3), np.ones(n, int)
@@ -60,8 +61,11 @@ def test_clip_rule_deals_3_3_3_3_then_rest():
 
 def test_clip_rule_ignores_row_order_and_depends_on_seed(synth_table):
     t, _ = synth_table
-    args = [t[c].to_numpy() for c in ("pid", "camera", "clothes")] + [t["modality"].to_numpy() == "ir"] + \
-        [t[c].to_numpy() for c in ("date", "frame")]
+    args = (
+        [t[c].to_numpy() for c in ("pid", "camera", "clothes")]
+        + [t["modality"].to_numpy() == "ir"]
+        + [t[c].to_numpy() for c in ("date", "frame")]
+    )
     f0 = select_clip_pools(*args, seed=0, relpath=t["relpath"].to_numpy())
     perm = np.random.default_rng(1).permutation(len(t))
     f_perm = select_clip_pools(*(a[perm] for a in args), seed=0, relpath=t["relpath"].to_numpy()[perm])
@@ -77,6 +81,7 @@ def test_split_identities_is_one_to_one_with_20_percent_val():
 
 
 # ---- official split on the synthetic set ----
+
 
 def test_official_pools_equal_the_flag_rules(synth_table, tmp_path):
     t, _ = synth_table
@@ -129,7 +134,11 @@ def test_valid_queries_match_a_brute_force_count(synth_table):
             expect_valid += bool(g.any())
         got = count_scenario(s, labels, np.isin(f, qf), gal)
         reach = {"DT": ~ir, "NT": ir, "AD": np.ones_like(ir)}[time]
-        assert (got.valid, got.queries, got.gallery) == (expect_valid, int(reach[q_all].sum()), int((gal & reach).sum()))
+        assert (got.valid, got.queries, got.gallery) == (
+            expect_valid,
+            int(reach[q_all].sum()),
+            int((gal & reach).sum()),
+        )
         for q in rng.choice(q_all, 20, replace=False):  # one query at a time: valid iff it has a positive
             one = count_scenario(s, labels, np.array([q]), gal)
             g = gal & (p == p[q]) & (k != k[q]) & ((c == c[q]) if term == "ST" else (c != c[q]))
@@ -138,6 +147,7 @@ def test_valid_queries_match_a_brute_force_count(synth_table):
 
 
 # ---- resplit invariants ----
+
 
 def test_resplit_invariants(synth_table):
     t, _ = synth_table
@@ -180,7 +190,9 @@ def test_write_load_round_trip(synth_table, tmp_path):
 
 BASE = [  # two test people, each: 2 outfits x (2 RGB + 2 IR cameras); one train person
     (p, o, cam, 1, 100 * cam + o, fl)
-    for p in (1, 2) for o in (1, 2) for cam, fl in ((1, 2), (2, 6), (9, 4), (10, 8), (3, 3), (4, 7), (11, 5), (12, 9))
+    for p in (1, 2)
+    for o in (1, 2)
+    for cam, fl in ((1, 2), (2, 6), (9, 4), (10, 8), (3, 3), (4, 7), (11, 5), (12, 9))
 ] + [(3, 1, 1, 1, 1, 0), (3, 1, 9, 1, 2, 1)]
 
 
@@ -191,20 +203,34 @@ def test_hand_built_table_is_valid_and_counts_are_exact():
     assert s["DT-ST"] == {"queries": 4, "valid": 4, "gallery": 4}
     assert s["AD-LT"] == {"queries": 8, "valid": 8, "gallery": 8}
     assert split.info["summary"]["protocols"]["atustc-mixed"]["AD-LT"] == {"queries": 8, "valid": 8, "gallery": 8}
-    assert split.info["protocols"] == {"default": "atustc", "scored": ["atustc", "atustc-mixed"], "validation": "atustc"}
+    assert split.info["protocols"] == {
+        "default": "atustc",
+        "scored": ["atustc", "atustc-mixed"],
+        "validation": "atustc",
+    }
     assert split.info["dataset"] == "atustc"
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda s: s + [(1, 1, 5, 2, 9, 0)], "1 identities are in both train and test, e.g. pid 1"),
-    (lambda s: s + [(1, 1, 1, 1, 101, 6)], "image in two pools: .* are the same pid, clothes, camera, date and frame"),
-    (lambda s: [r for r in s if r[5] != 8],
-     "protocol atustc: scenario NT-ST has no query with a valid positive \\(4 queries, 0 gallery images\\)"),
-    (lambda s: [r for r in s if not (r[5] in (3, 7) and r[1] == 2)],  # LT images of one outfit only
-     "scenario DT-LT has no query with a valid positive \\(2 queries, 2 gallery images\\)"),
-    (lambda s: s + [(4, 1, 1, 1, 1, -1)], "row .*flag -1 is not an AT-USTC flag 0-10; use --strategy resplit"),
-    (lambda s: [r for r in s if r[5] <= 1], "the split has no test images"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda s: s + [(1, 1, 5, 2, 9, 0)], "1 identities are in both train and test, e.g. pid 1"),
+        (
+            lambda s: s + [(1, 1, 1, 1, 101, 6)],
+            "image in two pools: .* are the same pid, clothes, camera, date and frame",
+        ),
+        (
+            lambda s: [r for r in s if r[5] != 8],
+            "protocol atustc: scenario NT-ST has no query with a valid positive \\(4 queries, 0 gallery images\\)",
+        ),
+        (
+            lambda s: [r for r in s if not (r[5] in (3, 7) and r[1] == 2)],  # LT images of one outfit only
+            "scenario DT-LT has no query with a valid positive \\(2 queries, 2 gallery images\\)",
+        ),
+        (lambda s: s + [(4, 1, 1, 1, 1, -1)], "row .*flag -1 is not an AT-USTC flag 0-10; use --strategy resplit"),
+        (lambda s: [r for r in s if r[5] <= 1], "the split has no test images"),
+    ],
+)
 def test_validation_failures(edit, message):
     with pytest.raises(AtustcError, match=message):
         make_split(rows(edit(list(BASE))))
@@ -218,6 +244,7 @@ def test_bad_strategy_and_empty_table():
 
 
 # ---- CLI end to end ----
+
 
 def test_cli_synth_index_split_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
@@ -237,12 +264,15 @@ def test_cli_synth_index_split_end_to_end(tmp_path, monkeypatch, capsys):
     assert json.loads((tmp_path / "re" / "split.json").read_text())["seed"] == 9
 
 
-@pytest.mark.parametrize("args, message", [
-    (["split", "demo.parquet"], "missing -o/--output"),
-    (["split", "nothing.parquet", "-o", "x"], "nothing.parquet: table not found"),
-    (["split", ".", "-o", "x"], "is a folder; pass a table .parquet"),
-    (["split", ".", "--describe"], "not a split folder \\(no split.json\\)"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["split", "demo.parquet"], "missing -o/--output"),
+        (["split", "nothing.parquet", "-o", "x"], "nothing.parquet: table not found"),
+        (["split", ".", "-o", "x"], "is a folder; pass a table .parquet"),
+        (["split", ".", "--describe"], "not a split folder \\(no split.json\\)"),
+    ],
+)
 def test_cli_errors_exit_2(tmp_path, monkeypatch, capsys, synth_table, args, message):
     import re
     import shutil

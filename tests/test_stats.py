@@ -27,8 +27,18 @@ def make_table(rows, dataset="toy"):
         pid, clothes, cam, date, split = r[:5]
         flag = r[5] if len(r) > 5 else -1
         recs.append(
-            {"dataset": dataset, "relpath": f"img{i:03d}.jpg", "pid": pid, "clothes": clothes, "camera": cam,
-             "modality": "ir" if cam >= 9 else "rgb", "date": date, "frame": i, "flag": flag, "split": split}
+            {
+                "dataset": dataset,
+                "relpath": f"img{i:03d}.jpg",
+                "pid": pid,
+                "clothes": clothes,
+                "camera": cam,
+                "modality": "ir" if cam >= 9 else "rgb",
+                "date": date,
+                "frame": i,
+                "flag": flag,
+                "split": split,
+            }
         )
     return pd.DataFrame(recs)
 
@@ -37,9 +47,18 @@ def make_table(rows, dataset="toy"):
 # outfit 2 on date 2. p2: RGB cam 3 in outfits 1 (date 1) and 2 (date 3), IR cams 10 (date 1) and
 # 11 (date 3) in outfit 1. p3 (test): IR cam 12 twice (one query, one gallery), IR cam 13 (gallery).
 TOY = [
-    (1, 1, 1, 1, "train"), (1, 1, 1, 1, "train"), (1, 1, 2, 1, "train"), (1, 2, 9, 2, "train"), (1, 2, 1, 2, "train"),
-    (2, 1, 3, 1, "train"), (2, 2, 3, 3, "train"), (2, 1, 10, 1, "train"), (2, 1, 11, 3, "train"),
-    (3, 1, 12, 2, "query"), (3, 1, 12, 2, "gallery"), (3, 1, 13, 2, "gallery"),
+    (1, 1, 1, 1, "train"),
+    (1, 1, 1, 1, "train"),
+    (1, 1, 2, 1, "train"),
+    (1, 2, 9, 2, "train"),
+    (1, 2, 1, 2, "train"),
+    (2, 1, 3, 1, "train"),
+    (2, 2, 3, 3, "train"),
+    (2, 1, 10, 1, "train"),
+    (2, 1, 11, 3, "train"),
+    (3, 1, 12, 2, "query"),
+    (3, 1, 12, 2, "gallery"),
+    (3, 1, 13, 2, "gallery"),
 ]
 
 
@@ -114,14 +133,15 @@ def test_coverage_test_group_is_query_against_gallery(toy):
 
 # AT-USTC flags (split 'unused', the split comes from the flag): pid 4 train/val, pid 5 test.
 FLAGGED = [
-    (4, 1, 1, 1, "unused", 0), (4, 1, 2, 1, "unused", 1),
-    (5, 1, 1, 1, "unused", 2),   # DT-ST query (RGB)
-    (5, 1, 2, 1, "unused", 6),   # ST gallery RGB: positive of the flag-2 and flag-4 queries
-    (5, 1, 1, 1, "unused", 6),   # ST gallery RGB, same camera as the flag-2 query
-    (5, 1, 9, 1, "unused", 8),   # ST gallery IR
+    (4, 1, 1, 1, "unused", 0),
+    (4, 1, 2, 1, "unused", 1),
+    (5, 1, 1, 1, "unused", 2),  # DT-ST query (RGB)
+    (5, 1, 2, 1, "unused", 6),  # ST gallery RGB: positive of the flag-2 and flag-4 queries
+    (5, 1, 1, 1, "unused", 6),  # ST gallery RGB, same camera as the flag-2 query
+    (5, 1, 9, 1, "unused", 8),  # ST gallery IR
     (5, 1, 10, 1, "unused", 4),  # NT-ST query (IR)
-    (5, 2, 1, 2, "unused", 3),   # DT-LT query (RGB, outfit 2)
-    (5, 1, 2, 1, "unused", 7),   # LT gallery RGB, outfit 1
+    (5, 2, 1, 2, "unused", 3),  # DT-LT query (RGB, outfit 2)
+    (5, 1, 2, 1, "unused", 7),  # LT gallery RGB, outfit 1
     (5, 1, 3, 1, "unused", 10),  # test image outside the pools
 ]
 
@@ -132,8 +152,18 @@ def test_official_pools_for_atustc_flags():
     assert test.loc[SC, "valid_queries"].tolist() == [1, 1, 1, 0, 2, 0]
     assert test.loc[SC, "queries"].tolist() == [1, 1, 1, 0, 2, 1]
     assert s.summary["group"].tolist() == [
-        "all", "train", "val", "test", "query", "gallery",
-        "query-ST-rgb", "query-LT-rgb", "query-ST-ir", "gallery-ST-rgb", "gallery-LT-rgb", "gallery-ST-ir",
+        "all",
+        "train",
+        "val",
+        "test",
+        "query",
+        "gallery",
+        "query-ST-rgb",
+        "query-LT-rgb",
+        "query-ST-ir",
+        "gallery-ST-rgb",
+        "gallery-LT-rgb",
+        "gallery-ST-ir",
     ]
     assert row(s.summary, group="test")["images"] == 8
     assert row(s.summary, group="query")["images"] == 3
@@ -141,8 +171,15 @@ def test_official_pools_for_atustc_flags():
 
 
 def test_effective_split_prefers_split_column_then_flag():
-    t = make_table([(1, 1, 1, 1, "train", 5), (1, 1, 2, 1, "unused", 5), (1, 1, 3, 1, "unused", -1),
-                    (1, 1, 4, 1, "unused", 10), (1, 1, 5, 1, "unused", 1)])
+    t = make_table(
+        [
+            (1, 1, 1, 1, "train", 5),
+            (1, 1, 2, 1, "unused", 5),
+            (1, 1, 3, 1, "unused", -1),
+            (1, 1, 4, 1, "unused", 10),
+            (1, 1, 5, 1, "unused", 1),
+        ]
+    )
     assert effective_split(t).tolist() == ["train", "query", "unused", "test", "val"]
 
 
@@ -174,8 +211,18 @@ def test_docstring_examples(module):
 def test_published_csv_parses_with_documented_columns():
     pub = load_published()
     assert tuple(pub.columns) == COLUMNS
-    assert pub["dataset"].tolist() == ["Market1501", "CUHK03", "MSMT17", "RegDB", "SYSU-MM01", "LLCM", "PRCC",
-                                       "LTCC", "DeepChange", "AT-USTC"]
+    assert pub["dataset"].tolist() == [
+        "Market1501",
+        "CUHK03",
+        "MSMT17",
+        "RegDB",
+        "SYSU-MM01",
+        "LLCM",
+        "PRCC",
+        "LTCC",
+        "DeepChange",
+        "AT-USTC",
+    ]
     p = pub.set_index("dataset")
     assert p.loc["Market1501", ["images", "identities", "rgb_cameras"]].tolist() == [32668, 1501, 6]
     assert p.loc["MSMT17", ["images", "identities", "rgb_cameras"]].tolist() == [126441, 4101, 15]
@@ -190,8 +237,13 @@ def test_published_csv_parses_with_documented_columns():
     assert at["scenarios"].split() == SC
     # captures per identity are published for AT-USTC only: the others stay empty, never estimated
     assert p["captures_per_id"].isna().sum() == 9
-    sources = {"images": "images_source", "identities": "identities_source", "rgb_cameras": "cameras_source",
-               "rgb_cameras_per_id": "cameras_per_id_source", "captures_per_id": "captures_per_id_source"}
+    sources = {
+        "images": "images_source",
+        "identities": "identities_source",
+        "rgb_cameras": "cameras_source",
+        "rgb_cameras_per_id": "cameras_per_id_source",
+        "captures_per_id": "captures_per_id_source",
+    }
     for fig, src in sources.items():
         assert (p.loc[p[fig].notna(), src] != "").all(), fig
     assert (p["notes"] != "").all() and (p["scenarios_source"] != "").all()
@@ -200,8 +252,14 @@ def test_published_csv_parses_with_documented_columns():
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("market-1501", "Market1501"), ("SYSU_MM01", "SYSU-MM01"), ("atustc", "AT-USTC"), ("AT-USTC", "AT-USTC"),
-     ("deepchange", "DeepChange"), ("toy", None)],
+    [
+        ("market-1501", "Market1501"),
+        ("SYSU_MM01", "SYSU-MM01"),
+        ("atustc", "AT-USTC"),
+        ("AT-USTC", "AT-USTC"),
+        ("deepchange", "DeepChange"),
+        ("toy", None),
+    ],
 )
 def test_match_published(name, expected):
     assert match_published(name, load_published()) == expected
@@ -225,16 +283,28 @@ def test_computed_table_is_drawn_beside_the_published_figures(toy):
     assert cov.set_index("scenario").loc[SC, "covered"].tolist() == [True, True, True, False, True, True]
     cap = row(panels.captures, dataset="toy")
     assert (cap["captures_per_id"], cap["median"], cap["min"], cap["max"], cap["identities"]) == (
-        pytest.approx(10 / 3), 4, 2, 4, 3)
+        pytest.approx(10 / 3),
+        4,
+        2,
+        4,
+        3,
+    )
     assert row(panels.captures, dataset="AT-USTC")["captures_per_id"] == 29.1
     dist = panels.distribution[panels.distribution["dataset"] == "toy"].set_index("pid")
     assert dist.loc[[1, 2, 3], ["captures", "rgb_cameras", "ir_cameras", "outfits", "dates"]].values.tolist() == [
-        [4, 2, 1, 2, 2], [4, 1, 2, 2, 2], [2, 0, 2, 1, 1]]
+        [4, 2, 1, 2, 2],
+        [4, 1, 2, 2, 2],
+        [2, 0, 2, 1, 1],
+    ]
     od = panels.outfits_dates
     assert od["dataset"].tolist() == ["market1501", "toy"]  # computed tables only
     t = row(od, dataset="toy")
     assert (t["outfits_per_id"], t["dates_per_id"], t["outfits"], t["dates"]) == (
-        pytest.approx(5 / 3), pytest.approx(5 / 3), 5, 3)
+        pytest.approx(5 / 3),
+        pytest.approx(5 / 3),
+        5,
+        3,
+    )
 
 
 def test_a_label_equal_to_a_published_name_stays_distinct(toy):
@@ -267,9 +337,15 @@ def written(tmp_path_factory):
 
 def test_csv_and_json_agree_with_frames(written):
     rep, out, _ = written
-    frames = {"summary": rep.summary, "identities": rep.identities, "coverage": rep.panels.coverage,
-              "cameras": rep.panels.cameras, "captures": rep.panels.captures, "scale": rep.panels.scale,
-              "outfits_dates": rep.panels.outfits_dates}
+    frames = {
+        "summary": rep.summary,
+        "identities": rep.identities,
+        "coverage": rep.panels.coverage,
+        "cameras": rep.panels.cameras,
+        "captures": rep.panels.captures,
+        "scale": rep.panels.scale,
+        "outfits_dates": rep.panels.outfits_dates,
+    }
     js = json.loads((out / "stats.json").read_text())
     assert [t["dataset"] for t in js["tables"]] == ["toy", "atustc"]
     for name, df in frames.items():
@@ -353,8 +429,15 @@ def test_cli_formats(toy_path, capsys):
 def test_cli_writes_outputs(toy_path, tmp_path, capsys):
     main(["stats", str(toy_path), "-o", str(tmp_path / "out"), "--no-plots", "--no-published", "--label", "mine"])
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "cameras.csv", "captures.csv", "coverage.csv", "identities.csv", "outfits_dates.csv", "scale.csv", "stats.json",
-        "summary.csv"]
+        "cameras.csv",
+        "captures.csv",
+        "coverage.csv",
+        "identities.csv",
+        "outfits_dates.csv",
+        "scale.csv",
+        "stats.json",
+        "summary.csv",
+    ]
     scale = pd.read_csv(tmp_path / "out" / "scale.csv")
     assert scale["dataset"].tolist() == ["mine"]
     assert "wrote 8 files" in capsys.readouterr().err
@@ -406,7 +489,6 @@ def test_cli_process_imports_no_model_libraries(toy_path, tmp_path):
     assert "[]" in lines[:-1]  # without -o nothing is drawn and matplotlib is not imported
 
 
-
 def brute_force_valid(q, g, scenario):
     """Valid query images of a scenario by enumerating every (query, gallery) pair."""
     span, term = scenario.split("-")
@@ -416,8 +498,12 @@ def brute_force_valid(q, g, scenario):
         if not any(a.modality == m for m, _ in want):
             continue
         for b in g.itertuples():
-            if (a.pid == b.pid and a.camera != b.camera and (a.modality, b.modality) in want
-                    and (a.clothes == b.clothes) == (term == "ST")):
+            if (
+                a.pid == b.pid
+                and a.camera != b.camera
+                and (a.modality, b.modality) in want
+                and (a.clothes == b.clothes) == (term == "ST")
+            ):
                 valid += 1
                 break
     return valid
@@ -427,12 +513,20 @@ def test_random_table_matches_brute_force():
     rng = np.random.default_rng(3)
     n = 160
     cam = rng.integers(1, 17, n)
-    t = pd.DataFrame({
-        "dataset": "rand", "relpath": [f"r{i}" for i in range(n)], "pid": rng.integers(1, 7, n),
-        "clothes": rng.choice([-1, 1, 2, 3], n), "camera": cam, "modality": np.where(cam >= 9, "ir", "rgb"),
-        "date": rng.integers(-1, 4, n), "frame": 0, "flag": -1,
-        "split": rng.choice(["train", "query", "gallery"], n),
-    })
+    t = pd.DataFrame(
+        {
+            "dataset": "rand",
+            "relpath": [f"r{i}" for i in range(n)],
+            "pid": rng.integers(1, 7, n),
+            "clothes": rng.choice([-1, 1, 2, 3], n),
+            "camera": cam,
+            "modality": np.where(cam >= 9, "ir", "rgb"),
+            "date": rng.integers(-1, 4, n),
+            "frame": 0,
+            "flag": -1,
+            "split": rng.choice(["train", "query", "gallery"], n),
+        }
+    )
     s = table_stats(t)
     ids = s.identities[s.identities["group"] == "all"].set_index("pid")
     g = t.groupby("pid")
@@ -442,11 +536,16 @@ def test_random_table_matches_brute_force():
     assert ids["dates"].tolist() == g["date"].nunique().tolist()
     assert ids["captures"].tolist() == [len(set(zip(p.date, p.camera))) for _, p in g]
     assert ids["rgb_cameras"].tolist() == [p.loc[p.modality == "rgb", "camera"].nunique() for _, p in g]
-    for group, q, gal in [("all", t, t), ("train", t[t.split == "train"], t[t.split == "train"]),
-                          ("test", t[t.split == "query"], t[t.split == "gallery"])]:
+    for group, q, gal in [
+        ("all", t, t),
+        ("train", t[t.split == "train"], t[t.split == "train"]),
+        ("test", t[t.split == "query"], t[t.split == "gallery"]),
+    ]:
         for sc in SC:
             assert row(s.coverage, group=group, scenario=sc)["valid_queries"] == brute_force_valid(q, gal, sc), (
-                group, sc)
+                group,
+                sc,
+            )
 
 
 def test_camera_bars_start_at_zero_and_show_the_spread(toy):
@@ -465,8 +564,11 @@ def test_camera_bars_start_at_zero_and_show_the_spread(toy):
     assert len(ir_mean) == 1 and ir_mean[0].get_width() == pytest.approx(5 / 3)
     # the spread over identities: IR cameras per identity are 1, 2, 2 -> a min-max line from 1 to 2
     segs = [s for c in ax.collections if isinstance(c, LineCollection) for s in c.get_segments()]
-    ir_lines = sorted((round(s[0][0], 6), round(s[1][0], 6)) for s in segs
-                      if abs(s[0][1] - (i + 0.19)) < 1e-9 and abs(s[1][1] - (i + 0.19)) < 1e-9)
+    ir_lines = sorted(
+        (round(s[0][0], 6), round(s[1][0], 6))
+        for s in segs
+        if abs(s[0][1] - (i + 0.19)) < 1e-9 and abs(s[1][1] - (i + 0.19)) < 1e-9
+    )
     assert (1.0, 2.0) in ir_lines and (1.5, 2.0) in ir_lines  # min-max and quartiles (1.5 to 2)
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert labels[-2:] == ["AT-USTC", "toy*"]
@@ -492,5 +594,9 @@ def test_outfits_dates_panel_and_combined_layout(toy):
     assert "1.67" in texts and "1.67 of 3" in texts  # outfits mean; dates mean of the dataset's 3 dates
     fig = plots.plot_fig2(panels)
     assert [a.get_title() for a in fig.axes] == [
-        "(a) Scenario coverage", "(b) Cameras per identity", "(c) Captures per identity",
-        "(e) Outfits and dates per identity", "(d) Scale"]
+        "(a) Scenario coverage",
+        "(b) Cameras per identity",
+        "(c) Captures per identity",
+        "(e) Outfits and dates per identity",
+        "(d) Scale",
+    ]

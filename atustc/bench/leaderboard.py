@@ -178,7 +178,9 @@ def read_run_records(run_dir: str | os.PathLike[str]) -> list[RunRecord]:
         for ckpt in ("last", "best"):
             metrics = _run_metrics(folder, protocols, ckpt)
             if metrics is not None:
-                records.append(RunRecord(**base, state=state, error=None, metrics={**metrics, **costs}, checkpoint=ckpt))
+                records.append(
+                    RunRecord(**base, state=state, error=None, metrics={**metrics, **costs}, checkpoint=ckpt)
+                )
         if not records:
             legacy = run / "eval" / f"{protocols[0]}.json"
             state = "not-evaluated"
@@ -218,7 +220,9 @@ def build_leaderboard(records: Iterable[RunRecord]) -> Leaderboard:
     import pandas as pd
 
     records = list(records)
-    layouts = [build_layout(p) for p in dict.fromkeys(r.protocols for r in records)] or [build_layout(DEFAULT_PROTOCOLS)]
+    layouts = [build_layout(p) for p in dict.fromkeys(r.protocols for r in records)] or [
+        build_layout(DEFAULT_PROTOCOLS)
+    ]
     metric_cols = metric_keys(layouts)
     groups: dict[tuple[str, str, str, str, str], list[RunRecord]] = {}
     for rec in records:
@@ -361,8 +365,9 @@ def _seeds_text(rec: pd.Series) -> str:
 
 
 def _failure_lines(board: Leaderboard) -> list[str]:
-    return [f"{r.path.name} ({r.method}, seed {r.seed}): {r.state}: {r.error or 'no reason recorded'}"
-            for r in board.others]
+    return [
+        f"{r.path.name} ({r.method}, seed {r.seed}): {r.state}: {r.error or 'no reason recorded'}" for r in board.others
+    ]
 
 
 def to_markdown(board: Leaderboard) -> str:

@@ -16,8 +16,6 @@ each row. Markdown and LaTeX print percentages and mark an interval that exclude
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from atustc.bench.compare import N_BOOT, Comparison, RunQueries, compare_rows
@@ -30,7 +28,18 @@ if TYPE_CHECKING:
 #: Metrics compared, and the per-query column each is computed from.
 COMPARED: dict[str, str] = {"R1": "first_rank", "mAP": "ap"}
 COLUMNS: tuple[str, ...] = (
-    "scenario", "metric", "A", "B", "diff", "q_low", "q_high", "r_low", "r_high", "n_queries", "n_runs_A", "n_runs_B",
+    "scenario",
+    "metric",
+    "A",
+    "B",
+    "diff",
+    "q_low",
+    "q_high",
+    "r_low",
+    "r_high",
+    "n_queries",
+    "n_runs_A",
+    "n_runs_B",
 )
 
 
@@ -63,7 +72,9 @@ def resolve_row(records: list[RunRecord], token: str) -> list[RunRecord]:
         raise AtustcError(f"--compare: no finished leaderboard row {token!r} (rows: {known})")
     if len(hits) > 1:
         names = ", ".join(f"{k[1]}/{k[2]}/{k[3][:8]}@{k[4]}" for k in hits)
-        raise AtustcError(f"--compare: {token!r} names several rows ({names}); name one as method/preset/hash@checkpoint")
+        raise AtustcError(
+            f"--compare: {token!r} names several rows ({names}); name one as method/preset/hash@checkpoint"
+        )
     return rows[hits[0]]
 
 
@@ -104,9 +115,7 @@ def load_queries(rec: RunRecord, scenarios: tuple[str, ...], metric: str) -> Run
     return RunQueries(rec.split_hash, rec.seed, values)
 
 
-def comparison_frame(
-    records: list[RunRecord], a: str, b: str, *, n_boot: int = N_BOOT, seed: int = 0
-) -> pd.DataFrame:
+def comparison_frame(records: list[RunRecord], a: str, b: str, *, n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
     """Compare rows ``a`` and ``b`` on every scenario and Any-Time, for R1 and mAP (:data:`COLUMNS`)."""
     import pandas as pd
 
@@ -126,12 +135,22 @@ def comparison_frame(
             qa = [load_queries(r, members, metric) for r in runs_a]
             qb = [load_queries(r, members, metric) for r in runs_b]
             c: Comparison = compare_rows(qa, qb, n_boot=n_boot, seed=seed)
-            lines.append({
-                "scenario": scenario, "metric": metric, "A": c.a, "B": c.b, "diff": c.queries.diff,
-                "q_low": c.queries.low, "q_high": c.queries.high,
-                "r_low": c.runs.low if c.runs else math.nan, "r_high": c.runs.high if c.runs else math.nan,
-                "n_queries": c.n_queries, "n_runs_A": c.n_runs[0], "n_runs_B": c.n_runs[1],
-            })
+            lines.append(
+                {
+                    "scenario": scenario,
+                    "metric": metric,
+                    "A": c.a,
+                    "B": c.b,
+                    "diff": c.queries.diff,
+                    "q_low": c.queries.low,
+                    "q_high": c.queries.high,
+                    "r_low": c.runs.low if c.runs else math.nan,
+                    "r_high": c.runs.high if c.runs else math.nan,
+                    "n_queries": c.n_queries,
+                    "n_runs_A": c.n_runs[0],
+                    "n_runs_B": c.n_runs[1],
+                }
+            )
     frame = pd.DataFrame(lines, columns=list(COLUMNS))
     frame.attrs.update(a=a, b=b, n_boot=n_boot, seed=seed)
     return frame
@@ -152,8 +171,15 @@ def _cells(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     a, b = frame.attrs.get("a", "A"), frame.attrs.get("b", "B")
     header = ["Scenario", "Metric", a, b, f"{a} - {b}", "95% CI, queries", "95% CI, runs"]
     rows = [
-        [r.scenario, r.metric, f"{100 * r.A:.2f}", f"{100 * r.B:.2f}", _pct(r.diff),
-         _interval(r.q_low, r.q_high), _interval(r.r_low, r.r_high)]
+        [
+            r.scenario,
+            r.metric,
+            f"{100 * r.A:.2f}",
+            f"{100 * r.B:.2f}",
+            _pct(r.diff),
+            _interval(r.q_low, r.q_high),
+            _interval(r.r_low, r.r_high),
+        ]
         for r in frame.itertuples()
     ]
     return header, rows
@@ -180,8 +206,15 @@ def render_comparison(frame: pd.DataFrame, fmt: str) -> str:
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         return "\n".join(lines) + "\n\n" + _note(frame) + "\n"
     if fmt == "latex":
-        out = [r"\begin{table}[t]", r"\centering", rf"\caption{{{latex_escape(_note(frame))}}}",
-               r"\begin{tabular}{llrrrrr}", r"\toprule", " & ".join(latex_escape(h) for h in header) + r" \\", r"\midrule"]
+        out = [
+            r"\begin{table}[t]",
+            r"\centering",
+            rf"\caption{{{latex_escape(_note(frame))}}}",
+            r"\begin{tabular}{llrrrrr}",
+            r"\toprule",
+            " & ".join(latex_escape(h) for h in header) + r" \\",
+            r"\midrule",
+        ]
         out += [" & ".join(latex_escape(c) for c in r) + r" \\" for r in rows]
         out += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
         return "\n".join(out) + "\n"

@@ -10,17 +10,75 @@ from atustc.errors import AtustcError
 
 
 @click.command("eval")
-@click.option("--table", "table_path", required=True, type=click.Path(path_type=Path), help="Annotation table (.parquet): an index table or a split's table.parquet.")
-@click.option("--features", "features_path", type=click.Path(path_type=Path), help="Saved features (.npz with relpath, heads, feat).")
-@click.option("--run", "run_dir", type=click.Path(path_type=Path), help="A run folder: embed the protocol's images with its model, store RUN/eval/<protocol>@<checkpoint>.json.")
-@click.option("--protocol", "protocol_name", default=None, help="Protocol name (a file in protocols/) or path to a .toml file [default: with --run the split's default protocol, else atustc].")
-@click.option("--root", type=click.Path(path_type=Path), help="Image root for --run (default: the table's manifest or split.json, else the run's).")
-@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True, help="Checkpoint used with --run.")
-@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write the metrics as JSON (fractions, full precision).")
-@click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Also write the metrics as CSV (one row per scenario and aggregate).")
-@click.option("--per-query", "per_query_path", type=click.Path(path_type=Path), help="Also write one row per query (.parquet): scenario, run, query relpath, AP, rank of the first positive after junk removal, and the top-k gallery relpaths marked pos/neg/junk.")
-@click.option("--top-k", default=10, show_default=True, type=click.IntRange(min=1), help="Length of the top lists in --per-query (junk is listed in place but does not take a rank).")
-@click.option("--rerank", "rerank_text", default=None, metavar="k1=20,k2=6,lambda=0.3", help="k-reciprocal re-ranking (Zhong et al., CVPR 2017) before ranking; any subset of the keys, or 'default'. Convention of the authors' code: squared Euclidean distance on L2-normalised features (raw ones under a euclidean protocol) over query+gallery of each ranked block, each row divided by its maximum; final = (1-lambda)*Jaccard + lambda*that distance. Memory stays bounded (sparse).")
+@click.option(
+    "--table",
+    "table_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Annotation table (.parquet): an index table or a split's table.parquet.",
+)
+@click.option(
+    "--features",
+    "features_path",
+    type=click.Path(path_type=Path),
+    help="Saved features (.npz with relpath, heads, feat).",
+)
+@click.option(
+    "--run",
+    "run_dir",
+    type=click.Path(path_type=Path),
+    help="A run folder: embed the protocol's images with its model, store RUN/eval/<protocol>@<checkpoint>.json.",
+)
+@click.option(
+    "--protocol",
+    "protocol_name",
+    default=None,
+    help="Protocol name (a file in protocols/) or path to a .toml file [default: with --run the split's default protocol, else atustc].",
+)
+@click.option(
+    "--root",
+    type=click.Path(path_type=Path),
+    help="Image root for --run (default: the table's manifest or split.json, else the run's).",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Choice(["best", "last"]),
+    default="best",
+    show_default=True,
+    help="Checkpoint used with --run.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path),
+    help="Also write the metrics as JSON (fractions, full precision).",
+)
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(path_type=Path),
+    help="Also write the metrics as CSV (one row per scenario and aggregate).",
+)
+@click.option(
+    "--per-query",
+    "per_query_path",
+    type=click.Path(path_type=Path),
+    help="Also write one row per query (.parquet): scenario, run, query relpath, AP, rank of the first positive after junk removal, and the top-k gallery relpaths marked pos/neg/junk.",
+)
+@click.option(
+    "--top-k",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Length of the top lists in --per-query (junk is listed in place but does not take a rank).",
+)
+@click.option(
+    "--rerank",
+    "rerank_text",
+    default=None,
+    metavar="k1=20,k2=6,lambda=0.3",
+    help="k-reciprocal re-ranking (Zhong et al., CVPR 2017) before ranking; any subset of the keys, or 'default'. Convention of the authors' code: squared Euclidean distance on L2-normalised features (raw ones under a euclidean protocol) over query+gallery of each ranked block, each row divided by its maximum; final = (1-lambda)*Jaccard + lambda*that distance. Memory stays bounded (sparse).",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars on stderr.")
 def command(
     table_path: Path,
@@ -83,7 +141,9 @@ def command(
         features = embed_run(run_dir, subset, _image_root(table_path, root), checkpoint=checkpoint, progress=progress)
     # A run also keeps its per-query results (what `leaderboard --compare` resamples).
     keep_per_query = per_query_path is not None or (run_dir is not None and rerank is None)
-    result = evaluate(protocol, table, features, progress=progress, top_k=top_k if keep_per_query else None, scores=hook)
+    result = evaluate(
+        protocol, table, features, progress=progress, top_k=top_k if keep_per_query else None, scores=hook
+    )
     counts = query_counts(protocol, table)
     print_result(result, counts=counts)
     if per_query_path is not None:

@@ -12,18 +12,32 @@ from atustc.errors import AtustcError
 
 @click.command("index")
 @click.argument("root", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
-              help="The table to write (.parquet); the manifest goes beside it (<stem>.manifest.json).")
-@click.option("--format", "fmt", default="atustc", show_default=True,
-              help="Dataset format: a registered dataset name (atustc, market1501, ...).")
-@click.option("--strict", is_flag=True,
-              help="Any rejected file, or any count that differs from the published statistics, is an error "
-                   "(exit 2); nothing is written.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="The table to write (.parquet); the manifest goes beside it (<stem>.manifest.json).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    default="atustc",
+    show_default=True,
+    help="Dataset format: a registered dataset name (atustc, market1501, ...).",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Any rejected file, or any count that differs from the published statistics, is an error "
+    "(exit 2); nothing is written.",
+)
 @click.option("--verify-images", is_flag=True, help="Decode every image (in parallel); reject corrupt ones.")
 @click.option("--workers", type=int, default=None, help="Decoding threads for --verify-images.")
 @click.option("--quiet", "-q", is_flag=True, help="Only errors.")
-def command(root: Path, output: Path, fmt: str, strict: bool, verify_images: bool, workers: int | None,
-            quiet: bool) -> None:
+def command(
+    root: Path, output: Path, fmt: str, strict: bool, verify_images: bool, workers: int | None, quiet: bool
+) -> None:
     """Index ROOT (one pass over the tree) into an annotation table and a manifest.
 
     Files that cannot be used (unparseable name, unknown flag, camera out of 1-16, non-image
@@ -45,8 +59,10 @@ def command(root: Path, output: Path, fmt: str, strict: bool, verify_images: boo
         )
     diffs = result.manifest["published_check"]
     if strict and diffs:
-        raise AtustcError(f"{root}: {len(diffs)} count(s) differ from the published {fmt} statistics under --strict; "
-                          f"first: {_diff_text(diffs[0])}")
+        raise AtustcError(
+            f"{root}: {len(diffs)} count(s) differ from the published {fmt} statistics under --strict; "
+            f"first: {_diff_text(diffs[0])}"
+        )
     write_index(result, output)
     if not quiet:
         _print_summary(result.manifest, output)

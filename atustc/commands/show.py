@@ -15,19 +15,59 @@ def command() -> None:
 
 
 @command.command("ranks")
-@click.option("--table", "table_path", required=True, type=click.Path(path_type=Path), help="Annotation table (.parquet).")
+@click.option(
+    "--table", "table_path", required=True, type=click.Path(path_type=Path), help="Annotation table (.parquet)."
+)
 @click.option("--features", "features_path", type=click.Path(path_type=Path), help="Saved features (.npz).")
-@click.option("--run", "run_dir", type=click.Path(path_type=Path), help="A run folder: embed the scenario's images with its model, as `atustc eval --run` does.")
-@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True, help="Checkpoint used with --run.")
+@click.option(
+    "--run",
+    "run_dir",
+    type=click.Path(path_type=Path),
+    help="A run folder: embed the scenario's images with its model, as `atustc eval --run` does.",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Choice(["best", "last"]),
+    default="best",
+    show_default=True,
+    help="Checkpoint used with --run.",
+)
 @click.option("--protocol", "protocol_name", default="atustc", show_default=True, help="Protocol name or .toml path.")
 @click.option("--scenario", required=True, help="Scenario of the protocol to draw, e.g. DT-LT.")
-@click.option("--root", type=click.Path(path_type=Path), help="Image root (default: the table's manifest or split.json root).")
-@click.option("--sort", "sort", type=click.Choice(["best", "worst", "random"]), default="worst", show_default=True, help="Which queries: highest AP, lowest AP, or a seeded random draw.")
+@click.option(
+    "--root", type=click.Path(path_type=Path), help="Image root (default: the table's manifest or split.json root)."
+)
+@click.option(
+    "--sort",
+    "sort",
+    type=click.Choice(["best", "worst", "random"]),
+    default="worst",
+    show_default=True,
+    help="Which queries: highest AP, lowest AP, or a seeded random draw.",
+)
 @click.option("--seed", default=0, show_default=True, help="Seed of --sort random.")
-@click.option("-n", "--queries", "n_queries", default=8, show_default=True, type=click.IntRange(min=1), help="Number of queries (rows).")
-@click.option("--top-k", default=10, show_default=True, type=click.IntRange(min=1, max=50), help="Gallery entries per query.")
-@click.option("--junk", type=click.Choice(["show", "hide"]), default="show", show_default=True, help="Junk entries in place (grey, not ranked) or hidden.")
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path, dir_okay=False), help="Output .png file.")
+@click.option(
+    "-n",
+    "--queries",
+    "n_queries",
+    default=8,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Number of queries (rows).",
+)
+@click.option(
+    "--top-k", default=10, show_default=True, type=click.IntRange(min=1, max=50), help="Gallery entries per query."
+)
+@click.option(
+    "--junk",
+    type=click.Choice(["show", "hide"]),
+    default="show",
+    show_default=True,
+    help="Junk entries in place (grey, not ranked) or hidden.",
+)
+@click.option(
+    "-o", "--output", required=True, type=click.Path(path_type=Path, dir_okay=False), help="Output .png file."
+)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars on stderr.")
 def ranks(
     table_path: Path,
@@ -64,7 +104,9 @@ def ranks(
     names = [s.name for s in protocol.scenarios]
     if scenario not in names:
         raise AtustcError(f"--scenario: {protocol.name} has no scenario {scenario!r} (scenarios: {', '.join(names)})")
-    protocol = dataclasses.replace(protocol, scenarios=tuple(s for s in protocol.scenarios if s.name == scenario), aggregates=())
+    protocol = dataclasses.replace(
+        protocol, scenarios=tuple(s for s in protocol.scenarios if s.name == scenario), aggregates=()
+    )
     table = load_table(table_path)
     image_root = _image_root(table_path, root)
     if features_path is not None:
@@ -89,9 +131,17 @@ def ranks(
 
 
 @command.command("cmc")
-@click.option("--runs", "runs_dir", required=True, type=click.Path(path_type=Path, file_okay=False), help="Folder of run folders (as for `atustc leaderboard`).")
+@click.option(
+    "--runs",
+    "runs_dir",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder of run folders (as for `atustc leaderboard`).",
+)
 @click.option("--protocol", default="atustc", show_default=True, help="Which eval/<protocol>.json of the runs to plot.")
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Output stem: writes STEM.png and STEM.svg.")
+@click.option(
+    "-o", "--output", required=True, type=click.Path(path_type=Path), help="Output stem: writes STEM.png and STEM.svg."
+)
 def cmc(runs_dir: Path, protocol: str, output: Path) -> None:
     """Plot CMC curves (ranks 1-20) per scenario, one line per leaderboard row (mean over its runs)."""
     from atustc.bench.leaderboard import collect_runs

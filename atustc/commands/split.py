@@ -15,25 +15,63 @@ if TYPE_CHECKING:
 
 @click.command("split")
 @click.argument("source", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Split folder to write (tables, lists/<pool>.txt, split.json).")
-@click.option("--strategy", type=click.Choice(["official", "resplit"]), default="official", show_default=True,
-              help="official: the release's split (AT-USTC: its flags); resplit: a fresh seeded 1:1 identity "
-                   "split (datasets that allow it).")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the resplit, the validation identities and the validation protocol's query/gallery.")
-@click.option("--val-fraction", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=None,
-              help="Share of the train identities used for validation (default: the dataset's, 0.2).")
-@click.option("--dataset", default=None, metavar="NAME",
-              help="Split by the rules and protocols of this registered dataset (default: the table's `dataset`).")
-@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Image root to record (default: the table manifest's root).")
-@click.option("--describe", is_flag=True,
-              help="Audit the split (shared identities, outfits, images, dates, modalities); "
-                   "SOURCE may then be a split folder.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Split folder to write (tables, lists/<pool>.txt, split.json).",
+)
+@click.option(
+    "--strategy",
+    type=click.Choice(["official", "resplit"]),
+    default="official",
+    show_default=True,
+    help="official: the release's split (AT-USTC: its flags); resplit: a fresh seeded 1:1 identity "
+    "split (datasets that allow it).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the resplit, the validation identities and the validation protocol's query/gallery.",
+)
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    default=None,
+    help="Share of the train identities used for validation (default: the dataset's, 0.2).",
+)
+@click.option(
+    "--dataset",
+    default=None,
+    metavar="NAME",
+    help="Split by the rules and protocols of this registered dataset (default: the table's `dataset`).",
+)
+@click.option(
+    "--root",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Image root to record (default: the table manifest's root).",
+)
+@click.option(
+    "--describe",
+    is_flag=True,
+    help="Audit the split (shared identities, outfits, images, dates, modalities); SOURCE may then be a split folder.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace the -o folder if it exists and is not empty.")
-def command(source: Path, output: Path | None, strategy: str, seed: int, val_fraction: float | None,
-            dataset: str | None, root: Path | None, describe: bool, overwrite: bool) -> None:
+def command(
+    source: Path,
+    output: Path | None,
+    strategy: str,
+    seed: int,
+    val_fraction: float | None,
+    dataset: str | None,
+    root: Path | None,
+    describe: bool,
+    overwrite: bool,
+) -> None:
     """Split SOURCE (a table .parquet, or with --describe a split folder) and print its statistics.
 
     The table's dataset decides how: AT-USTC reads its flags; a dataset without a validation
@@ -65,8 +103,14 @@ def command(source: Path, output: Path | None, strategy: str, seed: int, val_fra
         table = load_table(source)
         if root is None and manifest_path(source).is_file():
             root = dataset_root(source)
-        split = make_split(table, strategy, seed, root=root, val_fraction=val_fraction,  # type: ignore[arg-type]
-                           dataset=dataset)
+        split = make_split(
+            table,
+            strategy,
+            seed,
+            root=root,
+            val_fraction=val_fraction,  # type: ignore[arg-type]
+            dataset=dataset,
+        )
         record = describe_split(split) if describe else None
         if output is not None:
             with atomic_dir(output) as tmp:
@@ -92,16 +136,25 @@ def _print_summary(split: Split) -> None:
     for col in ("set", "ids", "outfits/id", "RGB cams/id", "IR cams/id", "images", "RGB", "IR"):
         t.add_column(col, justify="left" if col == "set" else "right")
     for r in frame.itertuples(index=False):
-        t.add_row(r.set, str(r.identities), f"{r.outfits_per_id:.2f}", f"{r.rgb_cams_per_id:.2f}",
-                  f"{r.ir_cams_per_id:.2f}", f"{r.images:,}", f"{r.rgb_images:,}", f"{r.ir_images:,}")
+        t.add_row(
+            r.set,
+            str(r.identities),
+            f"{r.outfits_per_id:.2f}",
+            f"{r.rgb_cams_per_id:.2f}",
+            f"{r.ir_cams_per_id:.2f}",
+            f"{r.images:,}",
+            f"{r.rgb_images:,}",
+            f"{r.ir_images:,}",
+        )
     s = Table(title=f"protocol {split.protocols.default}: scenarios (queries with >= 1 valid positive)")
     for col in ("scenario", "queries", "valid", "gallery", "val queries", "val valid"):
         s.add_column(col, justify="left" if col == "scenario" else "right")
     summary = split.info["summary"]
     for name, st in summary["scenarios"].items():
         v = summary["val_scenarios"].get(name, {"queries": 0, "valid": 0})
-        s.add_row(name, f"{st['queries']:,}", f"{st['valid']:,}", f"{st['gallery']:,}", f"{v['queries']:,}",
-                  f"{v['valid']:,}")
+        s.add_row(
+            name, f"{st['queries']:,}", f"{st['valid']:,}", f"{st['gallery']:,}", f"{v['queries']:,}", f"{v['valid']:,}"
+        )
     console = Console()
     console.print(t)
     console.print(s)
@@ -116,8 +169,14 @@ def _print_audit(record: dict[str, Any]) -> None:
     for col in ("pair", "relation", "ids", "outfits", "images", "dates", "modalities"):
         t.add_column(col, no_wrap=True)
     for pair, p in record["pairs"].items():
-        t.add_row(pair, p["identity_relation"], str(p["shared_identities"]), str(p["shared_outfits"]),
-                  str(p["shared_images"]), str(p["shared_dates"]),
-                  "|".join({"ir+rgb": "both"}.get("+".join(m), "+".join(m)) or "-" for m in p["modalities"]))
+        t.add_row(
+            pair,
+            p["identity_relation"],
+            str(p["shared_identities"]),
+            str(p["shared_outfits"]),
+            str(p["shared_images"]),
+            str(p["shared_dates"]),
+            "|".join({"ir+rgb": "both"}.get("+".join(m), "+".join(m)) or "-" for m in p["modalities"]),
+        )
     t.caption = "relation of the identities; ids, outfits, images, dates: how many the two sets share"
     Console().print(t)

@@ -10,23 +10,37 @@ from atustc.stats.report import SUMMARY_FORMATS
 @click.command("stats")
 @click.argument("tables", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option(
-    "-o", "--out", "out_dir", type=click.Path(file_okay=False),
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
     help="Folder for the CSVs, stats.json and the Fig. 2 panels (PNG + SVG). Nothing is written without it.",
 )
 @click.option(
-    "--format", "fmt", default=None, metavar="|".join(SUMMARY_FORMATS),
+    "--format",
+    "fmt",
+    default=None,
+    metavar="|".join(SUMMARY_FORMATS),
     help="Print the summary to stdout in this format instead of the on-screen table.",
 )
 @click.option("--no-published", is_flag=True, help="Leave the published comparison datasets out of the panels.")
 @click.option("--no-plots", is_flag=True, help="Write the CSVs and stats.json only.")
 @click.option("--combined", is_flag=True, help="Also draw the panels in one figure (fig2.png, fig2.svg).")
 @click.option(
-    "--label", "labels", multiple=True, metavar="NAME",
+    "--label",
+    "labels",
+    multiple=True,
+    metavar="NAME",
     help="Name a table in the outputs instead of its `dataset` value; give once per TABLE, in order.",
 )
 def command(
-    tables: tuple[str, ...], out_dir: str | None, fmt: str | None, no_published: bool, no_plots: bool,
-    combined: bool, labels: tuple[str, ...],
+    tables: tuple[str, ...],
+    out_dir: str | None,
+    fmt: str | None,
+    no_published: bool,
+    no_plots: bool,
+    combined: bool,
+    labels: tuple[str, ...],
 ) -> None:
     """Per-table and per-split statistics of annotation TABLES (parquet), as in the paper's Fig. 2.
 

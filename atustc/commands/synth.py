@@ -22,20 +22,44 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
 
 @click.command("synth")
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option("--size", "size", type=click.Choice(["test", "default", "large"]), default="default", show_default=True,
-              help="Named size: test (24 ids, ~770 images), default (200 ids, ~8,900), large (270 ids, ~32,000).")
+@click.option(
+    "--size",
+    "size",
+    type=click.Choice(["test", "default", "large"]),
+    default="default",
+    show_default=True,
+    help="Named size: test (24 ids, ~770 images), default (200 ids, ~8,900), large (270 ids, ~32,000).",
+)
 @click.option("--identities", type=int, default=None, help="Number of people (overrides the size).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Master seed: same seed, same bytes.")
 @click.option("--image-size", "image_size", default=None, help="HEIGHTxWIDTH in pixels (default 128x64).")
-@click.option("--workers", type=int, default=0, show_default=True,
-              help="Rendering processes; 0 = one per CPU core (1 for small sets).")
+@click.option(
+    "--workers",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Rendering processes; 0 = one per CPU core (1 for small sets).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists and is not empty.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-@click.option("--layout", default="atustc", show_default=True,
-              help="Release layout: atustc, or a miniature of market1501, cuhk03, msmt17, prcc, ltcc, deepchange "
-                   "(folders, names and list files as released; --size, --identities, --image-size do not apply).")
-def command(out: Path, size: str, identities: int | None, seed: int, image_size: str | None, workers: int,
-            overwrite: bool, quiet: bool, layout: str) -> None:
+@click.option(
+    "--layout",
+    default="atustc",
+    show_default=True,
+    help="Release layout: atustc, or a miniature of market1501, cuhk03, msmt17, prcc, ltcc, deepchange "
+    "(folders, names and list files as released; --size, --identities, --image-size do not apply).",
+)
+def command(
+    out: Path,
+    size: str,
+    identities: int | None,
+    seed: int,
+    image_size: str | None,
+    workers: int,
+    overwrite: bool,
+    quiet: bool,
+    layout: str,
+) -> None:
     """Generate a synthetic AT-USTC tree OUT/pXXX-dYY-cZZ/camNN-fF-FFFF.jpg (cams 1-8 RGB, 9-16 IR).
 
     Identities are split 1:1 into train and test (20% of train identities flagged validation);
@@ -46,8 +70,10 @@ def command(out: Path, size: str, identities: int | None, seed: int, image_size:
 
         n, seconds = write_layout(out, layout, seed, overwrite=overwrite)
         root = out / "detected" if layout == "cuhk03" else out
-        click.echo(f"{out}: {layout} miniature, {n} images (seed {seed}) in {seconds:.2f} s\n"
-                   f"next: atustc index {root} --format {layout} -o {out.name}.parquet")
+        click.echo(
+            f"{out}: {layout} miniature, {n} images (seed {seed}) in {seconds:.2f} s\n"
+            f"next: atustc index {root} --format {layout} -o {out.name}.parquet"
+        )
         return
     from atustc.synth import SynthConfig, make_plan, synthesize
 

@@ -20,8 +20,17 @@ from atustc.errors import AtustcError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DatasetSpec", "IndexResult", "Scan", "get_dataset", "index_dataset", "list_datasets",
-           "published_check", "register_dataset", "write_index"]
+__all__ = [
+    "DatasetSpec",
+    "IndexResult",
+    "Scan",
+    "get_dataset",
+    "index_dataset",
+    "list_datasets",
+    "published_check",
+    "register_dataset",
+    "write_index",
+]
 
 
 @dataclass
@@ -142,8 +151,15 @@ def published_check(table: pd.DataFrame, published: Mapping[str, Mapping[str, in
         indexed = {"identities": int(rows["pid"].nunique()), "images": len(rows)}
         for count, value in counts.items():
             if indexed[count] != int(value):
-                out.append({"split": key, "count": count, "published": int(value), "indexed": indexed[count],
-                            "difference": indexed[count] - int(value)})
+                out.append(
+                    {
+                        "split": key,
+                        "count": count,
+                        "published": int(value),
+                        "indexed": indexed[count],
+                        "difference": indexed[count] - int(value),
+                    }
+                )
     return out
 
 

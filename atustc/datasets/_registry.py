@@ -78,15 +78,18 @@ class DatasetSpec:
 
     def __post_init__(self) -> None:
         if self.validation not in ("flags", "release", "fraction"):
-            raise AtustcError(f"dataset {self.name!r}: validation must be 'flags', 'release' or 'fraction', "
-                              f"got {self.validation!r}")
+            raise AtustcError(
+                f"dataset {self.name!r}: validation must be 'flags', 'release' or 'fraction', got {self.validation!r}"
+            )
         if not 0.0 < self.val_fraction < 1.0:
             raise AtustcError(f"dataset {self.name!r}: val_fraction must be in (0, 1), got {self.val_fraction!r}")
         for split, counts in self.published.items():
             bad = [k for k in counts if k not in ("identities", "images")]
             if bad:
-                raise AtustcError(f"dataset {self.name!r}: published[{split!r}]: unknown count {bad[0]!r} "
-                                  "(expected identities, images)")
+                raise AtustcError(
+                    f"dataset {self.name!r}: published[{split!r}]: unknown count {bad[0]!r} "
+                    "(expected identities, images)"
+                )
 
     @property
     def protocols(self) -> tuple[str, ...]:

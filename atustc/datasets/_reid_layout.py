@@ -148,7 +148,9 @@ def bad_name(root: Path, relpath: str, name: str, expected: str) -> dict[str, st
     return reject(relpath, "unparseable", f"file name does not parse; expected {expected}")
 
 
-def reject_bad(root: Path, relpath: np.ndarray, names: Sequence[str], ok: np.ndarray, expected: str) -> list[dict[str, str]]:
+def reject_bad(
+    root: Path, relpath: np.ndarray, names: Sequence[str], ok: np.ndarray, expected: str
+) -> list[dict[str, str]]:
     """Rejections of every name that failed to parse."""
     return [bad_name(root, str(relpath[i]), names[i], expected) for i in np.flatnonzero(~ok)]
 
@@ -158,7 +160,9 @@ def reject_range(
 ) -> tuple[np.ndarray, list[dict[str, str]]]:
     """Reject parsed rows whose ``value`` is outside ``[low, high]``; returns the narrowed ``ok`` and the rejections."""
     bad = ok & ((value < low) | (value > high))
-    rejected = [reject(str(relpath[i]), code, f"{label} {value[i]} out of range {low}-{high}") for i in np.flatnonzero(bad)]
+    rejected = [
+        reject(str(relpath[i]), code, f"{label} {value[i]} out of range {low}-{high}") for i in np.flatnonzero(bad)
+    ]
     return ok & ~bad, rejected
 
 

@@ -175,14 +175,16 @@ PUBLISHED: dict[str, dict[str, int]] = {
     "query+gallery+test": {"identities": 135, "images": 117_512},
 }
 
-SPEC = register_dataset(DatasetSpec(
-    name="atustc",
-    version="1",
-    description="AT-USTC folder and file naming (official README); split from the flags",
-    scan=scan_atustc,
-    protocol="atustc",
-    scored=("atustc-mixed",),
-    validation="flags",
-    resplit=True,
-    published=PUBLISHED,
-))
+SPEC = register_dataset(
+    DatasetSpec(
+        name="atustc",
+        version="1",
+        description="AT-USTC folder and file naming (official README); split from the flags",
+        scan=scan_atustc,
+        protocol="atustc",
+        scored=("atustc-mixed",),
+        validation="flags",
+        resplit=True,
+        published=PUBLISHED,
+    )
+)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from atustc.datasets import market1501
-from atustc.datasets._registry import Scan
+from atustc.datasets._registry import DatasetSpec, Scan, register_dataset
 from atustc.datasets._reid_layout import parse_names
 from atustc.errors import AtustcError
 
@@ -53,8 +53,10 @@ def scan(root: Path) -> Scan:
         names = [r["path"].rsplit("/", 1)[-1] for r in result.rejected]
         ok, _ = parse_names(names, market1501.PATTERN)
         if ok.mean() > 0.5:
-            raise AtustcError(f"{root}: file names are Market-1501's ({names[int(ok.argmax())]}), not CUHK03-NP's; "
-                              "use --format market1501")
+            raise AtustcError(
+                f"{root}: file names are Market-1501's ({names[int(ok.argmax())]}), not CUHK03-NP's; "
+                "use --format market1501"
+            )
     return result
 
 
@@ -67,5 +69,5 @@ SPEC_KWARGS = dict(
     published=PUBLISHED_BY_LAYOUT["detected"],
     layouts=LAYOUTS,
 )
-from atustc.datasets._registry import DatasetSpec, register_dataset
+
 register_dataset(DatasetSpec(scan=scan, **SPEC_KWARGS))

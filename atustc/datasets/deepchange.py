@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from atustc.datasets._registry import Scan
+from atustc.datasets._registry import DatasetSpec, Scan, register_dataset
 from atustc.datasets._reid_layout import (
     gather,
     make_scan,
@@ -80,5 +80,5 @@ SPEC_KWARGS = dict(
         "gallery": {"identities": 521, "images": 62956},
     },
 )
-from atustc.datasets._registry import DatasetSpec, register_dataset
+
 register_dataset(DatasetSpec(scan=scan, **SPEC_KWARGS))

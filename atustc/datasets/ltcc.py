@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from atustc.datasets._registry import Scan
+from atustc.datasets._registry import DatasetSpec, Scan, register_dataset
 from atustc.datasets._reid_layout import (
     gather,
     make_scan,
@@ -67,5 +67,5 @@ SPEC_KWARGS = dict(
         "gallery": {"identities": 75, "images": 7050},
     },
 )
-from atustc.datasets._registry import DatasetSpec, register_dataset
+
 register_dataset(DatasetSpec(scan=scan, **SPEC_KWARGS))

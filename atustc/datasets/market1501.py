@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from atustc.datasets._registry import Scan
+from atustc.datasets._registry import DatasetSpec, Scan, register_dataset
 from atustc.datasets._reid_layout import (
     gather,
     make_scan,
@@ -55,8 +55,10 @@ def scan_bbox_folders(
     negative = np.fromiter((s.startswith("-") for s in names), dtype=bool, count=len(names))
     pid, camera, frame = np.where(negative, -ints[:, 0], ints[:, 0]), ints[:, 1], ints[:, frame_group]
     junk = ok & (pid == -1)
-    rejected += [reject(str(relpath[i]), "junk", "pid -1: a junk box (dropped, as torchreid and FastReID do)")
-                 for i in np.flatnonzero(junk)]
+    rejected += [
+        reject(str(relpath[i]), "junk", "pid -1: a junk box (dropped, as torchreid and FastReID do)")
+        for i in np.flatnonzero(junk)
+    ]
     ok &= ~junk
     ok, bad = reject_range(relpath, pid, ok, 0, 10**6, "bad_pid", "pid")
     rejected += bad
@@ -84,5 +86,5 @@ SPEC_KWARGS = dict(
         "gallery": {"identities": 751, "images": 15913},
     },
 )
-from atustc.datasets._registry import DatasetSpec, register_dataset
+
 register_dataset(DatasetSpec(scan=scan, **SPEC_KWARGS))

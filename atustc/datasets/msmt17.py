@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from atustc.datasets._registry import Scan
+from atustc.datasets._registry import DatasetSpec, Scan, register_dataset
 from atustc.datasets._reid_layout import (
     make_scan,
     parse_numbers,
@@ -59,7 +59,12 @@ def version_of(root: Path) -> str:
     for version, folders in VERSIONS.items():
         if all((root / f).is_dir() for f in folders):
             return version
-    require(root, "msmt17", ["list_train.txt", "train", "test"], "MSMT17 (V1 train/ + test/ or V2 mask_train_v2/ + mask_test_v2/)")
+    require(
+        root,
+        "msmt17",
+        ["list_train.txt", "train", "test"],
+        "MSMT17 (V1 train/ + test/ or V2 mask_train_v2/ + mask_test_v2/)",
+    )
     raise AtustcError(f"{root}: not an MSMT17 root")  # pragma: no cover  (require raised)
 
 
@@ -130,16 +135,21 @@ def scan(root: Path) -> Scan:
         i = int(np.flatnonzero(~have)[0])
         starts = np.cumsum([0] + [len(p) for p in pids])
         k = int(np.searchsorted(starts, i, side="right") - 1)
-        raise AtustcError(f"{root / LISTS[k][0]}: line {i - starts[k] + 1}: image {listed[i]} not found "
-                          f"({int((~have).sum())} listed image(s) missing)")
+        raise AtustcError(
+            f"{root / LISTS[k][0]}: line {i - starts[k] + 1}: image {listed[i]} not found "
+            f"({int((~have).sum())} listed image(s) missing)"
+        )
     relpath = np.array(listed, dtype=object)
     pid = np.concatenate(pids)
     splits = np.array(split, dtype=object)
     in_list = set(listed)
     rejected = []
     if len(present) > len(in_list):  # some image is in no list
-        rejected = [reject(r, "not_listed", "image in no list file (list_train/val/query/gallery.txt)")
-                    for r in on_disk if r not in in_list]
+        rejected = [
+            reject(r, "not_listed", "image in no list file (list_train/val/query/gallery.txt)")
+            for r in on_disk
+            if r not in in_list
+        ]
     ok = np.ones(len(listed), dtype=bool)
     if len(in_list) < len(listed):
         seen: set[str] = set()
@@ -149,13 +159,21 @@ def scan(root: Path) -> Scan:
                 rejected.append(reject(r, "duplicate", "listed twice (kept the first entry)"))
             seen.add(r)
     parsed, ints = parse_numbers(entries, PATTERN, checked=checked)
-    rejected += [reject(str(relpath[i]), "unparseable", f"list entry does not parse; expected {NAME_HELP}")
-                 for i in np.flatnonzero(ok & ~parsed)]
+    rejected += [
+        reject(str(relpath[i]), "unparseable", f"list entry does not parse; expected {NAME_HELP}")
+        for i in np.flatnonzero(ok & ~parsed)
+    ]
     ok &= parsed
     camera = ints[:, 3]
     mismatch = ok & ((ints[:, 0] != pid) | (ints[:, 1] != pid))
-    rejected += [reject(str(relpath[i]), "pid_mismatch", f"list pid {pid[i]} differs from the folder / file name's "
-                        f"{ints[i, 0]} / {ints[i, 1]}") for i in np.flatnonzero(mismatch)]
+    rejected += [
+        reject(
+            str(relpath[i]),
+            "pid_mismatch",
+            f"list pid {pid[i]} differs from the folder / file name's {ints[i, 0]} / {ints[i, 1]}",
+        )
+        for i in np.flatnonzero(mismatch)
+    ]
     ok &= ~mismatch
     ok, bad = reject_range(relpath, camera, ok, 1, 15, "bad_camera", "camera")
     rejected += bad
@@ -186,5 +204,5 @@ SPEC_KWARGS = dict(
     },
     layouts=tuple(VERSIONS),
 )
-from atustc.datasets._registry import DatasetSpec, register_dataset
+
 register_dataset(DatasetSpec(scan=scan, **SPEC_KWARGS))

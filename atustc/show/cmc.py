@@ -37,7 +37,9 @@ class Curve:
     full: bool  # every rank 1..20 (from per-query results) or only the reported ones
 
 
-def _run_curve(run: Path, protocol: str, checkpoint: str, scenario: str, result: dict) -> tuple[np.ndarray, np.ndarray, bool]:
+def _run_curve(
+    run: Path, protocol: str, checkpoint: str, scenario: str, result: dict
+) -> tuple[np.ndarray, np.ndarray, bool]:
     import pandas as pd
 
     from atustc.runfolder import RunFolder
@@ -111,7 +113,18 @@ def plot_cmc(scenarios: list[str], curves: dict[str, list[Curve]], title: str) -
     n = len(scenarios)
     cols = min(3, n)
     nrows = -(-n // cols)
-    colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+    colors = [
+        "#1f77b4",
+        "#d62728",
+        "#2ca02c",
+        "#ff7f0e",
+        "#9467bd",
+        "#8c564b",
+        "#e377c2",
+        "#7f7f7f",
+        "#bcbd22",
+        "#17becf",
+    ]
     markers = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(3.3 * cols, 2.6 * nrows + 0.9))
@@ -123,11 +136,24 @@ def plot_cmc(scenarios: list[str], curves: dict[str, list[Curve]], title: str) -
                 style = {"color": colors[j % len(colors)], "linewidth": 1.4}
                 if c.full:
                     ax.plot(c.ranks, 100 * c.values, label=c.label, **style)
-                    ax.plot(REPORTED, 100 * c.values[np.array(REPORTED) - 1], linestyle="none",
-                            marker=markers[j % len(markers)], markersize=3.5, color=style["color"])
+                    ax.plot(
+                        REPORTED,
+                        100 * c.values[np.array(REPORTED) - 1],
+                        linestyle="none",
+                        marker=markers[j % len(markers)],
+                        markersize=3.5,
+                        color=style["color"],
+                    )
                 else:
-                    ax.plot(c.ranks, 100 * c.values, label=c.label, marker=markers[j % len(markers)],
-                            markersize=3.5, linestyle="--", **style)
+                    ax.plot(
+                        c.ranks,
+                        100 * c.values,
+                        label=c.label,
+                        marker=markers[j % len(markers)],
+                        markersize=3.5,
+                        linestyle="--",
+                        **style,
+                    )
             ax.set_title(scenario)
             ax.set_xlim(0.5, MAX_RANK + 0.5)
             ax.set_xticks(REPORTED)
@@ -144,8 +170,14 @@ def plot_cmc(scenarios: list[str], curves: dict[str, list[Curve]], title: str) -
         fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), frameon=False)
         fig.suptitle(title, fontsize=10, fontweight="bold", y=1 - 0.12 / fig.get_figheight(), va="top")
         legend_rows = -(-len(labels) // 4)
-        fig.subplots_adjust(left=0.08, right=0.98, top=1 - 0.75 / fig.get_figheight(),
-                            bottom=(0.55 + 0.2 * legend_rows) / fig.get_figheight(), wspace=0.08, hspace=0.3)
+        fig.subplots_adjust(
+            left=0.08,
+            right=0.98,
+            top=1 - 0.75 / fig.get_figheight(),
+            bottom=(0.55 + 0.2 * legend_rows) / fig.get_figheight(),
+            wspace=0.08,
+            hspace=0.3,
+        )
     return fig
 
 

@@ -107,8 +107,11 @@ def plot_ranks(
     root_path = Path(root) if root is not None else None
     rows = []
     for rec in chosen.itertuples():
-        entries = [(p, lab, r) for p, lab, r in zip(rec.top_relpath, rec.top_label, rec.top_rank, strict=True)
-                   if not (junk == "hide" and lab == "junk")]
+        entries = [
+            (p, lab, r)
+            for p, lab, r in zip(rec.top_relpath, rec.top_label, rec.top_rank, strict=True)
+            if not (junk == "hide" and lab == "junk")
+        ]
         kept = 0
         shown = []
         for p, lab, r in entries:
@@ -138,7 +141,9 @@ def plot_ranks(
             tile = _load_tile(root_path, path)
             missing += tile is None
             canvas[y : y + fh, x : x + fw] = _framed(tile, COLORS[lab])
-            texts.append((x + fw / 2, y - 3, "junk" if lab == "junk" else str(rank), "#777777" if lab == "junk" else "#222222"))
+            texts.append(
+                (x + fw / 2, y - 3, "junk" if lab == "junk" else str(rank), "#777777" if lab == "junk" else "#222222")
+            )
     dpi = 100
     fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
     FigureCanvasAgg(fig)
@@ -150,7 +155,9 @@ def plot_ranks(
     for x, y, text, color in texts:
         below = "\n" in text
         ax.text(x, y, text, ha="center", va="top" if below else "bottom", fontsize=7.5, color=color, linespacing=1.1)
-    legend = "blue: query   green: positive   red: negative" + ("   grey: junk (not ranked)" if junk == "show" else "   junk hidden")
+    legend = "blue: query   green: positive   red: negative" + (
+        "   grey: junk (not ranked)" if junk == "show" else "   junk hidden"
+    )
     if missing:
         legend += f"   ({missing} images not found: grey tiles)"
     ax.text(4, 4, title, ha="left", va="top", fontsize=9.5, fontweight="bold", color="#111111")

@@ -48,7 +48,9 @@ def query_gallery(rows: pd.DataFrame, seed: int) -> np.ndarray:
     out = np.full(n, "gallery", dtype=object)
     if n == 0:
         return out
-    pid, cam, clothes, date, frame = (rows[c].to_numpy(dtype=np.int64) for c in ("pid", "camera", "clothes", "date", "frame"))
+    pid, cam, clothes, date, frame = (
+        rows[c].to_numpy(dtype=np.int64) for c in ("pid", "camera", "clothes", "date", "frame")
+    )
     names = np.unique(rows["relpath"].to_numpy().astype(str), return_inverse=True)[1]
     canon = np.lexsort((names, frame, date, clothes, cam, pid))
     draw = np.empty(n)

@@ -140,7 +140,10 @@ def _clip_flags(rows: pd.DataFrame, seed: int) -> np.ndarray:
     return select_clip_pools(
         *(rows[c].to_numpy() for c in ("pid", "camera", "clothes")),
         rows["modality"].to_numpy().astype(str) == "ir",
-        rows["date"].to_numpy(), rows["frame"].to_numpy(), seed=seed, relpath=rows["relpath"].to_numpy(),
+        rows["date"].to_numpy(),
+        rows["frame"].to_numpy(),
+        seed=seed,
+        relpath=rows["relpath"].to_numpy(),
     )
 
 
@@ -154,11 +157,15 @@ def dataset_of(table: pd.DataFrame, source: str = "table") -> DatasetSpec:
 
     names = sorted(table["dataset"].astype(str).unique())
     if len(names) != 1:
-        raise AtustcError(f"{source}: holds rows of {len(names)} datasets ({', '.join(names)}); split one dataset at a time")
+        raise AtustcError(
+            f"{source}: holds rows of {len(names)} datasets ({', '.join(names)}); split one dataset at a time"
+        )
     try:
         return get_dataset(names[0])
     except AtustcError as exc:
-        raise AtustcError(f"{source}: {exc.message}; pass --dataset NAME to split it by another dataset's rules") from None
+        raise AtustcError(
+            f"{source}: {exc.message}; pass --dataset NAME to split it by another dataset's rules"
+        ) from None
 
 
 def make_split(
@@ -204,8 +211,10 @@ def make_split(
 
         spec = get_dataset(dataset)
     if strategy == "resplit" and not spec.resplit:
-        raise AtustcError(f"--strategy resplit: dataset {spec.name} keeps its official split only "
-                          "(its protocol relies on the release's query/gallery choice)")
+        raise AtustcError(
+            f"--strategy resplit: dataset {spec.name} keeps its official split only "
+            "(its protocol relies on the release's query/gallery choice)"
+        )
     frac = spec.val_fraction if val_fraction is None else float(val_fraction)
     if spec.validation == "flags":
         full, val_protocol = _flag_split(table, strategy, seed, frac)
@@ -213,8 +222,10 @@ def make_split(
         from atustc.split.assign import fraction_splits
 
         if spec.validation == "release" and not (table["split"] == "val").any():
-            raise AtustcError(f"table: dataset {spec.name} takes its validation identities from the release's val "
-                              "rows, and the table has none")
+            raise AtustcError(
+                f"table: dataset {spec.name} takes its validation identities from the release's val "
+                "rows, and the table has none"
+            )
         draw = 0.0 if spec.validation == "release" else frac
         split_col, val_roles = fraction_splits(table, resplit=strategy == "resplit", seed=seed, val_fraction=draw)
         full = table.copy()
@@ -243,7 +254,9 @@ def make_split(
     return split
 
 
-def _flag_split(table: pd.DataFrame, strategy: str, seed: int, val_fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _flag_split(
+    table: pd.DataFrame, strategy: str, seed: int, val_fraction: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """AT-USTC: the table re-flagged (official: as released) and its validation protocol rows."""
     if strategy == "official":
         bad = ~table["flag"].isin(VALID_FLAGS).to_numpy()
@@ -258,8 +271,11 @@ def _flag_split(table: pd.DataFrame, strategy: str, seed: int, val_fraction: flo
         flags = assign_flags(
             *(table[c].to_numpy() for c in ("pid", "camera", "clothes")),
             table["modality"].to_numpy().astype(str) == "ir",
-            table["date"].to_numpy(), table["frame"].to_numpy(),
-            seed=seed, val_fraction=val_fraction, relpath=table["relpath"].to_numpy(),
+            table["date"].to_numpy(),
+            table["frame"].to_numpy(),
+            seed=seed,
+            val_fraction=val_fraction,
+            relpath=table["relpath"].to_numpy(),
         )
     full = _with_flags(table, flags)
     val = _rows(full, ("val",))
@@ -295,9 +311,7 @@ def validate_split(split: Split) -> dict[str, Any]:
         rows = t[(t["pid"] == both[0])]
         ex_tr = rows[rows["split"].isin(TRAIN_SPLITS)]["relpath"].iloc[0]
         ex_te = rows[rows["split"].isin(TEST_SPLITS)]["relpath"].iloc[0]
-        raise AtustcError(
-            f"{len(both)} identities are in both train and test, e.g. pid {both[0]} ({ex_tr} vs {ex_te})"
-        )
+        raise AtustcError(f"{len(both)} identities are in both train and test, e.g. pid {both[0]} ({ex_tr} vs {ex_te})")
     if split.uses_flags:
         _check_no_image_in_two_pools(t)
     if len(split.test) == 0:
@@ -315,10 +329,14 @@ def validate_split(split: Split) -> dict[str, Any]:
     vp = split.val_protocol
     val_counts = protocol_counts(load_protocol(protocols.validation), vp) if len(vp) else {}
     return {
-        "images": {k: int(len(v)) for k, v in (("all", t), ("train", split.train), ("val", split.val),
-                                                ("test", split.test))},
-        "identities": {"train": int(split.train["pid"].nunique()), "val": int(split.val["pid"].nunique()),
-                       "test": int(len(test_ids))},
+        "images": {
+            k: int(len(v)) for k, v in (("all", t), ("train", split.train), ("val", split.val), ("test", split.test))
+        },
+        "identities": {
+            "train": int(split.train["pid"].nunique()),
+            "val": int(split.val["pid"].nunique()),
+            "test": int(len(test_ids)),
+        },
         "scenarios": counts[protocols.default],
         "protocols": counts,
         "val_scenarios": {k: c.to_dict() for k, c in val_counts.items()},

@@ -37,7 +37,9 @@ class SplitProtocols:
 
     def __post_init__(self) -> None:
         if not self.scored or self.scored[0] != self.default:
-            raise AtustcError(f"split protocols: 'scored' must start with the default {self.default!r}, got {list(self.scored)}")
+            raise AtustcError(
+                f"split protocols: 'scored' must start with the default {self.default!r}, got {list(self.scored)}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {"default": self.default, "scored": list(self.scored), "validation": self.validation}

@@ -201,20 +201,23 @@ def _combo_table(combos: pd.DataFrame, cells: list[tuple[str, int]], dataset: st
     """The combinations as a table that protocol pools can select from (one row per combination)."""
     import pandas as pd
 
-    return pd.DataFrame({
-        "dataset": dataset,
-        "pid": combos["pid"].to_numpy(),
-        "clothes": combos["clothes"].to_numpy(),
-        "camera": combos["camera"].to_numpy(),
-        "modality": np.where(combos["ir"].to_numpy() == 1, "ir", "rgb"),
-        "date": combos["date"].to_numpy(),
-        "flag": combos["flag"].to_numpy(),
-        "split": np.array([s for s, _ in cells], dtype=object)[combos["cell"].to_numpy()],
-    })
+    return pd.DataFrame(
+        {
+            "dataset": dataset,
+            "pid": combos["pid"].to_numpy(),
+            "clothes": combos["clothes"].to_numpy(),
+            "camera": combos["camera"].to_numpy(),
+            "modality": np.where(combos["ir"].to_numpy() == 1, "ir", "rgb"),
+            "date": combos["date"].to_numpy(),
+            "flag": combos["flag"].to_numpy(),
+            "split": np.array([s for s, _ in cells], dtype=object)[combos["cell"].to_numpy()],
+        }
+    )
 
 
-def _coverage(combos: pd.DataFrame, groups: dict[str, np.ndarray], cells: list[tuple[str, int]],
-              dataset: str) -> pd.DataFrame:
+def _coverage(
+    combos: pd.DataFrame, groups: dict[str, np.ndarray], cells: list[tuple[str, int]], dataset: str
+) -> pd.DataFrame:
     """Coverage rows for every group and scenario, counted by :mod:`atustc.coverage`.
 
     The six scenarios are those of ``protocols/atustc.toml`` (their junk rules). Within a group

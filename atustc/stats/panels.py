@@ -141,8 +141,11 @@ def build_panels(stats: list[TableStats], published: pd.DataFrame | None) -> Pan
                 "dates": a["dates"],
             }
         )
-        dist.append(pd.DataFrame({"dataset": name, "pid": ids["pid"].to_numpy()}
-                                 | {f: ids[f].to_numpy() for f in IDENTITY_FIGURES}))
+        dist.append(
+            pd.DataFrame(
+                {"dataset": name, "pid": ids["pid"].to_numpy()} | {f: ids[f].to_numpy() for f in IDENTITY_FIGURES}
+            )
+        )
     rank = {name: i for i, name in enumerate(order)}
     frames = {}
     for key, recs in rows.items():
@@ -152,9 +155,18 @@ def build_panels(stats: list[TableStats], published: pd.DataFrame | None) -> Pan
         frames[key] = df
     frames["coverage"] = _typed(frames["coverage"], {"covered": "bool", "valid_queries": "Int64"})
     frames["captures"] = _typed(frames["captures"], {"min": "Int64", "max": "Int64", "identities": "Int64"})
-    frames["outfits_dates"] = _typed(frames["outfits_dates"], {"dataset": "str", "family": "str", "source": "str",
-                                                               "outfits_per_id": "float64", "dates_per_id": "float64",
-                                                               "outfits": "Int64", "dates": "Int64"})
+    frames["outfits_dates"] = _typed(
+        frames["outfits_dates"],
+        {
+            "dataset": "str",
+            "family": "str",
+            "source": "str",
+            "outfits_per_id": "float64",
+            "dates_per_id": "float64",
+            "outfits": "Int64",
+            "dates": "Int64",
+        },
+    )
     distribution = (
         pd.concat(dist, ignore_index=True)
         if dist

@@ -56,7 +56,13 @@ def styled(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 def new_axes(
-    ylabels: list[str], body: tuple[float, float], *, right: float, top: float, bottom: float, notes: str = "",
+    ylabels: list[str],
+    body: tuple[float, float],
+    *,
+    right: float,
+    top: float,
+    bottom: float,
+    notes: str = "",
     left: float | None = None,
 ) -> Axes:
     """Axes on a new figure with fixed margins in inches (no layout engine: drawing stays cheap).
@@ -90,8 +96,15 @@ def footnote(ax: Axes, text: str) -> None:
     if text:
         below = ax.xaxis.label if ax.get_xlabel() else "axes fraction"
         ax.annotate(
-            text, xy=(0, 0), xycoords=("axes fraction", below), xytext=(0, -6), textcoords="offset points",
-            va="top", ha="left", fontsize=7, color="#555555",
+            text,
+            xy=(0, 0),
+            xycoords=("axes fraction", below),
+            xytext=(0, -6),
+            textcoords="offset points",
+            va="top",
+            ha="left",
+            fontsize=7,
+            color="#555555",
         )
 
 
@@ -120,8 +133,15 @@ def spread_handle():  # type: ignore[no-untyped-def]
     """The legend entry of :func:`whisker`."""
     from matplotlib.lines import Line2D
 
-    return Line2D([], [], color="#222222", linewidth=2.6, marker="|", markersize=6,
-                  label="over identities:\nquartiles (thick),\nmin \u2013 max (thin)")
+    return Line2D(
+        [],
+        [],
+        color="#222222",
+        linewidth=2.6,
+        marker="|",
+        markersize=6,
+        label="over identities:\nquartiles (thick),\nmin \u2013 max (thin)",
+    )
 
 
 def pair_rows(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -169,7 +189,11 @@ def place_labels(ax: Axes, x: np.ndarray, y: np.ndarray, labels: list[str]) -> N
         for dist in (5, 12, 20, 30):
             for dx, dy in directions:
                 ann = ax.annotate(
-                    text, (x[i], y[i]), xytext=(dx * dist, dy * dist), textcoords="offset points", fontsize=8,
+                    text,
+                    (x[i], y[i]),
+                    xytext=(dx * dist, dy * dist),
+                    textcoords="offset points",
+                    fontsize=8,
                     ha="left" if dx > 0 else "right" if dx < 0 else "center",
                     va="bottom" if dy > 0 else "top" if dy < 0 else "center",
                 )
@@ -187,8 +211,13 @@ def place_labels(ax: Axes, x: np.ndarray, y: np.ndarray, labels: list[str]) -> N
                 break
         obstacles.append(best[2])
         if best[3] > 5:
-            ax.annotate("", (x[i], y[i]), xytext=best[1].xyann, textcoords="offset points",
-                        arrowprops={"arrowstyle": "-", "color": "#999999", "linewidth": 0.5, "shrinkA": 0})
+            ax.annotate(
+                "",
+                (x[i], y[i]),
+                xytext=best[1].xyann,
+                textcoords="offset points",
+                arrowprops={"arrowstyle": "-", "color": "#999999", "linewidth": 0.5, "shrinkA": 0},
+            )
 
 
 def _area(a, b) -> float:  # type: ignore[no-untyped-def]

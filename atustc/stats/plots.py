@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
     from atustc.stats.panels import Panels
 
+
 @styled
 def plot_coverage(coverage: pd.DataFrame, ax: Axes | None = None) -> Figure:
     """Panel (a): which of the six scenarios each dataset can evaluate (its ``all`` group)."""
@@ -52,8 +53,10 @@ def plot_coverage(coverage: pd.DataFrame, ax: Axes | None = None) -> Figure:
     labels = [row_label(first.loc[n].to_dict() | {"dataset": n}) for n in datasets]
     notes = wrap_notes(
         ([COMPUTED_NOTE] if (first["source"] == "computed").any() else [])
-        + ["\u2713 = at least one query with a positive from another camera (DT: RGB-RGB, NT: IR-IR, "
-           "AD: RGB-IR; ST: same clothes, LT: other clothes)"]
+        + [
+            "\u2713 = at least one query with a positive from another camera (DT: RGB-RGB, NT: IR-IR, "
+            "AD: RGB-IR; ST: same clothes, LT: other clothes)"
+        ]
     )
     if ax is None:
         ax = new_axes(labels, (3.3, 0.3 * len(datasets)), right=1.75, top=0.6, bottom=0.1, notes=notes)
@@ -97,8 +100,10 @@ def plot_cameras(cameras: pd.DataFrame, distribution: pd.DataFrame | None = None
     n = len(cameras)
     labels = [row_label(r) for _, r in cameras.iterrows()]
     has_spread = distribution is not None and (cameras["source"] == "computed").any()
-    notes = wrap_notes(([COMPUTED_NOTE] if (cameras["source"] == "computed").any() else [])
-                       + (["n/a: not published as a number"] if cameras["rgb_cameras_per_id"].isna().any() else []))
+    notes = wrap_notes(
+        ([COMPUTED_NOTE] if (cameras["source"] == "computed").any() else [])
+        + (["n/a: not published as a number"] if cameras["rgb_cameras_per_id"].isna().any() else [])
+    )
     if ax is None:
         ax = new_axes(labels, (3.3, 0.5 * n + 0.2), right=2.3, top=0.4, bottom=0.5, notes=notes)
     y, y_rgb, y_ir = pair_rows(n)
@@ -150,16 +155,20 @@ def plot_outfits_dates(outfits_dates: pd.DataFrame, distribution: pd.DataFrame, 
 
     n = len(outfits_dates)
     labels = [row_label(r) for _, r in outfits_dates.iterrows()]
-    notes = wrap_notes(([COMPUTED_NOTE] if n else [])
-                       + ["computed tables only: the comparison datasets publish neither figure per identity"])
+    notes = wrap_notes(
+        ([COMPUTED_NOTE] if n else [])
+        + ["computed tables only: the comparison datasets publish neither figure per identity"]
+    )
     if ax is None:
         ax = new_axes(labels, (3.3, 0.5 * max(n, 1) + 0.2), right=2.3, top=0.4, bottom=0.5, notes=notes)
     y, y_out, y_date = pair_rows(n)
     xmax = 1.0
     for i, row in enumerate(outfits_dates.itertuples(index=False)):
         ids = distribution[distribution["dataset"] == row.dataset]
-        for col, ys, color, mean, total in (("outfits", y_out, OUTFIT_COLOR, row.outfits_per_id, None),
-                                             ("dates", y_date, DATE_COLOR, row.dates_per_id, row.dates)):
+        for col, ys, color, mean, total in (
+            ("outfits", y_out, OUTFIT_COLOR, row.outfits_per_id, None),
+            ("dates", y_date, DATE_COLOR, row.dates_per_id, row.dates),
+        ):
             ax.barh(ys[i], mean, color=color, height=0.22)
             end = max(float(mean), whisker(ax, ys[i], ids[col].to_numpy(float)) if len(ids) else 0.0)
             text = f"{mean:.2f}" + (f" of {total}" if total is not None else "")
@@ -170,8 +179,11 @@ def plot_outfits_dates(outfits_dates: pd.DataFrame, distribution: pd.DataFrame, 
     ax.set_xlim(0, np.ceil(xmax * 1.3))
     ax.set_xlabel("per identity")
     ax.set_title("(e) Outfits and dates per identity")
-    handles = [Patch(color=OUTFIT_COLOR, label="outfits, mean"),
-               Patch(color=DATE_COLOR, label="dates, mean\n(of the dataset's)"), spread_handle()]
+    handles = [
+        Patch(color=OUTFIT_COLOR, label="outfits, mean"),
+        Patch(color=DATE_COLOR, label="dates, mean\n(of the dataset's)"),
+        spread_handle(),
+    ]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     footnote(ax, notes)
     return ax.figure
@@ -186,8 +198,10 @@ def plot_captures(captures: pd.DataFrame, distribution: pd.DataFrame, ax: Axes |
     shown = captures[captures["captures_per_id"].notna()].reset_index(drop=True)
     missing = captures.loc[captures["captures_per_id"].isna(), "dataset"].tolist()
     labels = [row_label(r) for _, r in shown.iterrows()]
-    notes = wrap_notes(([COMPUTED_NOTE] if (shown["source"] == "computed").any() else [])
-                       + (["no published figure: " + ", ".join(missing)] if missing else []))
+    notes = wrap_notes(
+        ([COMPUTED_NOTE] if (shown["source"] == "computed").any() else [])
+        + (["no published figure: " + ", ".join(missing)] if missing else [])
+    )
     if ax is None:
         ax = new_axes(labels, (3.3, 0.45 * max(len(shown), 1) + 0.3), right=1.9, top=0.4, bottom=0.5, notes=notes)
     y = np.arange(len(shown))
@@ -203,8 +217,15 @@ def plot_captures(captures: pd.DataFrame, distribution: pd.DataFrame, ax: Axes |
         mean = float(row["captures_per_id"])
         ax.plot(mean, i, marker="D", color=color, markeredgecolor="black", markersize=6, zorder=3)
         boxed = row["source"] == "computed" and len(values)
-        ax.annotate(f"{mean:.1f}", (mean, i - 0.27 if boxed else i), xytext=(0, 4 if boxed else 6),
-                    textcoords="offset points", ha="center", va="bottom", fontsize=7.5)
+        ax.annotate(
+            f"{mean:.1f}",
+            (mean, i - 0.27 if boxed else i),
+            xytext=(0, 4 if boxed else 6),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=7.5,
+        )
     ax.set_yticks(y, labels)
     ax.set_ylim(len(shown) - 0.4, -0.8)
     top = max(float(shown["captures_per_id"].max()), float(distribution["captures"].max()) if len(distribution) else 0)
@@ -214,11 +235,20 @@ def plot_captures(captures: pd.DataFrame, distribution: pd.DataFrame, ax: Axes |
     ax.legend(
         handles=[
             Line2D([], [], marker="D", linestyle="", color="#555555", markeredgecolor="black", label="mean"),
-            Line2D([], [], marker="s", linestyle="", color="#999999", alpha=0.5, markersize=9,
-                   label="quartiles over identities"),
+            Line2D(
+                [],
+                [],
+                marker="s",
+                linestyle="",
+                color="#999999",
+                alpha=0.5,
+                markersize=9,
+                label="quartiles over identities",
+            ),
             Line2D([], [], marker="|", linestyle="-", color="#999999", markersize=8, label="min \u2013 max"),
         ],
-        loc="upper left", bbox_to_anchor=(1.01, 1.0),
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
     )
     footnote(ax, notes)
     return ax.figure
@@ -235,8 +265,16 @@ def plot_scale(scale: pd.DataFrame, ax: Axes | None = None) -> Figure:
     for i, row in df.iterrows():
         color = FAMILY_COLORS.get(row["family"], FAMILY_COLORS[""])
         marker = "*" if row["source"] == "computed" else "o"
-        ax.scatter(x[i], y[i], s=90 if marker == "*" else 40, marker=marker, color=color,
-                   edgecolor="black", linewidth=0.5, zorder=3)
+        ax.scatter(
+            x[i],
+            y[i],
+            s=90 if marker == "*" else 40,
+            marker=marker,
+            color=color,
+            edgecolor="black",
+            linewidth=0.5,
+            zorder=3,
+        )
     from matplotlib.ticker import NullFormatter
 
     ax.set_xscale("log")
@@ -251,8 +289,13 @@ def plot_scale(scale: pd.DataFrame, ax: Axes | None = None) -> Figure:
     ax.grid(which="major", color="#DDDDDD", linewidth=0.6)
     ax.set_axisbelow(True)
     ax.set_title("(d) Scale")
-    ax.legend(handles=family_handles(df["family"].tolist()), loc="upper left", bbox_to_anchor=(1.01, 1.0),
-              title="family", title_fontsize=8)
+    ax.legend(
+        handles=family_handles(df["family"].tolist()),
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        title="family",
+        title_fontsize=8,
+    )
     place_labels(ax, x, y, [row_label(r) for _, r in df.iterrows()])
     footnote(ax, notes)
     return ax.figure
@@ -272,8 +315,11 @@ def plot_fig2(panels: Panels) -> Figure:
     fig = Figure(figsize=(11.5, max(10.0, 0.5 * n + 6.0)), layout="constrained")
     FigureCanvasAgg(fig)
     grid = fig.add_gridspec(2, 2, height_ratios=[max(n, 4) * 0.5 + 1.0, 4.5])
-    left = grid[1, 0].subgridspec(2, 1, height_ratios=[
-        panels.captures["captures_per_id"].notna().sum() + 1.5, max(len(panels.outfits_dates), 1) + 1.5])
+    left = grid[1, 0].subgridspec(
+        2,
+        1,
+        height_ratios=[panels.captures["captures_per_id"].notna().sum() + 1.5, max(len(panels.outfits_dates), 1) + 1.5],
+    )
     plot_coverage(panels.coverage, ax=fig.add_subplot(grid[0, 0]))
     plot_cameras(panels.cameras, panels.distribution, ax=fig.add_subplot(grid[0, 1]))
     plot_captures(panels.captures, panels.distribution, ax=fig.add_subplot(left[0]))
@@ -282,5 +328,12 @@ def plot_fig2(panels: Panels) -> Figure:
     return fig
 
 
-__all__ = ["plot_cameras", "plot_captures", "plot_coverage", "plot_fig2", "plot_outfits_dates",
-           "plot_scale", "save_figure"]
+__all__ = [
+    "plot_cameras",
+    "plot_captures",
+    "plot_coverage",
+    "plot_fig2",
+    "plot_outfits_dates",
+    "plot_scale",
+    "save_figure",
+]

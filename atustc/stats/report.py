@@ -264,9 +264,14 @@ def summary_tables(report: StatsReport) -> list[Table]:
     from rich import box
     from rich.table import Table
 
-    heads = {"outfits/id": "outfits\n/id", "RGB cams/id": "RGB\ncams/id", "IR cams/id": "IR\ncams/id",
-             "captures/id": "captures\n/id", "dates/id": "dates\n/id",
-             "scenarios": "scenarios with a\nvalid query"}
+    heads = {
+        "outfits/id": "outfits\n/id",
+        "RGB cams/id": "RGB\ncams/id",
+        "IR cams/id": "IR\ncams/id",
+        "captures/id": "captures\n/id",
+        "dates/id": "dates\n/id",
+        "scenarios": "scenarios with a\nvalid query",
+    }
     out = []
     for dataset, part in report.summary.groupby("dataset", sort=False):
         brief = _brief(part).drop(columns=["dataset"])
@@ -274,8 +279,9 @@ def summary_tables(report: StatsReport) -> list[Table]:
             title=str(dataset), title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False
         )
         for col in brief.columns:
-            table.add_column(heads.get(col, col), justify="left" if col in ("group", "scenarios") else "right",
-                             no_wrap=True)
+            table.add_column(
+                heads.get(col, col), justify="left" if col in ("group", "scenarios") else "right", no_wrap=True
+            )
         for row in brief.itertuples(index=False):
             table.add_row(*[_cell(v) for v in row[:-1]], scenario_words(row[-1]))
         out.append(table)

@@ -6,12 +6,11 @@ outfit cues, camera cues, and an IR rendering that is not the visible luminance.
 """
 
 from atustc.synth.config import SIZES, SynthConfig
+from atustc.synth.generate import SynthResult, render_image, synthesize
+from atustc.synth.plan import Plan, make_plan
 
 #: Version of the rendering and of the named sizes: bumped whenever the same config gives other
 #: images, so that caches keyed by the config (``atustc bench``'s embedded dataset) are rebuilt.
 SYNTH_VERSION = 2
-
-from atustc.synth.generate import SynthResult, render_image, synthesize
-from atustc.synth.plan import Plan, make_plan
 
 __all__ = ["SIZES", "SYNTH_VERSION", "Plan", "SynthConfig", "SynthResult", "make_plan", "render_image", "synthesize"]

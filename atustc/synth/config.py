@@ -43,8 +43,13 @@ class SynthConfig:
     def __post_init__(self) -> None:
         if self.identities < 2:
             raise AtustcError(f"identities must be at least 2 (one train, one test), got {self.identities}")
-        for name in ("dates_per_id", "outfits_per_id", "rgb_cams_per_capture", "ir_cams_per_capture",
-                     "frames_per_camera"):
+        for name in (
+            "dates_per_id",
+            "outfits_per_id",
+            "rgb_cams_per_capture",
+            "ir_cams_per_capture",
+            "frames_per_camera",
+        ):
             lo, hi = getattr(self, name)
             if not 1 <= lo <= hi:
                 raise AtustcError(f"{name} must be a range 1 <= low <= high, got ({lo}, {hi})")
@@ -88,9 +93,22 @@ class SynthConfig:
 #: identities, ~32,000 images: the replica of AT-USTC's shape, 135 test identities and about 120
 #: images per identity).
 SIZES: dict[str, SynthConfig] = {
-    "test": SynthConfig(identities=24, dates_per_id=(2, 2), outfits_per_id=(2, 2), rgb_cams_per_capture=(2, 2),
-                        ir_cams_per_capture=(2, 2), frames_per_camera=(4, 4), image_size=(64, 32)),
-    "default": SynthConfig(identities=200, dates_per_id=(2, 3), outfits_per_id=(2, 3), rgb_cams_per_capture=(2, 2),
-                           ir_cams_per_capture=(2, 2), frames_per_camera=(3, 5)),
+    "test": SynthConfig(
+        identities=24,
+        dates_per_id=(2, 2),
+        outfits_per_id=(2, 2),
+        rgb_cams_per_capture=(2, 2),
+        ir_cams_per_capture=(2, 2),
+        frames_per_camera=(4, 4),
+        image_size=(64, 32),
+    ),
+    "default": SynthConfig(
+        identities=200,
+        dates_per_id=(2, 3),
+        outfits_per_id=(2, 3),
+        rgb_cams_per_capture=(2, 2),
+        ir_cams_per_capture=(2, 2),
+        frames_per_camera=(3, 5),
+    ),
     "large": SynthConfig(identities=270),
 }

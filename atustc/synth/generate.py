@@ -19,6 +19,7 @@ from atustc.synth.people import Camera, draw_camera, draw_identity, draw_outfit
 from atustc.synth.plan import Plan, make_plan
 from atustc.synth.render import draw_shot, encode_jpeg, render, sprite
 
+
 @dataclass(frozen=True)
 class SynthResult:
     """What :func:`synthesize` wrote."""
@@ -66,8 +67,13 @@ def _write_rows(config: SynthConfig, root: str, rows: list[tuple[int, int, int, 
 
 
 def _chunks(plan: Plan, per_chunk: int) -> list[list[tuple[int, int, int, int, int, str]]]:
-    rows = list(zip(*(getattr(plan, k).tolist() for k in ("pid", "date", "clothes", "camera", "frame")),
-                    plan.relpath, strict=True))
+    rows = list(
+        zip(
+            *(getattr(plan, k).tolist() for k in ("pid", "date", "clothes", "camera", "frame")),
+            plan.relpath,
+            strict=True,
+        )
+    )
     return [rows[i : i + per_chunk] for i in range(0, len(rows), per_chunk)]
 
 

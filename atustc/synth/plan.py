@@ -61,12 +61,19 @@ def make_plan(config: SynthConfig) -> Plan:
                     cols["frame"].append(f)
     arr = {k: np.asarray(v, dtype=np.int64) for k, v in cols.items()}
     flag = assign_flags(
-        arr["pid"], arr["camera"], arr["clothes"], arr["camera"] >= 9, arr["date"], arr["frame"],
-        seed=config.seed, val_fraction=config.val_fraction,
+        arr["pid"],
+        arr["camera"],
+        arr["clothes"],
+        arr["camera"] >= 9,
+        arr["date"],
+        arr["frame"],
+        seed=config.seed,
+        val_fraction=config.val_fraction,
     )
     relpath = [
         f"p{p:03d}-d{d:02d}-c{c:02d}/cam{k:02d}-f{g}-{f:04d}.jpg"
-        for p, d, c, k, f, g in zip(*(arr[k].tolist() for k in ("pid", "date", "clothes", "camera", "frame")),
-                                    flag.tolist(), strict=True)
+        for p, d, c, k, f, g in zip(
+            *(arr[k].tolist() for k in ("pid", "date", "clothes", "camera", "frame")), flag.tolist(), strict=True
+        )
     ]
     return Plan(flag=flag, relpath=relpath, **arr)

@@ -39,4 +39,6 @@ def band_features_of(root: str | Path, relpaths: list[str] | np.ndarray) -> np.n
     from PIL import Image
 
     root = Path(root)
-    return np.stack([band_features(np.asarray(Image.open(root / r).convert("RGB"))) for r in relpaths]).astype(np.float32)
+    return np.stack([band_features(np.asarray(Image.open(root / r).convert("RGB"))) for r in relpaths]).astype(
+        np.float32
+    )

@@ -17,7 +17,6 @@ import numpy as np
 
 from atustc.synth.people import BAG, BG, BOTTOM, HAIR, N_MATERIALS, SHOES, SKIN, TOP, TOP2, Camera, Identity, Outfit
 
-
 #: walking phases a sprite is drawn at, and the sprite's half width in person heights
 GAIT_STEPS = 4
 HALF_WIDTH = 0.32

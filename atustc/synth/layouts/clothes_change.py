@@ -31,8 +31,12 @@ def ltcc(rng: np.random.Generator) -> tuple[list[Shot], dict[str, str]]:
     query per outfit.
     """
     shots: list[Shot] = []
-    info = {"cloth-change_id_train.txt": [], "cloth-unchange_id_train.txt": [],
-            "cloth-change_id_test.txt": [], "cloth-unchange_id_test.txt": []}
+    info = {
+        "cloth-change_id_train.txt": [],
+        "cloth-unchange_id_train.txt": [],
+        "cloth-change_id_test.txt": [],
+        "cloth-unchange_id_test.txt": [],
+    }
     for part, first, n in (("train", 1, 6), ("test", 7, 6)):
         for pid in range(first, first + n):
             outfits = 2 if pid % 2 else 1
@@ -42,7 +46,16 @@ def ltcc(rng: np.random.Generator) -> tuple[list[Shot], dict[str, str]]:
                     for k in range(2):
                         frame = int(rng.integers(1, 99999))
                         folder = ("query" if j == 0 and k == 0 else "test") if part == "test" else "train"
-                        shots.append(Shot(f"{folder}/{pid:03d}_{clothes}_c{cam}_{frame:06d}.png", pid, clothes, clothes, cam, frame))
+                        shots.append(
+                            Shot(
+                                f"{folder}/{pid:03d}_{clothes}_c{cam}_{frame:06d}.png",
+                                pid,
+                                clothes,
+                                clothes,
+                                cam,
+                                frame,
+                            )
+                        )
     return _unique(shots), {f"info/{k}": "".join(v) for k, v in info.items()}
 
 

@@ -44,7 +44,9 @@ def cuhk03(rng: np.random.Generator) -> tuple[list[Shot], dict[str, str]]:
     for layout, jitter in (("detected", 0), ("labeled", 500)):
         sub = np.random.default_rng(seed)  # the same people and cameras in both layouts
 
-        def make(folder: str, pid: int, cam: int, frame: int, j: int, person: int, layout=layout, jitter=jitter) -> Shot:
+        def make(
+            folder: str, pid: int, cam: int, frame: int, j: int, person: int, layout=layout, jitter=jitter
+        ) -> Shot:
             idx = frame + jitter
             return Shot(f"{layout}/{folder}/{pid:04d}_c{cam}_{idx}.png", person, 1, 1, cam, idx)
 

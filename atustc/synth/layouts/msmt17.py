@@ -14,7 +14,9 @@ _TIMES = ("morning", "noon", "afternoon")
 def msmt17(rng: np.random.Generator) -> tuple[list[Shot], dict[str, str]]:
     """8 train people (about 1 image in 5 in list_val) and 6 test people; test pids restart at 0, as released."""
     shots: list[Shot] = []
-    lists: dict[str, list[str]] = {k: [] for k in ("list_train.txt", "list_val.txt", "list_query.txt", "list_gallery.txt")}
+    lists: dict[str, list[str]] = {
+        k: [] for k in ("list_train.txt", "list_val.txt", "list_query.txt", "list_gallery.txt")
+    }
     for test, n in ((False, TRAIN_IDS), (True, TEST_IDS)):
         for pid in range(n):
             k = 0
