@@ -15,8 +15,8 @@ import torch
 
 from atustc.engine.optim import build_optimizer
 from atustc.methods.contract import Batch, LabelSpace, Recipe
+from atustc.methods.uniat import build_uniat, uniat_config, uniat_recipe
 from atustc.models.config import MoEConfig
-from atustc.models.uniat import build_uniat, uniat_config, uniat_recipe
 
 
 def make_batch(batch_size: int, size: tuple[int, int], labels: LabelSpace) -> Batch:

@@ -10,10 +10,10 @@ from torch.nn import functional as F
 
 from atustc.errors import AtustcError
 from atustc.methods.contract import SCENARIOS, LabelSpace
+from atustc.methods.uniat import TABLE2_MOE, build_uniat, uniat_config
 from atustc.models import moae as moae_module
 from atustc.models.config import MoEConfig, expert_layout
 from atustc.models.moae import ScenarioMoE
-from atustc.models.uniat import TABLE2_MOE, build_uniat, uniat_config
 
 D, HID = 8, 16
 

@@ -14,9 +14,9 @@ from timm.models.vision_transformer import VisionTransformer
 
 from atustc.errors import AtustcError
 from atustc.methods import SCENARIOS, Batch, LabelSpace, ReIDModel, get_method
-from atustc.models.config import MoEConfig
+from atustc.methods.uniat import build_uniat, uniat_config, uniat_recipe
+from atustc.models.config import MoEConfig, UniATConfig
 from atustc.models.losses import HeadLosses, batch_hard_triplet, combine_id_losses, hdw_weights, scenario_id_losses
-from atustc.models.uniat import UniATConfig, build_uniat, uniat_config, uniat_recipe
 
 VARIANTS = ("uniat", "uniat-baseline", "uniat-said", "uniat-said-moae", "uniat-said-hdw", "uniat-unified")
 # persons 0 (outfits 0, 1), 1 (outfit 2), 2 (outfits 3, 4)
@@ -52,15 +52,11 @@ def test_said_masking_equals_hand_computation() -> None:
     ]  # fmt: skip
     assert head.mask.int().tolist() == expected_mask
     assert torch.allclose(head.loss, torch.tensor(expected), atol=1e-5)
-    assert head.head_means().tolist() == pytest.approx(
-        [st[0], lt[0], st[1], lt[1], sum(st) / 2, sum(lt) / 2], abs=1e-5
-    )
+    assert head.head_means().tolist() == pytest.approx([st[0], lt[0], st[1], lt[1], sum(st) / 2, sum(lt) / 2], abs=1e-5)
 
 
 def test_said_official_fill_uses_minus_ten() -> None:
-    head = scenario_id_losses(
-        said_logits(), PID, OUTFIT, MOD, torch.tensor(LABELS.outfit_to_pid), said_fill="official"
-    )
+    head = scenario_id_losses(said_logits(), PID, OUTFIT, MOD, torch.tensor(LABELS.outfit_to_pid), said_fill="official")
     assert head.loss[4].tolist() == pytest.approx(
         [ce(ST[0], 0, (1,), fill=-10.0), ce(ST[1], 4, (3,), fill=-10.0)], abs=1e-5
     )

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from atustc.errors import AtustcError
@@ -86,13 +86,23 @@ class ViTConfig:
             bad(f"stem must be 'patch', 'conv' or 'lite0', got {self.stem!r}")
         if self.stem_init not in ("imagenet", "random"):
             bad(f"stem_init must be 'imagenet' or 'random', got {self.stem_init!r}")
-        if self.stem == "lite0" and (self.stride not in LITE0_STRIDES or self.patch_size != self.stride
-                                     or self.img_size[0] % self.stride or self.img_size[1] % self.stride):
-            bad(f"the lite0 stem needs patch_size == stride in {LITE0_STRIDES} and img_size divisible by it, got "
-                f"patch {self.patch_size}, stride {self.stride}, img_size {self.img_size}")
-        if self.stem == "conv" and (self.patch_size % 4 or self.stride % 4 or self.img_size[0] % 4 or self.img_size[1] % 4):
-            bad(f"the conv stem needs patch_size, stride and img_size divisible by 4, got {self.patch_size}, "
-                f"{self.stride}, {self.img_size}")
+        if self.stem == "lite0" and (
+            self.stride not in LITE0_STRIDES
+            or self.patch_size != self.stride
+            or self.img_size[0] % self.stride
+            or self.img_size[1] % self.stride
+        ):
+            bad(
+                f"the lite0 stem needs patch_size == stride in {LITE0_STRIDES} and img_size divisible by it, got "
+                f"patch {self.patch_size}, stride {self.stride}, img_size {self.img_size}"
+            )
+        if self.stem == "conv" and (
+            self.patch_size % 4 or self.stride % 4 or self.img_size[0] % 4 or self.img_size[1] % 4
+        ):
+            bad(
+                f"the conv stem needs patch_size, stride and img_size divisible by 4, got {self.patch_size}, "
+                f"{self.stride}, {self.img_size}"
+            )
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -157,9 +167,7 @@ class MoEConfig:
             "vlmo": self.num_experts == 3,
         }[self.kind]
         if not ok:
-            raise AtustcError(
-                f"MoE config: {self.kind} needs num_experts {allowed[self.kind]}, got {self.num_experts}"
-            )
+            raise AtustcError(f"MoE config: {self.kind} needs num_experts {allowed[self.kind]}, got {self.num_experts}")
         if self.gate not in ("paper", "official"):
             raise AtustcError(f"MoE config: gate must be 'paper' or 'official', got {self.gate!r}")
         n_cand = len(expert_layout(self).candidates[0])
@@ -203,3 +211,45 @@ def expert_layout(config: MoEConfig) -> ExpertLayout:
     return ExpertLayout(names, names, ((0, 0), (1, 1), (2, 2)), tuple((_TIME_MOMENTS.index(tm),) for tm, _ in scen))
 
 
+@dataclass(frozen=True)
+class UniATConfig:
+    """Model and loss switches of MS-ReID / Uni-AT; validated on construction.
+
+    Attributes:
+        vit: backbone shape; ``vit.num_cls`` is 6 (one token per scenario) or 1 (unified).
+        said: scenario-aware ID loss (eq. 1-2); False is the plain person-ID loss on every head.
+        said_fill: ``exclude`` (paper) or ``official`` (-10 logits) for same-person outfits.
+        moe: the CLS-token mixture in every block (None: the shared FFN, as MS-ReID).
+        hdw: ``paper`` or ``official`` hierarchical dynamic weighting, or None.
+        hdw_gamma: gamma of eq. 8 (1 in the paper).
+        hdw_detach: stop gradients through the HDW weights (the paper states none).
+        triplet: add a batch-hard triplet loss per head on the CLS tokens (off, as the official default).
+        triplet_margin: its margin.
+    """
+
+    vit: ViTConfig = field(default_factory=lambda: vit_config("base", num_cls=6, drop_path=0.2))
+    said: bool = True
+    said_fill: SaidFill = "exclude"
+    moe: MoEConfig | None = field(default_factory=MoEConfig)
+    hdw: HDWMode | None = "paper"
+    hdw_gamma: float = 1.0
+    hdw_detach: bool = False
+    triplet: bool = False
+    triplet_margin: float = 0.3
+
+    def __post_init__(self) -> None:
+        def bad(msg: str) -> None:
+            raise AtustcError(f"Uni-AT config: {msg}")
+
+        if self.vit.num_cls not in (1, 6):
+            bad(f"vit.num_cls must be 6 (scenario tokens) or 1 (unified embedding), got {self.vit.num_cls}")
+        if self.moe is not None and self.vit.num_cls != 6:
+            bad("MoE needs the six scenario tokens (vit.num_cls=6)")
+        if self.said_fill not in ("exclude", "official"):
+            bad(f"said_fill must be 'exclude' or 'official', got {self.said_fill!r}")
+        if self.hdw not in (None, "paper", "official"):
+            bad(f"hdw must be None, 'paper' or 'official', got {self.hdw!r}")
+        if self.hdw_gamma <= 0:
+            bad(f"hdw_gamma must be > 0, got {self.hdw_gamma}")
+        if self.triplet_margin < 0:
+            bad(f"triplet_margin must be >= 0, got {self.triplet_margin}")

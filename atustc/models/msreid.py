@@ -3,7 +3,7 @@
 Six scenario CLS tokens (or one shared token, the "unified embedding" variant) from the ViT, a
 BNNeck + classifier per scenario, the scenario-aware ID loss, optional MoAE in every block,
 optional HDW and an optional triplet loss. The switches live in
-:class:`atustc.models.uniat.UniATConfig`.
+:class:`atustc.models.config.UniATConfig`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from atustc.models.moae import cls_ffn_factory
 from atustc.models.vit import ViT
 
 if TYPE_CHECKING:
+    from atustc.models.config import UniATConfig
     from atustc.models.pretrained import LoadReport
-    from atustc.models.uniat import UniATConfig
 
 
 @dataclass
@@ -35,7 +35,7 @@ class MSReIDOutput:
 
 
 class MSReID(nn.Module):
-    """MS-ReID / Uni-AT (see :class:`atustc.models.uniat.UniATConfig` for the switches).
+    """MS-ReID / Uni-AT (see :class:`atustc.models.config.UniATConfig` for the switches).
 
     Heads follow SCENARIOS. With SAID the ST classifiers have one class per outfit and the LT
     ones one per person; without SAID (baseline, unified) every classifier is over persons.
@@ -48,9 +48,7 @@ class MSReID(nn.Module):
         self.config = config
         factory = cls_ffn_factory(config.moe) if config.moe is not None else None
         self.backbone = ViT(config.vit, cls_ffn_factory=factory)
-        classes = [
-            labels.num_outfits if config.said and name.endswith("ST") else labels.num_pids for name in SCENARIOS
-        ]
+        classes = [labels.num_outfits if config.said and name.endswith("ST") else labels.num_pids for name in SCENARIOS]
         self.heads = ScenarioHeads(config.vit.embed_dim, classes)
         self.register_buffer("outfit_to_pid", torch.tensor(labels.outfit_to_pid, dtype=torch.long), persistent=False)
         self.load_report: LoadReport | None = None  # set by build_uniat when a checkpoint is loaded

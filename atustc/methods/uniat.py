@@ -1,4 +1,6 @@
-"""Uni-AT (paper §4) and its ablations, registered as methods; configs and recipes per preset.
+"""Uni-AT (paper §4) and its ablations, registered as methods: model configs and recipes per preset.
+
+The network is :class:`atustc.models.msreid.MSReID`; its switches are :class:`atustc.models.config.UniATConfig`.
 
 Registered methods (family AT-ReID), the rows of the paper's Table 3 plus the unified embedding:
 
@@ -20,15 +22,15 @@ The Table 2 alternatives (MMoE, PLE, VLMo, 6-expert MoAE) are :data:`TABLE2_MOE`
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from atustc.errors import AtustcError
 from atustc.methods import register_method
 from atustc.methods.budget import STEM_LR_MULT, STEM_PATTERN, TINY, tiny_recipe, tiny_stem_init
-from atustc.methods.contract import PRESETS, LabelSpace, MethodSpec, Recipe
-from atustc.models.config import HDWMode, MoEConfig, SaidFill, ViTConfig, vit_config
+from atustc.methods.contract import LabelSpace, MethodSpec, Recipe, check_preset
+from atustc.models.config import MoEConfig, UniATConfig, ViTConfig, vit_config
 
 if TYPE_CHECKING:
     from atustc.models.msreid import MSReID
@@ -47,58 +49,21 @@ TABLE2_MOE: dict[str, MoEConfig] = {
 }
 
 
-@dataclass(frozen=True)
-class UniATConfig:
-    """Model and loss switches of MS-ReID / Uni-AT; validated on construction.
-
-    Attributes:
-        vit: backbone shape; ``vit.num_cls`` is 6 (one token per scenario) or 1 (unified).
-        said: scenario-aware ID loss (eq. 1-2); False is the plain person-ID loss on every head.
-        said_fill: ``exclude`` (paper) or ``official`` (-10 logits) for same-person outfits.
-        moe: the CLS-token mixture in every block (None: the shared FFN, as MS-ReID).
-        hdw: ``paper`` or ``official`` hierarchical dynamic weighting, or None.
-        hdw_gamma: gamma of eq. 8 (1 in the paper).
-        hdw_detach: stop gradients through the HDW weights (the paper states none).
-        triplet: add a batch-hard triplet loss per head on the CLS tokens (off, as the official default).
-        triplet_margin: its margin.
-    """
-
-    vit: ViTConfig = field(default_factory=lambda: vit_config("base", num_cls=6, drop_path=0.2))
-    said: bool = True
-    said_fill: SaidFill = "exclude"
-    moe: MoEConfig | None = field(default_factory=MoEConfig)
-    hdw: HDWMode | None = "paper"
-    hdw_gamma: float = 1.0
-    hdw_detach: bool = False
-    triplet: bool = False
-    triplet_margin: float = 0.3
-
-    def __post_init__(self) -> None:
-        def bad(msg: str) -> None:
-            raise AtustcError(f"Uni-AT config: {msg}")
-
-        if self.vit.num_cls not in (1, 6):
-            bad(f"vit.num_cls must be 6 (scenario tokens) or 1 (unified embedding), got {self.vit.num_cls}")
-        if self.moe is not None and self.vit.num_cls != 6:
-            bad("MoE needs the six scenario tokens (vit.num_cls=6)")
-        if self.said_fill not in ("exclude", "official"):
-            bad(f"said_fill must be 'exclude' or 'official', got {self.said_fill!r}")
-        if self.hdw not in (None, "paper", "official"):
-            bad(f"hdw must be None, 'paper' or 'official', got {self.hdw!r}")
-        if self.hdw_gamma <= 0:
-            bad(f"hdw_gamma must be > 0, got {self.hdw_gamma}")
-        if self.triplet_margin < 0:
-            bad(f"triplet_margin must be >= 0, got {self.triplet_margin}")
-
-
 #: Backbones per preset: ViT-B/16 at 256x128 (paper) and a CPU-sized hybrid at the tiny input size
 #: (tiny: EfficientNet-Lite0 stages to stride 16 as the stem, four 192-wide blocks; the stem's init
 #: follows ``$ATUSTC_TINY_STEM_INIT``, ImageNet by default, see :func:`atustc.methods.budget.tiny_stem_init`).
 _BACKBONES: dict[str, ViTConfig] = {
     "paper": vit_config("base", img_size=(256, 128), patch_size=16, stride=16, num_cls=6, drop_path=0.2),
     "tiny": ViTConfig(
-        img_size=TINY.input_size, patch_size=16, stride=16, embed_dim=192, depth=4, num_heads=3, num_cls=6,
-        drop_path=0.1, stem="lite0",
+        img_size=TINY.input_size,
+        patch_size=16,
+        stride=16,
+        embed_dim=192,
+        depth=4,
+        num_heads=3,
+        num_cls=6,
+        drop_path=0.1,
+        stem="lite0",
     ),
 }
 
@@ -121,10 +86,12 @@ def uniat_config(variant: str, preset: str) -> UniATConfig:
     """
     if variant not in _VARIANTS:
         raise AtustcError(f"unknown Uni-AT variant {variant!r}; choose one of {', '.join(_VARIANTS)}")
-    _check_preset(preset)
+    check_preset(preset)
     said, moae, hdw, num_cls = _VARIANTS[variant]
     return UniATConfig(
-        vit=replace(_BACKBONES[preset], num_cls=num_cls, **({"stem_init": tiny_stem_init()} if preset == "tiny" else {})),
+        vit=replace(
+            _BACKBONES[preset], num_cls=num_cls, **({"stem_init": tiny_stem_init()} if preset == "tiny" else {})
+        ),
         said=said,
         moe=MoEConfig("moae", 12) if moae else None,
         hdw="paper" if hdw else None,
@@ -140,7 +107,7 @@ def uniat_recipe(preset: str) -> Recipe:
     (400 iterations of P x K = 8 x 4 at 96x48): AdamW at 1e-3 for the randomly initialised blocks
     and heads, a fifth of it for the pretrained stem.
     """
-    _check_preset(preset)
+    check_preset(preset)
     if preset == "paper":
         return Recipe(
             optimizer="sgd", lr=0.008, weight_decay=5e-4, momentum=0.9, nesterov=True,
@@ -180,11 +147,6 @@ def build_uniat(labels: LabelSpace, config: UniATConfig, pretrained: Path | None
     elif config.vit.embed_dim >= 768:
         log.warning("Uni-AT: no pretrained checkpoint given: the ViT-B backbone is randomly initialised")
     return model
-
-
-def _check_preset(preset: str) -> None:
-    if preset not in PRESETS:
-        raise AtustcError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
 
 
 def _spec(name: str, summary: str) -> MethodSpec:
