@@ -5,7 +5,7 @@ On the embedded synthetic dataset that ``atustc bench`` builds (``--synth-size``
 
 - ``random``: random Gaussian features, mean of 3 draws (chance on this protocol);
 - ``colour``: the hand-crafted colour embedding of :mod:`atustc.synth.probe` (no learning);
-- for every finished run under ``--runs``: the run's scores (``RUN/eval/atustc.json``) and those
+- for every finished run under ``--runs``: the run's scores (``RUN/eval/atustc@last.json``, what the bench scores) and those
   of the same model untrained (built with the run's seed, ImageNet stem, nothing else learned),
   and the checks of issue 11: trained >= 3x random R1 in every scenario, Any-Time R1 >= 25,
   trained above untrained on Any-Time mAP, DT-ST > NT-ST > AD-ST and ST > LT within DT/NT/AD.
@@ -112,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     print(_line("colour bands (hand-crafted)", colour))
     checks = {}
     for runs_dir in args.runs:
-        for run in sorted(p for p in runs_dir.iterdir() if (p / "eval" / "atustc.json").is_file()):
-            trained = _scores(json.loads((run / "eval" / "atustc.json").read_text()))
+        for run in sorted(p for p in runs_dir.iterdir() if (p / "eval" / "atustc@last.json").is_file()):
+            trained = _scores(json.loads((run / "eval" / "atustc@last.json").read_text()))
             untrained = _untrained(run, test, data.root)
             figures["runs"][run.name] = {"trained": trained, "untrained": untrained}
             print(_line(f"{run.name} trained", trained))
