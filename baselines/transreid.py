@@ -31,7 +31,7 @@ erasing 0.5), with 200 iterations per epoch as Uni-AT uses on AT-USTC. ``tiny`` 
 version with the same code path (SIE, JPM, five BNNecks) on Uni-AT's tiny backbone, a hybrid: the
 ImageNet EfficientNet-Lite0 stages to stride 16 as the patch stem (so the patches no longer
 overlap), then four ViT-Ti-wide blocks at 96x48, trained on the shared tiny budget with Uni-AT's
-optimiser (AdamW 1e-3, the pretrained stem at a fifth of it, 12 epochs x 25 iterations, P x K 8 x 4),
+optimiser (AdamW 1e-3, the pretrained stem at a fifth of it, 16 epochs x 25 iterations, P x K 8 x 4),
 so the two are compared at equal cost.
 """
 

@@ -33,6 +33,9 @@ def test_split_protocols_choose_validation_scoring_and_eval_default(tmp_path, en
     assert old["metric"] == "val/atustc/Any-Time/mAP"  # a split without the record: AT-USTC's
 
     score_run(run, BenchData(table, mixed, root, "h", synthetic=False), progress=False)
-    assert sorted(p.name for p in (run / "eval").iterdir()) == ["atustc-mixed@last.json"]
+    assert sorted(p.name for p in (run / "eval").iterdir()) == [
+        "atustc-mixed@last.json",
+        "atustc-mixed@last.per_query.parquet",
+    ]
     main(["eval", "--table", str(mixed / "table.parquet"), "--run", str(run), "--no-progress"])
     assert (run / "eval" / "atustc-mixed@best.json").is_file()

@@ -21,7 +21,7 @@ class Budget:
     0.5, 0.5).
     """
 
-    epochs: int = 12
+    epochs: int = 16
     iters_per_epoch: int = 25
     warmup_epochs: int = 1
     step_per: str = "iter"

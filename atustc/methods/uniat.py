@@ -104,7 +104,7 @@ def uniat_recipe(preset: str) -> Recipe:
     ``paper`` is the official recipe (reference §1.2). ``tiny`` trains the CPU-sized hybrid (the
     ImageNet EfficientNet-Lite0 stages to stride 16 as the patch stem, then four ViT-Ti-wide blocks
     carrying the six CLS tokens and MoAE) on the shared :data:`~atustc.methods.budget.TINY` budget
-    (300 iterations of P x K = 8 x 4 at 96x48): AdamW at 1e-3 for the randomly initialised blocks
+    (400 iterations of P x K = 8 x 4 at 96x48): AdamW at 1e-3 for the randomly initialised blocks
     and heads, a fifth of it for the pretrained stem.
     """
     check_preset(preset)
