@@ -369,20 +369,12 @@ def _rank_run(
     """
     import torch
 
+    from atustc.querycounts import modality_blocks
     from atustc.ranking import QueryMetrics, rank_chunks, rank_features
 
     split = any(r.splits_by_modality for r in scenario.junk)
-    if split:
-        modality = labels["modality"].numpy()
-        qmod, gmod = modality[q_rows], modality[g_rows]
-        blocks = []
-        for code in MODALITY_CODE.values():
-            qsel = np.flatnonzero(qmod == code)
-            gsel = np.flatnonzero(np.isin(gmod, scenario.allowed_gallery_modalities(code)))
-            if qsel.size and gsel.size:
-                blocks.append((qsel, gsel))
-    else:
-        blocks = [(np.arange(q_rows.size), np.arange(g_rows.size))]
+    modality = labels["modality"].numpy()
+    blocks = modality_blocks(scenario, modality[q_rows], modality[g_rows])
     out: QueryMetrics = QueryMetrics.empty(q_rows.size, top_k)
     for qsel, gsel in blocks:
         qi, gi = q_rows[qsel], g_rows[gsel]
