@@ -10,7 +10,7 @@ import pandas as pd
 from atustc.datasets import cuhk03, deepchange, get_dataset, ltcc, market1501, msmt17, prcc
 from atustc.table import validate_table
 
-MODULES = {m.SPEC_KWARGS["name"]: m for m in (market1501, cuhk03, msmt17, prcc, ltcc, deepchange)}
+MODULES = {m.SPEC.name: m for m in (market1501, cuhk03, msmt17, prcc, ltcc, deepchange)}
 
 
 def index_root(name: str, root: Path) -> pd.DataFrame:

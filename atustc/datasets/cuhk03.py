@@ -60,14 +60,15 @@ def scan(root: Path) -> Scan:
     return result
 
 
-SPEC_KWARGS = dict(
-    name="cuhk03",
-    version="1",
-    description="CUHK03-NP (Zhong et al., CVPR 2017): detected or labeled, 767/700 identities, Market-style folders",
-    protocol="cuhk03",
-    validation="fraction",
-    published=PUBLISHED_BY_LAYOUT["detected"],
-    layouts=LAYOUTS,
+SPEC = register_dataset(
+    DatasetSpec(
+        scan=scan,
+        name="cuhk03",
+        version="1",
+        description="CUHK03-NP (Zhong et al., CVPR 2017): detected or labeled, 767/700 identities, Market-style folders",
+        protocol="cuhk03",
+        validation="fraction",
+        published=PUBLISHED_BY_LAYOUT["detected"],
+        layouts=LAYOUTS,
+    )
 )
-
-register_dataset(DatasetSpec(scan=scan, **SPEC_KWARGS))

@@ -66,19 +66,20 @@ def scan(root: Path) -> Scan:
     return make_scan("deepchange", ok, cols, rejected, len(names))
 
 
-SPEC_KWARGS = dict(
-    name="deepchange",
-    version="1",
-    description="DeepChange (Xu and Zhu, 2021): train-set, val-set-*, test-set-{query,gallery}",
-    protocol="deepchange",
-    variants=("atreid",),
-    validation="release",  # the release's val-set-query + val-set-gallery
-    published={
-        "train": {"identities": 450, "images": 75083},
-        "val": {"identities": 150, "images": 22841},
-        "query": {"identities": 521, "images": 17527},
-        "gallery": {"identities": 521, "images": 62956},
-    },
+SPEC = register_dataset(
+    DatasetSpec(
+        scan=scan,
+        name="deepchange",
+        version="1",
+        description="DeepChange (Xu and Zhu, 2021): train-set, val-set-*, test-set-{query,gallery}",
+        protocol="deepchange",
+        variants=("atreid",),
+        validation="release",  # the release's val-set-query + val-set-gallery
+        published={
+            "train": {"identities": 450, "images": 75083},
+            "val": {"identities": 150, "images": 22841},
+            "query": {"identities": 521, "images": 17527},
+            "gallery": {"identities": 521, "images": 62956},
+        },
+    )
 )
-
-register_dataset(DatasetSpec(scan=scan, **SPEC_KWARGS))

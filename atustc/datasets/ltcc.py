@@ -54,18 +54,19 @@ def scan(root: Path) -> Scan:
     return make_scan("ltcc", ok, cols, rejected, len(names))
 
 
-SPEC_KWARGS = dict(
-    name="ltcc",
-    version="1",
-    description="LTCC (Qian et al., ACCV 2020): train / query / test, clothes from the file name",
-    protocol="ltcc",  # general + CAL-style clothes-changing, full gallery
-    variants=("atreid",),
-    validation="fraction",
-    published={
-        "train": {"identities": 77, "images": 9576},
-        "query": {"identities": 75, "images": 493},
-        "gallery": {"identities": 75, "images": 7050},
-    },
+SPEC = register_dataset(
+    DatasetSpec(
+        scan=scan,
+        name="ltcc",
+        version="1",
+        description="LTCC (Qian et al., ACCV 2020): train / query / test, clothes from the file name",
+        protocol="ltcc",  # general + CAL-style clothes-changing, full gallery
+        variants=("atreid",),
+        validation="fraction",
+        published={
+            "train": {"identities": 77, "images": 9576},
+            "query": {"identities": 75, "images": 493},
+            "gallery": {"identities": 75, "images": 7050},
+        },
+    )
 )
-
-register_dataset(DatasetSpec(scan=scan, **SPEC_KWARGS))

@@ -73,18 +73,19 @@ def scan(root: Path) -> Scan:
     return scan_bbox_folders(root, "market1501", "Market-1501", PATTERN, NAME_HELP, (1, 6), 3)
 
 
-SPEC_KWARGS = dict(
-    name="market1501",
-    version="1",
-    description="Market-1501 (Zheng et al., ICCV 2015): bounding_box_train / query / bounding_box_test",
-    protocol="market1501",
-    validation="fraction",
-    # Zheng et al. 2015 / torchreid: the gallery counts the 2,793 pid-0 distractors, not the 3,819 junk boxes.
-    published={
-        "train": {"identities": 751, "images": 12936},
-        "query": {"identities": 750, "images": 3368},
-        "gallery": {"identities": 751, "images": 15913},
-    },
+SPEC = register_dataset(
+    DatasetSpec(
+        scan=scan,
+        name="market1501",
+        version="1",
+        description="Market-1501 (Zheng et al., ICCV 2015): bounding_box_train / query / bounding_box_test",
+        protocol="market1501",
+        validation="fraction",
+        # Zheng et al. 2015 / torchreid: the gallery counts the 2,793 pid-0 distractors, not the 3,819 junk boxes.
+        published={
+            "train": {"identities": 751, "images": 12936},
+            "query": {"identities": 750, "images": 3368},
+            "gallery": {"identities": 751, "images": 15913},
+        },
+    )
 )
-
-register_dataset(DatasetSpec(scan=scan, **SPEC_KWARGS))

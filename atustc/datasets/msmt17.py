@@ -190,19 +190,20 @@ def scan(root: Path) -> Scan:
     return make_scan("msmt17", ok, cols, rejected, len(on_disk))
 
 
-SPEC_KWARGS = dict(
-    name="msmt17",
-    version="1",
-    description="MSMT17 V1/V2 (Wei et al., CVPR 2018) from list_{train,val,query,gallery}.txt",
-    protocol="msmt17",
-    validation="release",  # the release's list_val.txt; train + val is the published train set
-    published={
-        "train": {"identities": 1041, "images": 30248},
-        "val": {"images": 2373},
-        "query": {"identities": 3060, "images": 11659},
-        "gallery": {"identities": 3060, "images": 82161},
-    },
-    layouts=tuple(VERSIONS),
+SPEC = register_dataset(
+    DatasetSpec(
+        scan=scan,
+        name="msmt17",
+        version="1",
+        description="MSMT17 V1/V2 (Wei et al., CVPR 2018) from list_{train,val,query,gallery}.txt",
+        protocol="msmt17",
+        validation="release",  # the release's list_val.txt; train + val is the published train set
+        published={
+            "train": {"identities": 1041, "images": 30248},
+            "val": {"images": 2373},
+            "query": {"identities": 3060, "images": 11659},
+            "gallery": {"identities": 3060, "images": 82161},
+        },
+        layouts=tuple(VERSIONS),
+    )
 )
-
-register_dataset(DatasetSpec(scan=scan, **SPEC_KWARGS))

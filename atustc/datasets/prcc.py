@@ -91,20 +91,21 @@ def scan(root: Path) -> Scan:
     return make_scan("prcc", ok, cols, rejected, len(names))
 
 
-SPEC_KWARGS = dict(
-    name="prcc",
-    version="1",
-    description="PRCC (Yang et al., TPAMI 2019): rgb/train, rgb/val, rgb/test/{A,B,C}",
-    protocol="prcc",
-    variants=("single-shot",),
-    validation="release",  # the release's rgb/val
-    # Yang et al. 2019 / Simple-CCReID's printed statistics: query = B (3,873) + C (3,543).
-    published={
-        "train": {"identities": 150, "images": 17896},
-        "val": {"identities": 150, "images": 5002},
-        "query": {"identities": 71, "images": 7416},
-        "gallery": {"identities": 71, "images": 3384},
-    },
+SPEC = register_dataset(
+    DatasetSpec(
+        scan=scan,
+        name="prcc",
+        version="1",
+        description="PRCC (Yang et al., TPAMI 2019): rgb/train, rgb/val, rgb/test/{A,B,C}",
+        protocol="prcc",
+        variants=("single-shot",),
+        validation="release",  # the release's rgb/val
+        # Yang et al. 2019 / Simple-CCReID's printed statistics: query = B (3,873) + C (3,543).
+        published={
+            "train": {"identities": 150, "images": 17896},
+            "val": {"identities": 150, "images": 5002},
+            "query": {"identities": 71, "images": 7416},
+            "gallery": {"identities": 71, "images": 3384},
+        },
+    )
 )
-
-register_dataset(DatasetSpec(scan=scan, **SPEC_KWARGS))
