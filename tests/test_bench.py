@@ -17,8 +17,9 @@ import pytest
 import torch
 from torch import nn
 
+from atustc.bench.board_render import to_csv, to_latex, to_markdown
 from atustc.bench.harness import BenchData, ensure_synthetic, run_bench, synthetic_key, user_data
-from atustc.bench.leaderboard import SCENARIOS, load_leaderboard, to_csv, to_latex, to_markdown
+from atustc.bench.leaderboard import SCENARIOS, load_leaderboard
 from atustc.errors import AtustcError
 from atustc.methods import Batch, LabelSpace, MethodSpec, Recipe, list_methods, register_method, unregister_method
 

@@ -12,16 +12,14 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from atustc.bench.board_render import latex_escape, to_latex, to_markdown
 from atustc.bench.leaderboard import (
     CSV_COLUMNS,
     METRICS,
     SCENARIOS,
     build_leaderboard,
     collect_runs,
-    latex_escape,
     load_leaderboard,
-    to_latex,
-    to_markdown,
 )
 from atustc.errors import AtustcError
 from run_helpers import provenance_record

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from atustc.bench.board_render import to_markdown
 from atustc.bench.layout import build_layout, short_label
-from atustc.bench.leaderboard import METRICS, load_leaderboard, to_markdown
+from atustc.bench.leaderboard import METRICS, load_leaderboard
 from atustc.errors import AtustcError
 from run_helpers import provenance_record
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from atustc.bench.board_render import latex_escape
 from atustc.bench.compare import N_BOOT, Comparison, RunQueries, compare_rows
-from atustc.bench.leaderboard import RunRecord, latex_escape, row_key
+from atustc.bench.leaderboard import RunRecord, row_key
 from atustc.errors import AtustcError
 
 if TYPE_CHECKING:

@@ -123,8 +123,9 @@ def command(
     if list_only:
         _print_methods()
         return 0
+    from atustc.bench.board_render import print_leaderboard
     from atustc.bench.harness import ensure_synthetic, run_bench, user_data
-    from atustc.bench.leaderboard import load_leaderboard, print_leaderboard
+    from atustc.bench.leaderboard import load_leaderboard
     from atustc.engine.config import parse_set_options
 
     method_list = _split_list(methods, "--methods")

@@ -47,7 +47,8 @@ def command(runs_dir: Path, fmt: str | None, output: Path | None, compare: str |
     method × preset × data hash, with fractions at full precision (columns documented in
     atustc.bench.leaderboard).
     """
-    from atustc.bench.leaderboard import load_leaderboard, print_leaderboard, render, write_leaderboard
+    from atustc.bench.board_render import print_leaderboard, render, write_leaderboard
+    from atustc.bench.leaderboard import load_leaderboard
 
     board = load_leaderboard(runs_dir)
     if compare is not None:
@@ -64,7 +65,8 @@ def command(runs_dir: Path, fmt: str | None, output: Path | None, compare: str |
 
 def _compare(board, runs_dir: Path, spec: str, fmt: str | None, output: Path | None, seed: int) -> None:  # noqa: ANN001
     """The leaderboard followed by the comparison table (csv: the comparison alone)."""
-    from atustc.bench.leaderboard import collect_runs, print_leaderboard, render
+    from atustc.bench.board_render import print_leaderboard, render
+    from atustc.bench.leaderboard import collect_runs
     from atustc.bench.significance import comparison_frame, print_comparison, render_comparison
     from atustc.errors import AtustcError
     from atustc.io import write_text_atomic
