@@ -193,7 +193,7 @@ def _print_methods() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from atustc.bench.harness import describe_methods
+    from atustc.bench.methods_info import describe_methods
 
     table = Table(title="Registered methods (parameters at the tiny preset, 8-person label space)")
     for col in ("method", "family", "heads", "params", "recipe (tiny)", "recipe (paper)"):
