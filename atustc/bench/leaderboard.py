@@ -61,7 +61,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from atustc.bench.layout import Column, Layout, build_layout, merge_layouts
-from atustc.bench.xd_columns import average_over, read_xd_metrics, with_average, xd_datasets, xd_display, xd_metric_keys
+from atustc.bench.xd_columns import (
+    average_over,
+    read_xd_metrics,
+    with_average,
+    xd_datasets,
+    xd_display,
+    xd_metric_keys,
+    xd_note,
+)
 from atustc.errors import AtustcError
 from atustc.io import read_json
 from atustc.scenarios import SCENARIOS
@@ -132,11 +140,14 @@ class Leaderboard:
     Attributes:
         frame: one row per method × preset × data hash with :data:`CSV_COLUMNS`.
         others: failed or unfinished runs (listed, never averaged).
+        display: the rank-metric columns of the human-facing tables.
+        notes: footnotes of the human-facing tables (e.g. what a partial cross-domain average is over).
     """
 
     frame: pd.DataFrame
     others: tuple[RunRecord, ...]
     display: tuple[Column, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 def read_run(run_dir: str | os.PathLike[str]) -> RunRecord:
@@ -259,7 +270,9 @@ def build_leaderboard(records: Iterable[RunRecord]) -> Leaderboard:
         rows.append(row)
     frame = pd.DataFrame(rows, columns=list(csv_columns(metric_cols, xd=bool(xd))))
     others = tuple(r for key in sorted(groups, key=_row_order) for r in groups[key] if not r.counted)
-    return Leaderboard(frame=frame, others=others, display=(*merge_layouts(layouts)[1], *xd_display(xd)))
+    display = (*merge_layouts(layouts)[1], *xd_display(xd))
+    notes = tuple(n for n in (xd_note(xd),) if n)
+    return Leaderboard(frame=frame, others=others, display=display, notes=notes)
 
 
 def load_leaderboard(runs_dir: str | os.PathLike[str]) -> Leaderboard:

@@ -33,6 +33,15 @@ PAPER_XD: dict[str, str] = {
     "prcc": "PRCC",
     "ltcc": "LTCC",
 }
+#: Column labels of the other datasets (the name itself where absent).
+LABELS: dict[str, str] = {
+    **PAPER_XD,
+    "msmt17": "MSMT17",
+    "deepchange": "DeepChange",
+    "llcm": "LLCM",
+    "regdb": "RegDB",
+    "atustc": "AT-USTC",
+}
 PREFIX = "XD-"
 AVG = "XD-Avg"
 AVG_METRICS: tuple[str, ...] = ("R1", "mAP")
@@ -44,8 +53,8 @@ def xd_key(dataset: str) -> str:
 
 
 def xd_label(dataset: str) -> str:
-    """The column label of a cross-domain dataset (the paper's for its five, else the name)."""
-    return PAPER_XD.get(dataset, dataset)
+    """The column label of a dataset (the paper's spelling where it has one, else the name)."""
+    return LABELS.get(dataset, dataset)
 
 
 def read_xd_metrics(folder: RunFolder, checkpoint: str) -> dict[str, float]:
@@ -109,6 +118,14 @@ def xd_display(datasets: Sequence[str]) -> tuple[Column, ...]:
     if not datasets:
         return ()
     cols = [Column(f"XD {xd_label(d)}", m, f"{xd_key(d)}_{m}") for d in datasets for m in AVG_METRICS]
-    over = average_over(datasets)
-    group = "XD Avg" if over == tuple(PAPER_XD) else f"XD Avg ({', '.join(xd_label(d) for d in over)})"
+    group = "XD Avg" if xd_note(datasets) is None else "XD Avg*"
     return (*cols, *(Column(group, m, f"{AVG}_{m}") for m in AVG_METRICS))
+
+
+def xd_note(datasets: Sequence[str]) -> str | None:
+    """The footnote of an average that is not over the paper's five (None when it is, or without the block)."""
+    over = average_over(datasets)
+    if not datasets or over == tuple(PAPER_XD):
+        return None
+    missing = ", ".join(xd_label(d) for d in PAPER_XD if d not in datasets)
+    return f"* XD Avg: mean over {', '.join(xd_label(d) for d in over)} (the paper's average also has {missing})"
