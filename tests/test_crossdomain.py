@@ -301,3 +301,29 @@ def test_leaderboard_cli_table1_layout(tmp_path: Path, capsys: pytest.CaptureFix
     with pytest.raises(SystemExit) as exc:
         main(["leaderboard", "--runs", str(tmp_path), "--layout", "table1", "--compare", "a,b"])
     assert exc.value.code == 2 and "--compare works with --layout default only" in capsys.readouterr().err
+
+
+def test_dataset_data_from_a_root_a_table_or_a_split(tmp_path: Path) -> None:
+    from atustc.bench.data import dataset_data
+    from atustc.synth.layouts import write_layout
+
+    root = tmp_path / "market"
+    write_layout(root, "market1501")
+    folder = tmp_path / "datasets"
+    data = dataset_data("market1501", str(root), folder, option="--cross-domain")
+    assert data.table.parent == folder / f"market1501-{data.table_hash}" and data.root == root.resolve()
+    assert (data.split_dir / "split.json").is_file() and not data.synthetic and data.dataset == "market1501"
+    stamp = data.table.stat().st_mtime_ns
+    assert dataset_data("market1501", str(root), folder, option="--cross-domain") == data  # re-indexed, reused
+    assert data.table.stat().st_mtime_ns == stamp
+    from_table = dataset_data("market1501", str(data.table), tmp_path / "t", option="--cross-domain")
+    assert from_table.table_hash == data.table_hash and from_table.root == root.resolve()
+    from_split = dataset_data("market1501", str(data.split_dir), tmp_path / "s", option="--cross-domain")
+    assert from_split.split_dir == data.split_dir and not (tmp_path / "s").exists()
+    for source, match in [
+        (data.split_dir, "--cross-domain prcc=.*split: split .* is a split of market1501, not prcc"),
+        (root / "query" / next(iter(sorted(p.name for p in (root / "query").iterdir()))), "expected a dataset root"),
+        (root, "--cross-domain prcc=.*market"),  # a Market tree is no PRCC root
+    ]:
+        with pytest.raises(AtustcError, match=match):
+            dataset_data("prcc", str(source), folder, option="--cross-domain")

@@ -201,11 +201,13 @@ def _given_data(name: str, src: Path, folder: Path) -> BenchData:
     if not src.exists():
         raise AtustcError(f"{src} not found (expected a dataset root, a .parquet table or a split folder)")
     if src.is_dir() and (src / "split.json").is_file():
-        made_for = read_json(src / "split.json").get("dataset")
-        if made_for not in (None, name):
-            raise AtustcError(f"split {src} is a split of {made_for}, not {name}")
-        data = user_data(src / "table.parquet", src, None)
-        return replace(data, dataset=name)
+        info = read_json(src / "split.json")
+        if info.get("dataset") not in (None, name):
+            raise AtustcError(f"split {src} is a split of {info.get('dataset')}, not {name}")
+        if not info.get("root") or not info.get("source_table_hash"):
+            raise AtustcError(f"split {src} records no image root or source table; give its table (NAME=TABLE.parquet)")
+        table = src / "table.parquet"
+        return BenchData(table, src, Path(info["root"]), str(info["source_table_hash"]), synthetic=False, dataset=name)
     if src.is_file():
         from atustc.table import dataset_root, load_table, table_hash
 
