@@ -232,18 +232,20 @@ def check_overrides(specs: Sequence[Any], preset: str, overrides: dict[str, Any]
 
 
 @dataclass(frozen=True)
-class _SplitInfo:
+class SplitInfo:
+    """What the bench reads from its split's ``split.json``: the dataset and the protocols it scores."""
+
     dataset: str
     scored: tuple[str, ...]
 
 
-def split_protocols(data: BenchData) -> _SplitInfo:
+def split_protocols(data: BenchData) -> SplitInfo:
     """The dataset and the protocols the bench's split is scored on (``split.json``; AT-USTC's for older splits)."""
     from atustc.io import read_json
 
     path = data.split_dir / "split.json"
     info = read_json(path)
-    return _SplitInfo(str(info.get("dataset", "atustc")), SplitProtocols.from_info(info, str(path)).scored)
+    return SplitInfo(str(info.get("dataset", "atustc")), SplitProtocols.from_info(info, str(path)).scored)
 
 
 def _one_run(
