@@ -13,6 +13,9 @@ Layout::
     RUN/eval/<protocol>@<checkpoint>.json
                              scores of one checkpoint (``last``: the bench; ``best``: ``atustc eval --run``
                              by default), with their provenance (:mod:`atustc.provenance`)
+    RUN/eval/xd-<dataset>@<checkpoint>.json
+                             zero-shot scores on another dataset's default protocol (``atustc bench
+                             --cross-domain``; :mod:`atustc.bench.crossdomain`)
     RUN/.lock                held by the one process that writes the run (:meth:`RunFolder.lock`)
 
 A bench names its runs ``RUNS/<method>-<preset>-s<seed>`` (:func:`run_name`).
@@ -40,6 +43,8 @@ from atustc.io import read_json, write_json_atomic, write_text_atomic
 Checkpoint = Literal["best", "last"]
 CHECKPOINTS: tuple[str, ...] = ("best", "last")
 LOCK_NAME = ".lock"
+#: File-name prefix of cross-domain eval files (``eval/xd-<dataset>@<checkpoint>.json``).
+XD_PREFIX = "xd-"
 
 
 def run_name(method: str, preset: str, seed: int) -> str:
@@ -88,6 +93,18 @@ class RunFolder:
         if checkpoint not in CHECKPOINTS:
             raise AtustcError(f"--checkpoint {checkpoint!r}: expected best or last")
         return self.eval_dir / f"{protocol}@{checkpoint}.json"
+
+    def xd_eval_file(self, dataset: str, checkpoint: str) -> Path:
+        """``eval/xd-<dataset>@<checkpoint>.json``: zero-shot scores of one checkpoint on another dataset."""
+        return self.eval_file(f"{XD_PREFIX}{dataset}", checkpoint)
+
+    def xd_datasets(self, checkpoint: str) -> list[str]:
+        """The datasets this run was scored on zero-shot with ``checkpoint`` (sorted)."""
+        suffix = f"@{checkpoint}.json"
+        if not self.eval_dir.is_dir():
+            return []
+        names = (p.name for p in self.eval_dir.iterdir() if p.name.startswith(XD_PREFIX) and p.name.endswith(suffix))
+        return sorted(n[len(XD_PREFIX) : -len(suffix)] for n in names)
 
     def per_query_file(self, protocol: str, checkpoint: str) -> Path:
         """``eval/<protocol>@<checkpoint>.per_query.parquet``: the per-query results behind that eval file."""

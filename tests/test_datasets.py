@@ -29,9 +29,11 @@ def test_duplicate_and_bad_specs_raise():
     with pytest.raises(AtustcError, match="dataset 'atustc' is already registered"):
         register_dataset(spec)
     with pytest.raises(AtustcError, match="validation must be 'flags', 'release' or 'fraction'"):
-        DatasetSpec("x", "1", "", spec.scan, "atustc", validation="both")  # type: ignore[arg-type]
+        DatasetSpec("x", "1", "", spec.scan, "atustc", "at", validation="both")  # type: ignore[arg-type]
     with pytest.raises(AtustcError, match=r"published\['train'\]: unknown count 'ids'"):
-        DatasetSpec("x", "1", "", spec.scan, "atustc", published={"train": {"ids": 3}})
+        DatasetSpec("x", "1", "", spec.scan, "atustc", "at", published={"train": {"ids": 3}})
+    with pytest.raises(AtustcError, match="task must be one of tr, cc, vi, at, got 'ir'"):
+        DatasetSpec("x", "1", "", spec.scan, "atustc", "ir")  # type: ignore[arg-type]
     with pytest.raises(AtustcError, match="unknown dataset format 'market'"):
         get_dataset("market")
 
@@ -78,6 +80,7 @@ def toy(tmp_path):
             description="a made-up layout",
             scan=guide_indexer(),
             protocol=str(proto),
+            task="tr",
             variants=("cross-camera",),
             published={"train": {"identities": 6, "images": 36}, "query": {"images": 9}},
         )
@@ -228,7 +231,7 @@ def test_an_indexer_must_give_the_split_column(tmp_path):
         }
         return Scan(columns=cols, rejected=[], files_seen=1)
 
-    register_dataset(DatasetSpec("nosplit", "1", "", scan, "atustc"))
+    register_dataset(DatasetSpec("nosplit", "1", "", scan, "atustc", "at"))
     try:
         (tmp_path / "a.jpg").write_bytes(b"")
         with pytest.raises(AtustcError, match="dataset 'nosplit': its indexer gave no 'split' column"):

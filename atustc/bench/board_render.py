@@ -145,6 +145,8 @@ def to_markdown(board: Leaderboard) -> str:
             cell = f"**{text}**" if bold else text
             cells.append(f"{cell} ± {pm}" if pm else cell)
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    if board.notes:
+        lines += ["", *board.notes]
     failures = _failure_lines(board)
     if failures:
         lines += ["", "Failed or unfinished runs (not averaged):", ""] + [f"- {f}" for f in failures]
@@ -212,6 +214,7 @@ def to_latex(
             cells.append(rf"\textbf{{{body}}}" if bold else body)
         out.append(" & ".join(cells) + r" \\")
     out += [r"\bottomrule", r"\end{tabular}}", r"\end{table}"]
+    out += [f"% {note}" for note in board.notes]
     failures = _failure_lines(board)
     if failures:
         out += ["% Failed or unfinished runs (not averaged):"] + [f"% {f}" for f in failures]
@@ -251,6 +254,8 @@ def print_leaderboard(board: Leaderboard, console: Console | None = None) -> Non
             cells.append(value + ("\n±" + "/±".join(stds) if stds else ""))
         table.add_row(*cells)
     console.print(table)
+    for note in board.notes:
+        console.print(note, highlight=False)
     for failure in _failure_lines(board):
         console.print(f"[red]{failure}[/red]", highlight=False)
 

@@ -24,6 +24,11 @@ A method that raises is recorded as ``failed`` in its ``status.json`` (with the 
 bench goes on with the others. ``RUNS/bench.json`` records the command, methods, seeds, preset,
 data (table, split, root, table hash) and the outcome of every run.
 
+With ``cross_domain`` targets (:mod:`atustc.bench.crossdomain`) each finished run is also scored
+zero-shot on every target dataset (``RUN/eval/xd-<dataset>@last.json``), except the dataset it
+was trained on; a run missing one of them is scored again (never retrained). A cross-domain
+failure is reported as the run's failure without marking the trained run failed.
+
 Without a table the harness builds the embedded synthetic dataset (``synth`` at the default
 size, ``index``, official ``split``) once in a cache folder (``$ATUSTC_CACHE`` or
 ``~/.cache/atustc``), keyed by the synthetic config, and reuses it.
@@ -40,6 +45,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from atustc.bench.crossdomain import Target, pending, score_target
 from atustc.bench.data import BenchData, cache_dir, ensure_synthetic, synthetic_key, user_data
 from atustc.engine.request import TrainRequest, request_argv
 from atustc.errors import AtustcError
@@ -100,6 +106,7 @@ def run_bench(
     command: str | None = None,
     nproc: int = 1,
     plugins: Sequence[str] = (),
+    cross_domain: Sequence[Target] = (),
 ) -> list[RunOutcome]:
     """Train, embed and score every method × seed; write run folders and ``RUNS/bench.json``.
 
@@ -118,6 +125,7 @@ def run_bench(
         command: the command line recorded in ``bench.json`` (default: ``sys.argv``).
         nproc: processes per training (torchrun on this machine; 1 = in this process).
         plugins: modules imported first (they register extra methods); passed on to the trainings.
+        cross_domain: datasets every run is also scored on zero-shot (the training dataset is skipped).
 
     Returns:
         One outcome per run, in order (methods outer, seeds inner).
@@ -154,7 +162,9 @@ def run_bench(
             raise AtustcError(f"pretrained weights given for {name!r}, which is not benchmarked")
     runs_dir = Path(out)
     plan = [(m, s, runs_dir / run_name(m, preset, s)) for m in methods for s in seeds]
-    protocols = split_protocols(data).scored
+    info = split_protocols(data)
+    protocols = info.scored
+    targets = [t for t in cross_domain if t.name != (data.dataset or info.dataset)]
     for _, _, run in plan:
         if RunFolder(run).exists() and not (run / "status.json").is_file():
             raise AtustcError(f"{run} exists and is not a run folder (no status.json); move it or choose another --out")
@@ -180,6 +190,7 @@ def run_bench(
             "table_hash": data.table_hash,
             "synthetic": data.synthetic,
         },
+        "cross_domain": [t.record() for t in targets],
         "runs": [],
     }
     with RunFolder(runs_dir).lock("bench"):
@@ -192,7 +203,7 @@ def run_bench(
                 pretrained=(pretrained or {}).get(method), overrides=overrides, device=device, amp=amp,
                 progress=progress, plugins=plugins,
             )  # fmt: skip
-            outcome = _one_run(request, data, protocols, force, nproc)
+            outcome = _one_run(request, data, protocols, force, nproc, targets)
             outcomes.append(outcome)
             style = "green" if outcome.state == "finished" else "red"
             detail = f": {outcome.error}" if outcome.error else ""
@@ -220,15 +231,26 @@ def check_overrides(specs: Sequence[Any], preset: str, overrides: dict[str, Any]
             raise AtustcError(f"{exc.message} (for every method; first refused by {spec.name})") from None
 
 
-def split_protocols(data: BenchData) -> SplitProtocols:
-    """The protocols the bench's split is scored on (``split.json``; AT-USTC's for older splits)."""
+@dataclass(frozen=True)
+class SplitInfo:
+    """What the bench reads from its split's ``split.json``: the dataset and the protocols it scores."""
+
+    dataset: str
+    scored: tuple[str, ...]
+
+
+def split_protocols(data: BenchData) -> SplitInfo:
+    """The dataset and the protocols the bench's split is scored on (``split.json``; AT-USTC's for older splits)."""
     from atustc.io import read_json
 
     path = data.split_dir / "split.json"
-    return SplitProtocols.from_info(read_json(path), str(path))
+    info = read_json(path)
+    return SplitInfo(str(info.get("dataset", "atustc")), SplitProtocols.from_info(info, str(path)).scored)
 
 
-def _one_run(request: TrainRequest, data: BenchData, protocols: Sequence[str], force: bool, nproc: int) -> RunOutcome:
+def _one_run(
+    request: TrainRequest, data: BenchData, protocols: Sequence[str], force: bool, nproc: int, targets: Sequence[Target]
+) -> RunOutcome:
     """Bring one run to ``finished`` with every eval file, or record why it failed."""
     from atustc.engine.train import run_training
 
@@ -236,7 +258,8 @@ def _one_run(request: TrainRequest, data: BenchData, protocols: Sequence[str], f
     run = RunFolder(request.out)
     status = run.read_status()
     state = status.get("state")
-    scored = all(run.eval_file(p, CHECKPOINT).is_file() for p in protocols)
+    main = [run.eval_file(p, CHECKPOINT) for p in protocols]
+    scored = all(f.is_file() for f in main) and not pending(run.path, targets, CHECKPOINT)
     if state == "finished" and not force:
         action = "reused" if scored else "scored"
     elif not force and _resumable(run.path, status):
@@ -251,6 +274,8 @@ def _one_run(request: TrainRequest, data: BenchData, protocols: Sequence[str], f
             for p in protocols:
                 run.eval_file(p, CHECKPOINT).unlink(missing_ok=True)
                 run.per_query_file(p, CHECKPOINT).unlink(missing_ok=True)
+            for name in run.xd_datasets(CHECKPOINT):  # they scored the checkpoint being replaced
+                run.xd_eval_file(name, CHECKPOINT).unlink()
             request = replace(request, resume=action == "resumed", force=action != "resumed" and run.path.exists())
             if nproc > 1:
                 from atustc.engine.distributed import launch
@@ -258,13 +283,23 @@ def _one_run(request: TrainRequest, data: BenchData, protocols: Sequence[str], f
                 launch(nproc, request_argv(request))
             else:
                 run_training(request)
-        if action != "reused":
+        if action != "reused" and not all(f.is_file() for f in main):
             score_run(run.path, data, protocols, device=request.device, progress=request.progress)
     except Exception as exc:  # a failing method must not stop the others
-        error = exc.message if isinstance(exc, AtustcError) else f"{type(exc).__name__}: {exc}"
+        error = _reason(exc)
         _mark_failed(run.path, method, request.preset, seed, error)
         return RunOutcome(method, seed, run.path, "failed", action, error, time.perf_counter() - t0)
+    try:  # the trained run stays finished: a later bench only scores the missing targets
+        for target in pending(run.path, targets, CHECKPOINT):
+            score_target(run.path, target, checkpoint=CHECKPOINT, device=request.device, progress=request.progress)
+    except Exception as exc:
+        error = f"cross-domain {target.name}: {_reason(exc)}"
+        return RunOutcome(method, seed, run.path, "failed", action, error, time.perf_counter() - t0)
     return RunOutcome(method, seed, run.path, "finished", action, None, time.perf_counter() - t0)
+
+
+def _reason(exc: Exception) -> str:
+    return exc.message if isinstance(exc, AtustcError) else f"{type(exc).__name__}: {exc}"
 
 
 def score_run(
@@ -329,18 +364,11 @@ def _check_same_data(run: Path, data: BenchData) -> None:
         )
 
 
-def _read_status(run: Path) -> dict:
-    from atustc.io import read_json
-
-    path = run / "status.json"
-    return read_json(path) if path.is_file() else {}
-
-
 def _mark_failed(run: Path, method: str, preset: str, seed: int, error: str) -> None:
     """Record a failure in ``status.json`` (creating the run folder if the engine did not)."""
     from atustc.io import write_json_atomic
 
-    status = _read_status(run)
+    status = RunFolder(run).read_status()
     status.update(state="failed", error=error)
     status.setdefault("method", method)
     status.setdefault("preset", preset)
@@ -368,36 +396,3 @@ def _write_bench(runs_dir: Path, record: dict) -> None:
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def describe_methods() -> list[dict[str, Any]]:
-    """Every registered method: name, family, heads, parameters at ``tiny``, recipe summary.
-
-    Each model is built at ``tiny`` on a small dummy label space (8 persons, 16 outfits, 16
-    cameras), so the parameter count includes classifiers of that size.
-    """
-    from atustc.methods import LabelSpace, list_methods
-
-    labels = LabelSpace(num_pids=8, num_outfits=16, outfit_to_pid=tuple(i // 2 for i in range(16)), num_cameras=16)
-    rows = []
-    for spec in list_methods():
-        try:
-            model = spec.build(labels, "tiny", None)
-            heads, params = ", ".join(model.head_names), sum(p.numel() for p in model.parameters())
-        except Exception as exc:  # a broken method is listed, not fatal
-            heads, params = f"build failed: {type(exc).__name__}: {exc}", None
-        rows.append({
-            "name": spec.name, "family": spec.family, "heads": heads, "params_tiny": params,
-            "recipe_tiny": recipe_summary(spec.recipe("tiny")), "recipe_paper": recipe_summary(spec.recipe("paper")),
-            "summary": spec.summary,
-        })  # fmt: skip
-    return rows
-
-
-def recipe_summary(recipe: Any) -> str:
-    """One line: optimiser, lr, schedule, iterations, batch and input size."""
-    h, w = recipe.input_size
-    return (
-        f"{recipe.optimizer} {recipe.lr:g}, {recipe.schedule}, {recipe.epochs}x{recipe.iters_per_epoch} it, "
-        f"{recipe.sampler} {recipe.num_identities}x{recipe.num_instances}, {h}x{w}"
-    )

@@ -14,6 +14,7 @@ Where the numbers come from, per run folder ``RUN/``:
 - ``manifest.json``: ``table_hash`` (the data) and ``split_hash``;
 - ``protocols`` in ``config.json`` or ``manifest.json`` (the split's record, see
   :mod:`atustc.split.protocols`; AT-USTC's ``atustc`` + ``atustc-mixed`` when absent);
+- ``eval/xd-<dataset>@<checkpoint>.json``: the cross-domain block (:mod:`atustc.bench.xd_columns`);
 - ``eval/<protocol>@<checkpoint>.json`` for each of them: ``ProtocolResult.to_dict()`` plus its
   provenance (:mod:`atustc.provenance`), checked on reading: an eval that does not provably score
   the run's current checkpoint on the current protocol file is refused in one line.
@@ -41,6 +42,12 @@ fractions in [0, 1] at full precision, as in the run's JSON):
   ``atustc-mixed``, group Anytime); then, for every run, ``params`` (count), ``train_time_s``
   (seconds), ``images_per_s`` (training throughput).
 
+With cross-domain evals (``atustc bench --cross-domain``) the info columns end with
+``xd_avg_over`` (the datasets ``XD-Avg`` averages, ``;``-separated) and the metrics before the
+costs gain, per cross-domain dataset in column order (:mod:`atustc.bench.xd_columns`),
+``XD-<dataset>_R1``, ``XD-<dataset>_mAP``, ``XD-<dataset>_mINP``, then ``XD-Avg_R1`` and
+``XD-Avg_mAP``. Without them the columns are exactly those above.
+
 The human-facing tables (markdown, LaTeX, rich) are drawn by :mod:`atustc.bench.board_render`.
 """
 
@@ -54,6 +61,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from atustc.bench.layout import Column, Layout, build_layout, merge_layouts
+from atustc.bench.xd_columns import (
+    average_over,
+    read_xd_metrics,
+    with_average,
+    xd_datasets,
+    xd_display,
+    xd_metric_keys,
+    xd_note,
+)
 from atustc.errors import AtustcError
 from atustc.io import read_json
 from atustc.scenarios import SCENARIOS
@@ -76,14 +92,15 @@ KEY_COLUMNS: tuple[str, ...] = ("family", "method", "preset", "data_hash", "chec
 INFO_COLUMNS: tuple[str, ...] = ("seeds", "n_runs", "n_splits", "n_failed", "status", "error")
 
 
-def metric_keys(layouts: Sequence[Layout]) -> tuple[str, ...]:
-    """Every metric column of a leaderboard over these layouts: rank metrics, then costs."""
-    return (*merge_layouts(layouts)[0], *COST_METRICS)
+def metric_keys(layouts: Sequence[Layout], xd: Sequence[str] = ()) -> tuple[str, ...]:
+    """Every metric column of a leaderboard over these layouts: rank metrics, the cross-domain block, costs."""
+    return (*merge_layouts(layouts)[0], *xd_metric_keys(xd), *COST_METRICS)
 
 
-def csv_columns(metrics: Sequence[str]) -> tuple[str, ...]:
-    """All CSV columns, in order, for these metric keys."""
-    return (*KEY_COLUMNS, *INFO_COLUMNS, *(f"{m}_{agg}" for m in metrics for agg in ("mean", "std")))
+def csv_columns(metrics: Sequence[str], xd: bool = False) -> tuple[str, ...]:
+    """All CSV columns, in order, for these metric keys (``xd``: with the cross-domain block's info column)."""
+    info = (*INFO_COLUMNS, "xd_avg_over") if xd else INFO_COLUMNS
+    return (*KEY_COLUMNS, *info, *(f"{m}_{agg}" for m in metrics for agg in ("mean", "std")))
 
 
 #: Every metric column of an AT-USTC leaderboard, in order (each gives ``_mean`` and ``_std``).
@@ -108,6 +125,7 @@ class RunRecord:
     metrics: dict[str, float] = field(default_factory=dict)
     protocols: tuple[str, ...] = DEFAULT_PROTOCOLS
     checkpoint: str = CHECKPOINT_RULE
+    dataset: str = "?"  # the training dataset (config.json, else the split's split.json)
 
     @property
     def counted(self) -> bool:
@@ -122,11 +140,14 @@ class Leaderboard:
     Attributes:
         frame: one row per method × preset × data hash with :data:`CSV_COLUMNS`.
         others: failed or unfinished runs (listed, never averaged).
+        display: the rank-metric columns of the human-facing tables.
+        notes: footnotes of the human-facing tables (e.g. what a partial cross-domain average is over).
     """
 
     frame: pd.DataFrame
     others: tuple[RunRecord, ...]
     display: tuple[Column, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 def read_run(run_dir: str | os.PathLike[str]) -> RunRecord:
@@ -159,6 +180,7 @@ def read_run_records(run_dir: str | os.PathLike[str]) -> list[RunRecord]:
         data_hash=str(manifest.get("table_hash") or config.get("table_hash") or "?"),
         split_hash=str(manifest.get("split_hash") or config.get("split_hash") or "?"),
         protocols=protocols,
+        dataset=_run_dataset(config),
     )
     state = str(status.get("state") or "running")
     error = str(status.get("error")) if status.get("error") else None
@@ -172,6 +194,7 @@ def read_run_records(run_dir: str | os.PathLike[str]) -> list[RunRecord]:
         for ckpt in ("last", "best"):
             metrics = _run_metrics(folder, protocols, ckpt)
             if metrics is not None:
+                metrics.update(read_xd_metrics(folder, ckpt))
                 records.append(
                     RunRecord(**base, state=state, error=None, metrics={**metrics, **costs}, checkpoint=ckpt)
                 )
@@ -217,7 +240,9 @@ def build_leaderboard(records: Iterable[RunRecord]) -> Leaderboard:
     layouts = [build_layout(p) for p in dict.fromkeys(r.protocols for r in records)] or [
         build_layout(DEFAULT_PROTOCOLS)
     ]
-    metric_cols = metric_keys(layouts)
+    xd = xd_datasets(r.metrics for r in records)
+    over = average_over(xd)
+    metric_cols = metric_keys(layouts, xd)
     groups: dict[tuple[str, str, str, str, str], list[RunRecord]] = {}
     for rec in records:
         groups.setdefault(row_key(rec), []).append(rec)
@@ -235,14 +260,19 @@ def build_leaderboard(records: Iterable[RunRecord]) -> Leaderboard:
             status="finished" if done else "failed",
             error=next((f"{r.path.name}: {r.error or r.state}" for r in bad), ""),
         )
+        if xd:
+            row["xd_avg_over"] = ";".join(over)
+        run_metrics = [with_average(r.metrics, over) for r in done]
         for metric in metric_cols:
-            values = np.array([r.metrics[metric] for r in done if metric in r.metrics], dtype=np.float64)
+            values = np.array([m[metric] for m in run_metrics if metric in m], dtype=np.float64)
             row[f"{metric}_mean"] = float(values.mean()) if len(values) else math.nan
             row[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
         rows.append(row)
-    frame = pd.DataFrame(rows, columns=list(csv_columns(metric_cols)))
+    frame = pd.DataFrame(rows, columns=list(csv_columns(metric_cols, xd=bool(xd))))
     others = tuple(r for key in sorted(groups, key=_row_order) for r in groups[key] if not r.counted)
-    return Leaderboard(frame=frame, others=others, display=merge_layouts(layouts)[1])
+    display = (*merge_layouts(layouts)[1], *xd_display(xd))
+    notes = tuple(n for n in (xd_note(xd),) if n)
+    return Leaderboard(frame=frame, others=others, display=display, notes=notes)
 
 
 def load_leaderboard(runs_dir: str | os.PathLike[str]) -> Leaderboard:
@@ -263,6 +293,16 @@ def _run_protocols(config: dict, manifest: dict, run: Path) -> tuple[str, ...]:
         if "protocols" in info:
             return SplitProtocols.from_info(info, str(run / source)).scored
     return DEFAULT_PROTOCOLS
+
+
+def _run_dataset(config: dict) -> str:
+    """The dataset a run was trained on: ``config.json``'s record, else its split's ``split.json``."""
+    if config.get("dataset"):
+        return str(config["dataset"])
+    split = Path(str(config.get("split", ""))) / "split.json"
+    if config.get("split") and split.is_file():
+        return str(read_json(split).get("dataset", "?"))
+    return "?"
 
 
 def _run_metrics(folder: RunFolder, protocols: tuple[str, ...], checkpoint: str) -> dict[str, float] | None:

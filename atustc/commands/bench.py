@@ -86,6 +86,22 @@ from atustc.methods.contract import PRESETS
     metavar="MODULE",
     help="Import MODULE first to register extra methods (repeatable; passed on to every training).",
 )
+@click.option(
+    "--cross-domain",
+    "cross_domain",
+    default=None,
+    metavar="NAME=SOURCE,...",
+    help="Also score every run zero-shot on these datasets (SOURCE: a dataset root, a .parquet table or a split "
+    "folder; a bare NAME: its synthetic miniature; 'synth': every miniature). Writes RUN/eval/xd-NAME@last.json.",
+)
+@click.option(
+    "--train-on",
+    "train_on",
+    default=None,
+    metavar="NAME=SOURCE,...",
+    help="Table 1 mode: train every method on each of these datasets (a bare 'atustc': the embedded synthetic "
+    "set) in OUT/NAME/ and test each model on every --cross-domain dataset; replaces --table/--split/--root.",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 @click.option("--list", "list_only", is_flag=True, help="List the registered methods and exit.")
 def command(
@@ -105,10 +121,16 @@ def command(
     cache: Path | None,
     nproc: int,
     plugins: tuple[str, ...],
+    cross_domain: str | None,
+    train_on: str | None,
     progress: bool,
     list_only: bool,
 ) -> int:
-    """Train, embed and score each method × seed on the atustc and atustc-mixed protocols.
+    """Train, embed and score each method × seed on the split's protocols (AT-USTC: atustc, atustc-mixed).
+
+    With --cross-domain every run is also scored zero-shot on other datasets (the leaderboard's
+    cross-domain block); with --train-on one model per training dataset is trained and tested on
+    every --cross-domain dataset (the paper's Table 1, printed at the end).
 
     Runs that finished are reused unless --force; a failing method is recorded as failed and
     the others go on; an interrupted bench, started again, resumes its unfinished run. Ends by
@@ -137,6 +159,33 @@ def command(
 
     overrides = parse_set_options(sets)
     check_overrides([get_method(m) for m in method_list], check_preset(preset), overrides)  # before any data or run
+    from atustc.bench.crossdomain import parse_domains, prepare_targets
+
+    xd = parse_domains(cross_domain, "--cross-domain") if cross_domain is not None else []
+    train = parse_domains(train_on, "--train-on") if train_on is not None else None
+    if train is not None and (table_path is not None or split_dir is not None or root is not None):
+        raise AtustcError("--train-on replaces --table, --split and --root (give NAME=TABLE_OR_SPLIT_OR_ROOT)")
+    if train is not None and not xd:
+        raise AtustcError("--train-on needs --cross-domain: the datasets every model is tested on")
+    kwargs = dict(
+        preset=preset, seeds=seed_list, force=force, pretrained=weights, overrides=overrides, device=device,
+        amp=amp, progress=progress, console=console, nproc=nproc, plugins=plugins,
+    )  # fmt: skip
+    if train is not None:
+        from atustc.bench.data import dataset_data
+        from atustc.bench.leaderboard import collect_runs
+        from atustc.bench.table1 import render_table1, run_table1, table1_frame
+
+        given = [
+            (d.name, dataset_data(d.name, d.source, out / "datasets", option="--train-on", cache=cache,
+                                  synth_size=synth_size, progress=progress))
+            for d in train
+        ]  # fmt: skip
+        targets = prepare_targets(xd, out / "datasets", cache=cache, synth_size=synth_size, progress=progress)
+        outcomes = run_table1(method_list, given, targets, out, **kwargs)
+        print_leaderboard(load_leaderboard(out))
+        click.echo(render_table1(table1_frame(collect_runs(out)), "md"))
+        return _exit_status(outcomes, console)
     if table_path is None:
         if split_dir is not None or root is not None:
             raise AtustcError("--split and --root need --table (without --table the synthetic dataset is used)")
@@ -147,12 +196,13 @@ def command(
         if split_dir is None:
             raise AtustcError(f"--table {table_path} needs --split (make one with `atustc split {table_path} -o DIR`)")
         data = user_data(table_path, split_dir, root)
-    outcomes = run_bench(
-        method_list, data=data, preset=preset, seeds=seed_list, out=out, force=force, pretrained=weights,
-        overrides=overrides, device=device, amp=amp, progress=progress, console=console,
-        nproc=nproc, plugins=plugins,
-    )  # fmt: skip
+    targets = prepare_targets(xd, out / "datasets", cache=cache, synth_size=synth_size, progress=progress)
+    outcomes = run_bench(method_list, data=data, out=out, cross_domain=targets, **kwargs)
     print_leaderboard(load_leaderboard(out))
+    return _exit_status(outcomes, console)
+
+
+def _exit_status(outcomes: list, console) -> int:  # noqa: ANN001
     failed = [o for o in outcomes if o.state == "failed"]
     if failed:
         console.print(f"[red]{len(failed)} of {len(outcomes)} run(s) failed; see their status.json[/red]")
@@ -193,7 +243,7 @@ def _print_methods() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from atustc.bench.harness import describe_methods
+    from atustc.bench.methods_info import describe_methods
 
     table = Table(title="Registered methods (parameters at the tiny preset, 8-person label space)")
     for col in ("method", "family", "heads", "params", "recipe (tiny)", "recipe (paper)"):

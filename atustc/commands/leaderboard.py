@@ -40,16 +40,27 @@ import click
     "With --format csv only the comparison is written.",
 )
 @click.option("--seed", default=0, show_default=True, help="Seed of the --compare bootstrap.")
-def command(runs_dir: Path, fmt: str | None, output: Path | None, compare: str | None, seed: int) -> None:
+@click.option(
+    "--layout",
+    type=click.Choice(["default", "table1"]),
+    default="default",
+    show_default=True,
+    help="default: the leaderboard (Table 4 layout, plus the cross-domain block when runs have one); table1: the "
+    "train-on-X / test-on-Y matrix of atustc bench --train-on (R1 and mAP, AVG column; markdown when printed).",
+)
+def command(runs_dir: Path, fmt: str | None, output: Path | None, compare: str | None, seed: int, layout: str) -> None:
     """Rebuild the leaderboard (Table 4 layout) from run folders; never edits a run.
 
     Several seeds or splits of a method give mean ± std per cell. The CSV is tidy, one row per
     method × preset × data hash, with fractions at full precision (columns documented in
-    atustc.bench.leaderboard).
+    atustc.bench.leaderboard; --layout table1: in atustc.bench.table1).
     """
     from atustc.bench.board_render import print_leaderboard, render, write_leaderboard
     from atustc.bench.leaderboard import load_leaderboard
 
+    if layout == "table1":
+        _table1(runs_dir, fmt, output, compare)
+        return
     board = load_leaderboard(runs_dir)
     if compare is not None:
         _compare(board, runs_dir, compare, fmt, output, seed)
@@ -87,6 +98,25 @@ def _compare(board, runs_dir: Path, spec: str, fmt: str | None, output: Path | N
     else:
         write_text_atomic(output, text)
         click.echo(f"wrote {output} ({fmt}, comparison of {names[0]} and {names[1]})")
+
+
+def _table1(runs_dir: Path, fmt: str | None, output: Path | None, compare: str | None) -> None:
+    """The Table 1 matrix of the runs, printed (markdown by default) or written to ``output``."""
+    from atustc.bench.leaderboard import collect_runs
+    from atustc.bench.table1 import render_table1, table1_frame
+    from atustc.errors import AtustcError
+    from atustc.io import write_text_atomic
+
+    if compare is not None:
+        raise AtustcError("--compare works with --layout default only")
+    if output is not None:
+        fmt = fmt or _format_from_suffix(output)
+    text = render_table1(table1_frame(collect_runs(runs_dir)), fmt or "md")
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        write_text_atomic(output, text)
+        click.echo(f"wrote {output} ({fmt}, Table 1)")
 
 
 def _format_from_suffix(path: Path) -> str:

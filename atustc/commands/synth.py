@@ -66,10 +66,10 @@ def command(
     test images get query/gallery flags by the per-clip rule of atustc.split.flags.
     """
     if layout != "atustc":
-        from atustc.synth.layouts import write_layout
+        from atustc.synth.layouts import miniature_root, write_layout
 
         n, seconds = write_layout(out, layout, seed, overwrite=overwrite)
-        root = out / "detected" if layout == "cuhk03" else out
+        root = miniature_root(out, layout)
         click.echo(
             f"{out}: {layout} miniature, {n} images (seed {seed}) in {seconds:.2f} s\n"
             f"next: atustc index {root} --format {layout} -o {out.name}.parquet"

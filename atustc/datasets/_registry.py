@@ -18,6 +18,9 @@ from atustc.errors import AtustcError, unknown_name
 
 #: The dataset modules of ``atustc/datasets`` that register a dataset (the one registration line).
 BUILTIN: tuple[str, ...] = ("atustc_format", "market1501", "cuhk03", "msmt17", "prcc", "ltcc", "deepchange")
+#: ReID tasks of a dataset (:attr:`DatasetSpec.task`): person, clothes-changing, visible-infrared, AT-USTC.
+Task = Literal["tr", "cc", "vi", "at"]
+TASKS: tuple[str, ...] = ("tr", "cc", "vi", "at")
 
 
 @dataclass
@@ -49,6 +52,10 @@ class DatasetSpec:
         description: one line for ``--help`` and the docs.
         scan: one pass over the released layout -> :class:`Scan` (``split`` included).
         protocol: the default protocol: a ``protocols/`` name or ``"NAME:VARIANT"``.
+        task: the dataset's ReID task, which decides the head a multi-head model is scored with
+            zero-shot (``atustc bench --cross-domain``, kw66/AT-ReID ``others/test_all.py``):
+            ``"tr"`` person ReID (DT-ST), ``"cc"`` clothes-changing (DT-LT), ``"vi"``
+            visible-infrared (AD-ST), ``"at"`` AT-USTC (each scenario its own head).
         scored: further protocols the harness scores besides the default.
         variants: the named protocol variants users can ask for (documentation and validation).
         validation: ``"flags"``: AT-USTC's split flags (flag 1 marks validation images);
@@ -61,6 +68,9 @@ class DatasetSpec:
             n}}``; a key ``"a+b"`` counts the union of splits ``a`` and ``b``. ``atustc index``
             compares the table with them.
         layouts: release variants the indexer accepts (informational), e.g. ``("v1", "v2")``.
+        headline: the scenario of the default protocol reported as the dataset's one number (the
+            paper's cross-domain columns: PRCC and LTCC report their clothes-changing scenario);
+            None: the protocol's first aggregate, else its first scenario.
     """
 
     name: str
@@ -68,6 +78,7 @@ class DatasetSpec:
     description: str
     scan: Callable[[Path], Scan]
     protocol: str
+    task: Task
     scored: tuple[str, ...] = ()
     variants: tuple[str, ...] = ()
     validation: Literal["flags", "release", "fraction"] = "fraction"
@@ -75,8 +86,11 @@ class DatasetSpec:
     resplit: bool = False
     published: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     layouts: tuple[str, ...] = ()
+    headline: str | None = None
 
     def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise AtustcError(f"dataset {self.name!r}: task must be one of {', '.join(TASKS)}, got {self.task!r}")
         if self.validation not in ("flags", "release", "fraction"):
             raise AtustcError(
                 f"dataset {self.name!r}: validation must be 'flags', 'release' or 'fraction', got {self.validation!r}"

@@ -182,6 +182,7 @@ SPEC = register_dataset(
         description="AT-USTC folder and file naming (official README); split from the flags",
         scan=scan_atustc,
         protocol="atustc",
+        task="at",
         scored=("atustc-mixed",),
         validation="flags",
         resplit=True,

@@ -67,6 +67,7 @@ SPEC = register_dataset(
         version="1",
         description="CUHK03-NP (Zhong et al., CVPR 2017): detected or labeled, 767/700 identities, Market-style folders",
         protocol="cuhk03",
+        task="tr",
         validation="fraction",
         published=PUBLISHED_BY_LAYOUT["detected"],
         layouts=LAYOUTS,

@@ -73,6 +73,7 @@ SPEC = register_dataset(
         version="1",
         description="DeepChange (Xu and Zhu, 2021): train-set, val-set-*, test-set-{query,gallery}",
         protocol="deepchange",
+        task="cc",
         variants=("atreid",),
         validation="release",  # the release's val-set-query + val-set-gallery
         published={

@@ -80,6 +80,7 @@ SPEC = register_dataset(
         version="1",
         description="Market-1501 (Zheng et al., ICCV 2015): bounding_box_train / query / bounding_box_test",
         protocol="market1501",
+        task="tr",
         validation="fraction",
         # Zheng et al. 2015 / torchreid: the gallery counts the 2,793 pid-0 distractors, not the 3,819 junk boxes.
         published={

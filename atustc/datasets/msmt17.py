@@ -197,6 +197,7 @@ SPEC = register_dataset(
         version="1",
         description="MSMT17 V1/V2 (Wei et al., CVPR 2018) from list_{train,val,query,gallery}.txt",
         protocol="msmt17",
+        task="tr",
         validation="release",  # the release's list_val.txt; train + val is the published train set
         published={
             "train": {"identities": 1041, "images": 30248},

@@ -51,6 +51,8 @@ class TrainSetup:
     val_protocol: str  # the split's validation protocol (split.json; AT-USTC's for older splits)
     val_note: str | None = None  # why there is no model selection, if there is none (validation may still be logged)
     checkpoint: dict[str, Any] | None = None  # last.pt, read and checked before anything is written
+    dataset: str = "atustc"  # the split's dataset (split.json)
+    protocols: dict[str, Any] | None = None  # the split's protocols record (split.json), for the leaderboard
 
     @property
     def preset(self) -> str:
@@ -76,6 +78,8 @@ class TrainSetup:
             "table_hash": self.table_hash,
             "split": r.split.resolve().as_posix(),
             "split_hash": self.split_hash,
+            "dataset": self.dataset,
+            "protocols": self.protocols,
             "root": self.root.resolve().as_posix(),
             "pretrained": None if r.pretrained is None else r.pretrained.resolve().as_posix(),
             "device": self.device.type,
@@ -151,7 +155,8 @@ def prepare(request: TrainRequest, world: int = 1) -> TrainSetup:
         r.seed,
         world,
     )
-    val_protocol = SplitProtocols.from_info(split.info, f"{r.split}/split.json").validation
+    split_protocols = SplitProtocols.from_info(split.info, f"{r.split}/split.json")
+    val_protocol = split_protocols.validation
     val, val_note = _validation_rows(val, val_protocol)
     ids = int(val["pid"].nunique()) if len(val) else 0
     if val_note is None and ids < MIN_SELECTION_IDS:
@@ -180,6 +185,8 @@ def prepare(request: TrainRequest, world: int = 1) -> TrainSetup:
         val_protocol=val_protocol,
         val_note=val_note,
         checkpoint=checkpoint,
+        dataset=str(split.info.get("dataset", "atustc")),
+        protocols=split_protocols.to_dict(),
     )
 
 

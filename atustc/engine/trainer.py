@@ -177,9 +177,9 @@ class Trainer:
         if not self.info.is_main:
             return
         result = evaluate(load_protocol(s.val_protocol), s.val, feats).to_dict()
-        value = float(result["summary"][_main_aggregate(result)][s.engine.val_metric])
+        name, value = _selection_value(result, s.engine.val_metric)
         run.append_metrics({"iter": done, "epoch": epoch, "val": {"protocol": s.val_protocol, **result}})
-        metric = f"val/{s.val_protocol}/{_main_aggregate(result)}/{s.engine.val_metric}"
+        metric = f"val/{s.val_protocol}/{name}/{s.engine.val_metric}"
         run.log(f"epoch {epoch} iter {done}: {metric} = {value:.4f}")
         if math.isnan(value) or s.val_note is not None:  # logged, but not selected on
             return
@@ -215,12 +215,15 @@ class Trainer:
         )
 
 
-def _main_aggregate(result: dict[str, Any]) -> str:
-    """The aggregate model selection reads: the protocol's last, overall one (``Any-Time``; mixed: ``Anytime``).
+def _selection_value(result: dict[str, Any], metric: str) -> tuple[str, float]:
+    """What model selection reads: the protocol's last, overall aggregate (``Any-Time``; mixed: ``Anytime``).
 
-    Raises:
-        AtustcError: the validation protocol has no aggregate to select on.
+    A protocol without aggregates (Market-1501, PRCC, ...) is read on its one scenario, or on the
+    unweighted mean of its scenarios (``scenario-mean``) when it has several.
     """
-    if not result["summary"]:
-        raise AtustcError(f"validation protocol {result['protocol']}: no aggregate to select best.pt on")
-    return list(result["summary"])[-1]
+    if result["summary"]:
+        name = list(result["summary"])[-1]
+        return name, float(result["summary"][name][metric])
+    blocks = list(result["scenarios"].items())
+    values = [float(block[metric]) for _, block in blocks]
+    return (blocks[0][0] if len(blocks) == 1 else "scenario-mean"), sum(values) / len(values)

@@ -34,7 +34,17 @@ LAYOUTS: dict[str, Plan] = {
     "deepchange": deepchange,
 }
 
-__all__ = ["LAYOUTS", "Shot", "plan_layout", "write_layout"]
+#: layout -> the folder inside the written tree that ``atustc index`` takes as the dataset root
+#: (CUHK03-NP: ``cuhk03-np/detected`` -> the miniature's ``detected``); absent: the tree itself.
+ROOT_SUBDIR: dict[str, str] = {"cuhk03": "detected"}
+
+__all__ = ["LAYOUTS", "ROOT_SUBDIR", "Shot", "miniature_root", "plan_layout", "write_layout"]
+
+
+def miniature_root(out: str | os.PathLike[str], name: str) -> Path:
+    """The dataset root to index inside a miniature written to ``out`` (see :data:`ROOT_SUBDIR`)."""
+    sub = ROOT_SUBDIR.get(name)
+    return Path(out) / sub if sub else Path(out)
 
 
 def plan_layout(name: str, seed: int = 0) -> tuple[list[Shot], dict[str, str]]:
