@@ -123,4 +123,4 @@ class _AffinityScorer:
         if len(self.g) == 0:
             return cos
         a_q = F.normalize(_sparsified(cos, self.k1), dim=1)
-        return torch.sparse.mm(self.a_g, a_q.T).T + cos
+        return (torch.sparse.mm(self.a_g, a_q.T).T + cos).contiguous()
