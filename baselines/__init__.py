@@ -1,3 +1,3 @@
 """Competing methods, one module each, registered through :func:`atustc.methods.register_method`."""
 
-from baselines import agw, aim, bot, cal, pcb, transreid  # noqa: F401
+from baselines import agw, aim, bot, cal, cift, pcb, saai, transreid  # noqa: F401

@@ -77,10 +77,17 @@ def _spec(name: str) -> MethodSpec:
         CALLS[f"{name}:build"] += 1
         return Dummy(name, labels)
 
-    return MethodSpec(name=name, family="CC-ReID", summary="test dummy", build=build, recipe=_recipe)
+    scoring = _affinity if name == "bench-scored" else None
+    return MethodSpec(name=name, family="CC-ReID", summary="test dummy", build=build, recipe=_recipe, scoring=scoring)
 
 
-NAMES = ("bench-dummy", "bench-broken", "bench-interrupt")
+def _affinity(recipe: Recipe):
+    from atustc.affinity import AffinityConfig
+
+    return AffinityConfig(k1=recipe.extra.get("ai_k1", 3), k2=2)
+
+
+NAMES = ("bench-dummy", "bench-broken", "bench-interrupt", "bench-scored")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -159,6 +166,24 @@ def test_bench_scores_runs_and_the_leaderboard_equals_them(data: BenchData, tmp_
     prov, before_prov = rescored.pop("provenance"), results[0].pop("provenance")
     assert rescored == results[0] and prov["features_sha256"] == before_prov["features_sha256"]
     assert prov["checkpoint"] == "last" and prov["protocol_sha256"] == before_prov["protocol_sha256"]
+
+
+def test_set_dependent_scoring_reaches_the_eval_files(data: BenchData, tmp_path: Path) -> None:
+    from atustc.affinity import AffinityConfig
+    from atustc.engine import embed_run
+    from atustc.evaluate import evaluate
+    from atustc.protocol import load_protocol
+    from atustc.split import load_split
+
+    (outcome,) = run_bench(["bench-scored"], data=data, out=tmp_path, progress=False, overrides={"extra.ai_k1": 4})
+    record = json.loads((outcome.run_dir / "eval" / "atustc@last.json").read_text())
+    assert record["scoring"] == "affinity k1=4,k2=2"  # the run's recipe reaches the scoring
+    test = load_split(data.split_dir).test
+    features = embed_run(outcome.run_dir, test, data.root, checkpoint="last", progress=False)
+    protocol = load_protocol("atustc")
+    expected = evaluate(protocol, test, features, scores=AffinityConfig(4, 2).hook()).to_dict()
+    assert record["summary"] == expected["summary"] and record["scenarios"] == expected["scenarios"]
+    assert evaluate(protocol, test, features).to_dict()["scenarios"] != expected["scenarios"]
 
 
 def test_failing_method_is_recorded_and_the_others_go_on(data: BenchData, tmp_path: Path) -> None:

@@ -313,11 +313,12 @@ def score_run(
     """Embed the test rows with the run's last checkpoint; write ``RUN/eval/<protocol>@last.json`` for each protocol.
 
     ``protocols`` default to the split's scored ones. Each JSON carries its provenance (checkpoint
-    and its sha256, the features' hash, the protocol file's hash).
+    and its sha256, the features' hash, the protocol file's hash). A method with set-dependent
+    scoring (:attr:`~atustc.methods.MethodSpec.scoring`) is scored with it, recorded as ``scoring``.
     """
     import numpy as np
 
-    from atustc.engine import embed_run
+    from atustc.engine import embed_run, run_scoring
     from atustc.evaluate import evaluate, needed_rows
     from atustc.io import atomic_path, write_json_atomic
     from atustc.protocol import load_protocol
@@ -330,10 +331,14 @@ def score_run(
     rows = np.unique(np.concatenate([needed_rows(p, test) for p in loaded]))
     ckpt = checkpoint_record(folder, CHECKPOINT)
     features = embed_run(run, test.iloc[rows], data.root, checkpoint=CHECKPOINT, progress=progress, device=device)
+    scoring = run_scoring(run)  # set-dependent scoring of the method (SAAI's affinity inference), if any
     results = {}
     for protocol in loaded:
-        result = evaluate(protocol, test, features, top_k=PER_QUERY_TOP_K)
+        hook = scoring.hook() if scoring is not None else None
+        result = evaluate(protocol, test, features, top_k=PER_QUERY_TOP_K, scores=hook)
         results[protocol.name] = {**result.to_dict(), "provenance": provenance(protocol, features, ckpt)}
+        if scoring is not None:
+            results[protocol.name]["scoring"] = scoring.describe()
         # the per-query results first: an eval file is never newer than what `leaderboard --compare` resamples
         with atomic_path(folder.per_query_file(protocol.name, CHECKPOINT)) as tmp:
             result.per_query.to_parquet(tmp, index=False)

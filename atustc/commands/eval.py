@@ -118,7 +118,7 @@ def command(
 
     if run_dir is not None and not run_dir.is_dir():
         raise AtustcError(f"{run_dir}: run folder not found")
-    hook, rerank = None, None
+    hook, rerank, scoring = None, None, None
     if rerank_text is not None:
         from atustc.rerank import parse_rerank, rerank_hook
 
@@ -132,11 +132,16 @@ def command(
     if features_path is not None:
         features = load_features(features_path)
     else:
-        from atustc.engine import embed_run
+        from atustc.engine import embed_run, run_scoring
 
         folder = RunFolder(run_dir)
         if folder.checkpoint_file(checkpoint).is_file():
             ckpt = checkpoint_record(folder, checkpoint)
+        scoring = run_scoring(run_dir)  # set-dependent scoring of the method (SAAI's affinity inference)
+        if scoring is not None:
+            if rerank is not None:
+                raise AtustcError(f"--rerank: run {run_dir} is already scored with {scoring.describe()}; drop --rerank")
+            hook = scoring.hook()
         subset = table.iloc[needed_rows(protocol, table)]
         features = embed_run(run_dir, subset, _image_root(table_path, root), checkpoint=checkpoint, progress=progress)
     # A run also keeps its per-query results (what `leaderboard --compare` resamples).
@@ -152,6 +157,8 @@ def command(
     record = {**add_counts(result.to_dict(), counts), "provenance": provenance(protocol, features, ckpt)}
     if rerank is not None:
         record["rerank"] = rerank.describe()
+    elif hook is not None:
+        record["scoring"] = scoring.describe()
     if run_dir is not None:
         folder = RunFolder(run_dir)
         # A re-ranked score never replaces the run's plain one (which the leaderboard reads).

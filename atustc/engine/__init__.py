@@ -10,15 +10,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from atustc.engine.embed import embed_run
+    from atustc.engine.embed import embed_run, run_scoring
     from atustc.engine.request import TrainRequest
     from atustc.engine.train import run_training, train_run
 
-__all__ = ["TrainRequest", "embed_run", "run_training", "train_run"]
+__all__ = ["TrainRequest", "embed_run", "run_scoring", "run_training", "train_run"]
 
 _HOMES = {
     "TrainRequest": "atustc.engine.request",
     "embed_run": "atustc.engine.embed",
+    "run_scoring": "atustc.engine.embed",
     "run_training": "atustc.engine.train",
     "train_run": "atustc.engine.train",
 }

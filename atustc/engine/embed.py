@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -149,3 +149,16 @@ def embed_run(
         num_workers=int(cfg["engine"]["num_workers"]),
         progress=progress,
     )
+
+
+def run_scoring(run_dir: str | os.PathLike[str]) -> Any | None:
+    """The set-dependent scoring of a run's method (:attr:`MethodSpec.scoring` built from the run's
+    recipe), or None when its embeddings are scored as they are."""
+    from atustc.engine.config import import_plugins, recipe_from_dict
+    from atustc.engine.run import RunFolder
+    from atustc.methods import get_method
+
+    cfg = RunFolder(run_dir).read_config()
+    import_plugins(cfg.get("plugins", []))
+    spec = get_method(cfg["method"])
+    return spec.scoring(recipe_from_dict(cfg["recipe"])) if spec.scoring is not None else None

@@ -226,6 +226,12 @@ class MethodSpec:
         unused_parameters: some trainable parameters get no gradient in some steps (a branch
             that is skipped); DDP then searches for them every step (``find_unused_parameters``),
             which costs time, so only such methods say so.
+        scoring: set-dependent scoring (SAAI's affinity inference, which uses the gallery at
+            test): ``scoring(recipe)`` gives an object with ``hook()``, an
+            :data:`atustc.evaluate.ScoreHook` that replaces the protocol's metric on every ranked
+            block, and ``describe()``, recorded in the eval files as ``scoring``. The harness and
+            ``eval --run`` score the method's runs with it; the recipe is the run's, so
+            ``--set extra.<key>`` reaches its parameters. None: the embeddings are scored as they are.
     """
 
     name: str
@@ -235,6 +241,7 @@ class MethodSpec:
     recipe: Callable[[str], Recipe]
     needs: tuple[str, ...] = ()
     unused_parameters: bool = False
+    scoring: Callable[[Recipe], Any] | None = None
 
     def __post_init__(self) -> None:
         bad = sorted(set(self.needs) - set(SIDE_FIELDS))

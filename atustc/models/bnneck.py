@@ -61,3 +61,32 @@ class CosineClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.linear(nn.functional.normalize(x, dim=1), nn.functional.normalize(self.weight, dim=1))
+
+
+class ModalityBN(nn.Module):
+    """One BNNeck BatchNorm1d (:func:`neck_bn`) per modality; each sample goes through its modality's.
+
+    SAAI's DualBNNeck (Fang et al., ICCV 2023; xiaoye-hhh/SAAI ``layers/module/dualBNNeck.py``):
+    visible and infrared features are normalised with separate statistics and weights, at
+    training and at test. ``x [B, D]``, ``modality [B]`` (0 = RGB, 1 = IR, ...) -> ``[B, D]``. A
+    modality absent from the batch is skipped; a modality with a single sample in a training
+    batch (no batch statistics) is normalised with its running statistics.
+    """
+
+    def __init__(self, dim: int, num_modalities: int = 2) -> None:
+        super().__init__()
+        self.bns = nn.ModuleList(neck_bn(dim) for _ in range(num_modalities))
+
+    def forward(self, x: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros_like(x)
+        for m, bn in enumerate(self.bns):
+            mask = modality == m
+            count = int(mask.sum())
+            if count == 0:
+                continue
+            if self.training and count == 1:
+                y = nn.functional.batch_norm(x[mask], bn.running_mean, bn.running_var, bn.weight, bn.bias, False)
+            else:
+                y = bn(x[mask])
+            out = out.index_put((mask.nonzero(as_tuple=True)[0],), y)
+        return out

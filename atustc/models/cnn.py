@@ -13,6 +13,9 @@ Two backbones:
 
 Two-stream (AGW for visible-infrared, mangye16/Cross-Modal-Re-ID-baseline): a copy of the stem
 for IR images; samples with ``modality == 1`` go through it, the stages are shared.
+
+Modality alleviation (SAAI, Fang et al. ICCV 2023): a :class:`~atustc.models.mam.MAM` after the
+stages named in ``mam_after`` (SAAI on SYSU: after ResNet ``layer3`` and ``layer4``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import torch
 from torch import nn
 
 from atustc.errors import AtustcError
+from atustc.models.mam import MAM
 from atustc.models.nonlocal_block import NonLocalBlock
 from atustc.models.pretrained import LoadReport
 
@@ -45,6 +49,8 @@ class BackboneConfig:
         nonlocal_after: ``((stage, (block, ...)), ...)``: non-local blocks after these blocks.
         nonlocal_inter: θ/φ/g width of the non-local blocks (None: ``C // 2``).
         two_stream: a separate stem for IR images.
+        mam_after: stage indices (of the stages list: ResNet ``layer1..4`` are 0..3, Lite0's
+            ``blocks.0..6`` 0..6 and ``conv_head`` 7) followed by a :class:`MAM`.
     """
 
     kind: BackboneKind = "resnet50"
@@ -53,6 +59,7 @@ class BackboneConfig:
     nonlocal_after: tuple[tuple[int, tuple[int, ...]], ...] = ()
     nonlocal_inter: int | None = 1
     two_stream: bool = False
+    mam_after: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in ("resnet50", "lite0"):
@@ -123,6 +130,10 @@ def build_backbone(config: BackboneConfig, pretrained: Path | None = None) -> tu
     stages = list(stages)
     for stage, blocks in config.nonlocal_after:
         stages[stage] = insert_nonlocal(stages[stage], blocks, config.nonlocal_inter)
+    for stage in config.mam_after:
+        if not 0 <= stage < len(stages):
+            raise AtustcError(f"backbone: mam_after stage {stage} outside the {len(stages)} stages of {config.kind}")
+        stages[stage] = nn.Sequential(stages[stage], MAM(_out_channels(stages[stage])))
     return CNNBackbone(stem, stages, channels, config.two_stream), report
 
 

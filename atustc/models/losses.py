@@ -1,8 +1,8 @@
 """Losses: Uni-AT's scenario-aware ID loss (eq. 1-2) and HDW (eq. 6-9), and the baselines' shared losses.
 
 Shared by the baselines: label-smoothed CE, the batch-hard triplet (hinge and soft margin), AGW's
-weighted-regularisation triplet, the centre loss, CAL's clothes-based adversarial loss and AIM's
-symmetric KL.
+weighted-regularisation triplet, the centre loss, CAL's clothes-based adversarial loss, AIM's
+symmetric KL, and SAAI's centre-separation loss, part-diversity loss and soft-target CE.
 
 Heads follow :data:`atustc.methods.contract.SCENARIOS` (DT-ST, DT-LT, NT-ST, NT-LT, AD-ST, AD-LT).
 
@@ -277,3 +277,51 @@ def symmetric_kl(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor
     log_p = F.log_softmax(logits_p.float(), dim=1)
     log_q = F.log_softmax(logits_q.detach().float(), dim=1)
     return (log_p.exp() * (log_p - log_q)).sum() + (log_q.exp() * (log_q - log_p)).sum()
+
+
+def center_separation_loss(
+    feat: torch.Tensor, labels: torch.Tensor, margin_center: float = 0.01, margin_sep: float = 0.7
+) -> torch.Tensor:
+    """SAAI's CSLoss (Fang et al., ICCV 2023; xiaoye-hhh/SAAI ``layers/loss/cs_loss.py``), on in-batch centres.
+
+    With ``c_i`` the mean feature of sample ``i``'s identity in the batch and ``d`` Euclidean:
+
+    - centre term: ``mean_i max(d(x_i, c_i) - margin_center, 0)``;
+    - separation term: one anchor per identity (its first sample in the batch), the mean over
+      the samples ``j`` of other identities of ``max(margin_sep - d(c_i, c_j), 0)``, averaged over
+      the anchors (0 with a single identity). The official code takes every K-th sample as the
+      anchor, the same thing for batches that list each identity's K images together.
+
+    Returns:
+        The sum of the two terms.
+    """
+    x = feat.float()
+    same = labels.unsqueeze(0) == labels.unsqueeze(1)  # [B, B]
+    centers = (same.float() @ x) / same.sum(1, keepdim=True)  # [B, C]
+    to_center = (x - centers).pow(2).sum(1).clamp(min=1e-12).sqrt()
+    center_term = (to_center - margin_center).clamp(min=0).mean()
+    anchors = (~same.tril(-1).any(1)).nonzero(as_tuple=True)[0]  # no earlier sample of the same identity
+    neg = ~same[anchors]  # [A, B]
+    if not neg.any():
+        return center_term + 0.0 * centers.sum()
+    dist = torch.cdist(centers[anchors], centers).clamp(min=1e-12)  # [A, B]
+    hinge = (margin_sep - dist).clamp(min=0) * neg
+    per_anchor = hinge.sum(1) / neg.sum(1).clamp(min=1)
+    return center_term + per_anchor[neg.any(1)].mean()
+
+
+def part_diversity_loss(attention: torch.Tensor) -> torch.Tensor:
+    """SAAI's part-diversity loss (``dp = l2``): ``-mean_{b, i<j} |a_bi - a_bj|_2 / sqrt(N)``.
+
+    Args:
+        attention: ``[B, P, N]`` part attention maps over the ``N`` map positions (P >= 2).
+    """
+    a = attention.float()
+    p, n = a.shape[1], a.shape[2]
+    i, j = torch.triu_indices(p, p, offset=1, device=a.device)
+    return -((a[:, i] - a[:, j]).pow(2).sum(-1) / n).clamp(min=1e-12).sqrt().mean()
+
+
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``mean_i -sum_c q_ic log softmax(z_i)_c`` against soft targets ``q`` (rows of probabilities, detached)."""
+    return -(target.detach().float() * F.log_softmax(logits.float(), dim=1)).sum(1).mean()
