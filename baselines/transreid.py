@@ -48,7 +48,7 @@ from torch import nn
 
 from atustc.errors import AtustcError
 from atustc.methods import Batch, LabelSpace, MethodSpec, Recipe, register_method
-from atustc.methods.budget import STEM_LR_MULT, STEM_PATTERN, TINY, tiny_recipe, tiny_stem_init
+from atustc.methods.budget import STEM_LR_MULT, STEM_PATTERN, TINY, TINY_STEM_STRIDE, tiny_recipe, tiny_stem_options
 from atustc.models.bnneck import id_classifier, neck_bn
 from atustc.models.losses import ls_cross_entropy, soft_margin_triplet
 from atustc.models.vit import ViT, ViTConfig, vit_config
@@ -210,8 +210,8 @@ def transreid_config(preset: str) -> TransReIDConfig:
         return TransReIDConfig(vit=vit_config("base", img_size=(256, 128), stride=12, drop_path=0.1))
     if preset == "tiny":
         return TransReIDConfig(vit=vit_config(
-            "tiny", img_size=TINY.input_size, patch_size=16, stride=16, depth=4, drop_path=0.1, stem="lite0",
-            stem_init=tiny_stem_init(),
+            "tiny", img_size=TINY.input_size, patch_size=TINY_STEM_STRIDE, stride=TINY_STEM_STRIDE, depth=4,
+            drop_path=0.1, stem="lite0", **tiny_stem_options(),
         ))  # fmt: skip
     raise AtustcError(f"transreid: unknown preset {preset!r}; choose tiny or paper")
 

@@ -10,8 +10,9 @@ from PIL import Image
 
 from atustc.errors import AtustcError
 from atustc.synth import SynthConfig, make_plan, render_image, synthesize
-from atustc.synth.people import BAG, TOP, draw_outfit
+from atustc.synth.people import BAG, HAIR, HAIR_STYLES, TOP, draw_identity, draw_outfit
 from atustc.synth.probe import band_features
+from atustc.synth.render import sprite
 
 NAME = re.compile(r"p(\d{3})-d(\d{2})-c(\d{2})/cam(\d{2})-f(\d+)-(\d{4,})\.jpg")
 
@@ -92,6 +93,30 @@ def test_people_keep_identity_cues_and_outfits_change():
     ir = np.array([o.ir[TOP] for o in outfits])
     assert abs(np.corrcoef(lum, ir)[0, 1]) < 0.3
     assert len({round(float(o.ir[BAG]), 6) for o in outfits}) == len(outfits)
+
+
+def test_body_cues_link_the_modalities_loosely_and_shapes_vary():
+    """Skin and hair keep a loose visible-IR link (a model can learn it, no colour statistic equals it); hair styles
+    and builds give every person a silhouette that is the same in both modalities and in every outfit."""
+    people = [draw_identity(0, p) for p in range(1, 401)]
+    skin_lum = np.array([i.skin_rgb.mean() for i in people])
+    hair_lum = np.array([i.hair_rgb.mean() for i in people])
+    skin_ir = np.array([i.skin_ir for i in people])
+    hair_ir = np.array([i.hair_ir for i in people])
+    assert 0.5 < np.corrcoef(skin_lum, skin_ir)[0, 1] < 0.95  # darker skin is darker in IR, with spread
+    assert 0.5 < np.corrcoef(hair_lum, hair_ir)[0, 1] < 0.95
+    assert not np.allclose(skin_ir, skin_lum, atol=0.05)  # IR is not the visible luminance
+    assert {i.hair_style for i in people} == set(range(len(HAIR_STYLES)))
+    builds = np.array([i.build for i in people])
+    assert builds.max() / builds.min() > 1.7
+    # one person's silhouette (everything but the bag) and hair are the same in two outfits
+    person = next(p for p in range(1, 401) if HAIR_STYLES[draw_identity(0, p).hair_style] == "bun")
+    a, b = (sprite(draw_identity(0, person), draw_outfit(0, person, c), 0, 96) for c in (1, 2))
+    keep = (a != BAG) & (b != BAG)
+    assert np.array_equal((a > 0)[keep], (b > 0)[keep]) and np.array_equal(a == HAIR, b == HAIR)
+    assert (a[:10] == HAIR).sum() > 0  # the bun sits on top of the head
+    shaved = next(p for p in range(1, 401) if HAIR_STYLES[draw_identity(0, p).hair_style] == "shaved")
+    assert (sprite(draw_identity(0, shaved), draw_outfit(0, shaved, 1), 0, 96) == HAIR).sum() == 0
 
 
 @pytest.mark.parametrize(

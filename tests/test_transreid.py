@@ -174,7 +174,7 @@ def test_pretrained_loading_reuses_the_vit_loader(tmp_path) -> None:
 
     torch.manual_seed(7)
     # a timm-style checkpoint: square 4x4 grid; interpolated to the 6x3 grid of the tiny hybrid
-    source = ViT(replace(transreid_config("tiny").vit, img_size=(64, 64), stem="patch")).state_dict()
+    source = ViT(replace(transreid_config("tiny").vit, img_size=(64, 64), stem="patch", stem_frozen=0)).state_dict()
     source["head.weight"] = torch.zeros(1000, 192)  # a classifier head is skipped by the loader
     path = tmp_path / "vit_tiny.pth"
     torch.save(source, path)

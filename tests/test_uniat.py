@@ -232,12 +232,14 @@ def test_tiny_recipe_fits_the_tiny_backbone() -> None:
     assert r.input_size == cfg.vit.img_size == (96, 48) and cfg.vit.grid == (6, 3)
     assert r.batch_size == 32 and r.total_iters == 400 and cfg.moe is not None
     assert (cfg.vit.stem, cfg.vit.stem_init, r.mean, r.std) == ("lite0", "imagenet", (0.5,) * 3, (0.5,) * 3)
-    assert r.lr_mult == 0.2 and r.lr_mult_patterns == (r"patch_embed\.stem\.",)
+    assert cfg.vit.stem_frozen == 6  # the ImageNet stem (stem convolution + five stages) is frozen whole
+    assert r.lr_mult == 0.2 and r.lr_mult_patterns == (r"patch_embed\.stem\.",)  # for a random stem
 
 
 def test_tiny_stem_init_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ATUSTC_TINY_STEM_INIT", "random")
     assert uniat_config("uniat", "tiny").vit.stem_init == "random"
+    assert uniat_config("uniat", "tiny").vit.stem_frozen == 0  # a random stem trains
     assert uniat_config("uniat", "paper").vit.stem == "patch"  # the paper preset is ViT-B/16, unchanged
     monkeypatch.setenv("ATUSTC_TINY_STEM_INIT", "coco")
     with pytest.raises(AtustcError, match=r"\$ATUSTC_TINY_STEM_INIT must be imagenet or random, got 'coco'"):

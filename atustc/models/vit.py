@@ -34,7 +34,8 @@ class PatchEmbed(nn.Module):
     projection, whose kernel and stride shrink by 4 so that the token grid is unchanged.
     ``config.stem == "lite0"`` runs EfficientNet-Lite0's first stages (ImageNet weights unless
     ``config.stem_init == "random"``) down to ``config.stride`` and projects each cell to a token
-    with a 1x1 convolution.
+    with a 1x1 convolution; its first ``config.stem_frozen`` parts (stem convolution, then stages)
+    keep their weights and run their BatchNorm in eval mode, also in ``train()``.
     """
 
     def __init__(self, config: ViTConfig, in_chans: int = 3) -> None:
@@ -52,9 +53,20 @@ class PatchEmbed(nn.Module):
 
             self.stem, channels = lite0_trunk(config.stride, "imagenet" if config.stem_init == "imagenet" else None)
             self.proj = nn.Conv2d(channels, dim, 1)
+            k = config.stem_frozen
+            self.frozen = [self.stem[0], self.stem[1], *self.stem[2][: k - 1]] if k else []  # not submodules
+            for module in self.frozen:
+                module.requires_grad_(False)
         else:
             self.stem = nn.Identity()
             self.proj = nn.Conv2d(in_chans, dim, config.patch_size, config.stride)
+
+    def train(self, mode: bool = True) -> PatchEmbed:
+        """Set the mode; the frozen stem parts stay in eval mode (their BatchNorm statistics are kept)."""
+        super().train(mode)
+        for module in getattr(self, "frozen", ()):
+            module.eval()
+        return self
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if tuple(images.shape[-2:]) != self.img_size:

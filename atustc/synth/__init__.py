@@ -11,6 +11,6 @@ from atustc.synth.plan import Plan, make_plan
 
 #: Version of the rendering and of the named sizes: bumped whenever the same config gives other
 #: images, so that caches keyed by the config (``atustc bench``'s embedded dataset) are rebuilt.
-SYNTH_VERSION = 2
+SYNTH_VERSION = 3
 
 __all__ = ["SIZES", "SYNTH_VERSION", "Plan", "SynthConfig", "SynthResult", "make_plan", "render_image", "synthesize"]

@@ -5,7 +5,10 @@ it stays fixed where it should: identity cues (build, height, head, hair, skin, 
 per person and survive a change of clothes; outfit cues (colours, textures, sleeve and leg
 length, shoes, bag) are fixed per (person, outfit); camera cues (background, colour cast, noise,
 blur, scale) are fixed per camera. In IR every material has its own random intensity (its
-emissivity), drawn independently of its visible colour.
+emissivity), drawn independently of its visible colour; only skin and hair, which are
+the same person's in both modalities, keep a loose link between their visible colour and their IR
+intensity (darker skin and lighter hair look a little darker and brighter in IR), so that a model
+can learn to match a person across modalities from body cues but no colour statistic does it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+
+#: hair styles: cropped, a bob to the jaw, long hair down the back, a bun on top, shaved
+HAIR_STYLES = ("cropped", "bob", "long", "bun", "shaved")
 
 #: material labels of the label map
 BG, SKIN, HAIR, TOP, TOP2, BOTTOM, SHOES, BAG = range(8)
@@ -33,9 +39,10 @@ class Identity:
 
     height: float
     build: float
+    taper: float  # torso width lost from shoulders to waist, as a share of the shoulder width
     head: float
     leg_width: float
-    hair_length: float
+    hair_style: int  # index into HAIR_STYLES
     skin_rgb: np.ndarray
     hair_rgb: np.ndarray
     skin_ir: float
@@ -92,16 +99,18 @@ def draw_identity(seed: int, pid: int) -> Identity:
     """The identity cues of person ``pid``."""
     rng = np.random.default_rng([seed, pid, 2])
     tone = rng.random()
+    hair = _HAIR_COLOURS[rng.integers(len(_HAIR_COLOURS))] + rng.normal(0, 0.04, 3)
     return Identity(
         height=rng.uniform(0.84, 0.97),
-        build=rng.uniform(0.085, 0.125),
-        head=rng.uniform(0.050, 0.072),
-        leg_width=rng.uniform(0.030, 0.046),
-        hair_length=float(rng.choice([0.0, 0.08, 0.22])),
+        build=rng.uniform(0.075, 0.14),
+        taper=rng.uniform(-0.05, 0.3),
+        head=rng.uniform(0.046, 0.078),
+        leg_width=rng.uniform(0.026, 0.05),
+        hair_style=int(rng.integers(len(HAIR_STYLES))),
         skin_rgb=(_SKIN_LIGHT * (1 - tone) + _SKIN_DARK * tone + rng.normal(0, 0.03, 3)).astype(np.float32),
-        hair_rgb=(_HAIR_COLOURS[rng.integers(len(_HAIR_COLOURS))] + rng.normal(0, 0.04, 3)).astype(np.float32),
-        skin_ir=rng.uniform(0.55, 0.92),
-        hair_ir=rng.uniform(0.05, 0.45),
+        hair_rgb=hair.astype(np.float32),
+        skin_ir=float(np.clip(0.9 - 0.3 * tone + rng.normal(0, 0.05), 0.4, 1.0)),
+        hair_ir=float(np.clip(0.12 + 0.5 * hair.mean() + rng.normal(0, 0.06), 0.02, 0.7)),
         gait_speed=rng.uniform(0.25, 0.7),
         gait_amplitude=rng.uniform(0.015, 0.05),
     )

@@ -15,7 +15,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from atustc.synth.people import BAG, BG, BOTTOM, HAIR, N_MATERIALS, SHOES, SKIN, TOP, TOP2, Camera, Identity, Outfit
+from atustc.synth.people import (
+    BAG,
+    BG,
+    BOTTOM,
+    HAIR,
+    HAIR_STYLES,
+    N_MATERIALS,
+    SHOES,
+    SKIN,
+    TOP,
+    TOP2,
+    Camera,
+    Identity,
+    Outfit,
+)
 
 #: walking phases a sprite is drawn at, and the sprite's half width in person heights
 GAIT_STEPS = 4
@@ -62,10 +76,13 @@ def sprite(identity: Identity, outfit: Outfit, step: int, height: int) -> np.nda
     r, b = identity.head, identity.build
     ys, yw = 2 * r + 0.015, 2 * r + 0.33  # shoulders, waist
     ax = np.abs(x)
-    if identity.hair_length > 0:  # long hair, behind the body
-        lab[((y > r) & (y < r + identity.hair_length + 0.02)) & (ax < 0.95 * r)] = HAIR
+    style = HAIR_STYLES[identity.hair_style]
+    if style in ("bob", "long"):  # hair behind the head and body
+        lab[
+            ((y > r) & (y < (2.1 * r if style == "bob" else r + 0.24))) & (ax < (1.1 if style == "bob" else 0.95) * r)
+        ] = HAIR
     # torso (slight taper) and top texture
-    half = b * (1 - 0.15 * (y - ys) / (yw - ys))
+    half = b * (1 - identity.taper * (y - ys) / (yw - ys))
     torso = ((y >= ys) & (y < yw)) & (ax < half)
     lab[torso] = TOP
     if outfit.pattern:
@@ -90,7 +107,12 @@ def sprite(identity: Identity, outfit: Outfit, step: int, height: int) -> np.nda
     # neck, head, hair cap
     lab[((y >= 1.6 * r) & (y < ys)) & (ax < 0.35 * r)] = SKIN
     lab[((y - r - 0.005) / r) ** 2 + (x / (0.8 * r)) ** 2 < 1] = SKIN
-    lab[(((y - r) / (1.08 * r)) ** 2 + (x / (0.9 * r)) ** 2 < 1) & (y < 0.75 * r)] = HAIR
+    if style != "shaved":
+        lab[(((y - r) / (1.08 * r)) ** 2 + (x / (0.9 * r)) ** 2 < 1) & (y < (0.75 if style != "bob" else 1.1) * r)] = (
+            HAIR
+        )
+    if style == "bun":
+        lab[((y + 0.1 * r) / (0.5 * r)) ** 2 + (x / (0.5 * r)) ** 2 < 1] = HAIR
     if outfit.bag:
         lab[((y > ys + 0.12) & (y < ys + 0.27)) & ((x > b + 0.04) & (x < b + 0.11))] = BAG
     return lab
