@@ -25,6 +25,12 @@ steps (with CAL's one-step lag of the clothes weights).
 
 Embedding: the main branch's ``f`` only (4,096-d at ``paper``), flip-averaged by the recipe.
 
+Size: 137.8 M parameters at ``paper`` without the label-sized classifiers (CAL's 23.5 M main
+branch, a 47.1 M bias branch, a 67.1 M fusion, mostly its 16,384 -> 4,096 projection), 47.7 M at
+``tiny``, where the same layers are sized by Lite0's C = 1,280 (main branch 3.4 M, bias branch
+18.1 M, fusion 26.2 M). Everything beyond CAL's main branch trains only: the test-time network is
+CAL's, and the tiny budget (iterations, batch, input) is every method's.
+
 Recipe: CAL's, with 100 epochs at ``paper`` (the official 2-GPU config; its steps stay at 20 and
 40); ``tiny`` on the shared budget, milestones and ``start_epoch`` scaled from 100 epochs.
 """

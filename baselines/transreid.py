@@ -148,6 +148,11 @@ class TransReID(nn.Module):
         self.necks = nn.ModuleList(neck_bn(dim) for _ in range(n_feats))
         self.classifiers = nn.ModuleList(id_classifier(dim, labels.num_pids) for _ in range(n_feats))
 
+    @property
+    def embed_dim(self) -> int:
+        """Width D of the embedding: the global and the local features concatenated."""
+        return self.config.vit.embed_dim * len(self.necks)
+
     def side_embedding(self, camera: torch.Tensor) -> torch.Tensor:
         """λ·S[camera] as ``[B, 1, D]``; zero for unknown cameras (label < 0)."""
         known = camera >= 0

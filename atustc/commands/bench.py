@@ -244,11 +244,21 @@ def _print_methods() -> None:
     from rich.table import Table
 
     from atustc.bench.methods_info import describe_methods
+    from atustc.methods import get_method
+    from atustc.methods.describe import format_size, model_size
 
-    table = Table(title="Registered methods (parameters at the tiny preset, 8-person label space)")
-    for col in ("method", "family", "heads", "params", "recipe (tiny)", "recipe (paper)"):
-        table.add_column(col, justify="right" if col == "params" else "left")
+    table = Table(
+        title="Registered methods. params (tiny): all, 8-person label space; params (paper): without the "
+        "label-sized layers (classifiers, centres, SIE), whose cost per label follows; embedding: H x D at paper"
+    )
+    cols = ("method", "family", "heads", "params (tiny)", "params (paper)", "+ per label (paper)", "embedding")
+    for col in (*cols, "recipe (tiny)", "recipe (paper)"):
+        table.add_column(col, justify="right" if col.startswith(("params", "+", "embedding")) else "left")
     for row in describe_methods():
         params = "-" if row["params_tiny"] is None else f"{row['params_tiny'] / 1e6:.2f}M"
-        table.add_row(row["name"], row["family"], row["heads"], params, row["recipe_tiny"], row["recipe_paper"])
-    Console(width=max(Console().width, 200)).print(table)
+        try:
+            paper = format_size(model_size(get_method(row["name"]), "paper"))
+        except Exception as exc:  # a broken method is listed, not fatal
+            paper = (f"failed: {type(exc).__name__}: {exc}", "", "")
+        table.add_row(row["name"], row["family"], row["heads"], params, *paper, row["recipe_tiny"], row["recipe_paper"])
+    Console(width=max(Console().width, 290)).print(table)

@@ -154,6 +154,8 @@ class ReIDModel(Protocol):
       left out of the recipe's main optimiser. Default: none.
     - ``set_epoch(epoch: int) -> None``: called by the engine before each epoch (0-based), for
       losses that switch on at an epoch (CAL's adversarial loss from epoch 25). Default: no call.
+    - ``embed_dim: int``: D of ``embed``'s ``[B, H, D]``, shown by ``atustc bench --list``
+      (:mod:`atustc.methods.describe`). Default: shown as unknown.
     """
 
     head_names: tuple[str, ...]

@@ -53,6 +53,11 @@ class MSReID(nn.Module):
         self.register_buffer("outfit_to_pid", torch.tensor(labels.outfit_to_pid, dtype=torch.long), persistent=False)
         self.load_report: LoadReport | None = None  # set by build_uniat when a checkpoint is loaded
 
+    @property
+    def embed_dim(self) -> int:
+        """Width D of each head's feature (the token width)."""
+        return self.config.vit.embed_dim
+
     def _tokens(self, images: torch.Tensor) -> torch.Tensor:
         tokens = self.backbone(images)[:, : self.config.vit.num_cls]
         return tokens.expand(-1, len(SCENARIOS), -1) if tokens.shape[1] == 1 else tokens
