@@ -31,7 +31,7 @@ def untrained_scores(name: str, preset: str, seed: int) -> dict[str, float]:
     spec = get_method(name)
     recipe = spec.recipe(preset)
     torch.manual_seed(seed)
-    model = spec.build(labels.space, preset, None).eval()
+    model = spec.create(labels.space, preset, None).eval()
     protocol = load_protocol("atustc")
     test = split.test
     rows = np.unique(needed_rows(protocol, test))

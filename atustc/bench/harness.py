@@ -215,7 +215,7 @@ def check_overrides(specs: Sequence[Any], preset: str, overrides: dict[str, Any]
 
     for spec in specs:
         try:
-            apply_overrides(spec.recipe(preset), EngineConfig(), overrides)
+            apply_overrides(spec.recipe(preset), EngineConfig(), overrides, spec.options)
         except AtustcError as exc:
             raise AtustcError(f"{exc.message} (for every method; first refused by {spec.name})") from None
 
@@ -382,7 +382,7 @@ def describe_methods() -> list[dict[str, Any]]:
     rows = []
     for spec in list_methods():
         try:
-            model = spec.build(labels, "tiny", None)
+            model = spec.create(labels, "tiny")
             heads, params = ", ".join(model.head_names), sum(p.numel() for p in model.parameters())
         except Exception as exc:  # a broken method is listed, not fatal
             heads, params = f"build failed: {type(exc).__name__}: {exc}", None

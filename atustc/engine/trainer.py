@@ -46,7 +46,7 @@ class Trainer:
         """Model, optimiser, schedule and scaler; restored from ``last.pt`` when resuming."""
         s, r = self.s, self.recipe
         seed_everything(s.seed)
-        model = s.spec.build(s.labels.space, s.preset, s.request.pretrained)
+        model = s.spec.create(s.labels.space, s.preset, s.request.pretrained, r.extra)
         members = ("loss", "embed", "head_names")
         if not isinstance(model, torch.nn.Module) or not all(hasattr(model, a) for a in members):
             raise AtustcError(f"method {s.spec.name}: build() must return an nn.Module with loss, embed and head_names")
