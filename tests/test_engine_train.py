@@ -455,3 +455,30 @@ def test_bf16_training_and_flip_averaged_features(data, tmp_path):
         plain = model.embed(Batch(images, zeros, zeros, zeros, zeros))
         mirrored = model.embed(Batch(images.flip(-1), zeros, zeros, zeros, zeros))
     np.testing.assert_allclose(got, ((plain + mirrored) / 2).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_method_options_travel_with_the_run(data, tmp_path):
+    """A method option set with --set is checked, kept in the recipe's extra and builds the same model at embed."""
+    from dataclasses import replace
+
+    from engine_helpers import TinyNet
+
+    from atustc.methods import MethodOption, temporary_method
+
+    root, table, split = data
+    spec = replace(
+        tiny_spec(),
+        name="engine-test-opt",
+        build=lambda labels, preset, pretrained, options: TinyNet(labels, dim=options["width"]),
+        options=(MethodOption("width", "16", ("8", "16"), parse=int),),
+    )
+    with temporary_method(spec):
+        out = train_run("engine-test-opt", table, split, "tiny", tmp_path / "run", progress=False,
+                        overrides={**FAST, "width": "8"})  # fmt: skip
+        cfg = json.loads((out / "config.json").read_text())
+        assert cfg["recipe"]["extra"] == {"width": "8"}
+        feats = embed_run(out, table, root, progress=False)
+        assert feats.feat.shape[1:] == (1, 8)
+        code, err = _cli("train", "--method", "engine-test-opt", "--table", str(table), "--split", str(split),
+                         "--out", str(tmp_path / "bad"), "--set", "width=9", "--quiet")  # fmt: skip
+        assert code == 2 and "--set width=9: expected one of 8, 16" in err
