@@ -461,9 +461,8 @@ def test_method_options_travel_with_the_run(data, tmp_path):
     """A method option set with --set is checked, kept in the recipe's extra and builds the same model at embed."""
     from dataclasses import replace
 
-    from engine_helpers import TinyNet
-
     from atustc.methods import MethodOption, temporary_method
+    from engine_helpers import TinyNet
 
     root, table, split = data
     spec = replace(

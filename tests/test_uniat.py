@@ -12,9 +12,9 @@ import pytest
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
+from atustc.engine.config import EngineConfig, apply_overrides, parse_set_options
 from atustc.errors import AtustcError
 from atustc.methods import SCENARIOS, Batch, LabelSpace, ReIDModel, get_method
-from atustc.engine.config import EngineConfig, apply_overrides, parse_set_options
 from atustc.methods.uniat import build_uniat, uniat_config, uniat_recipe
 from atustc.models.config import MoEConfig, UniATConfig
 from atustc.models.losses import HeadLosses, batch_hard_triplet, combine_id_losses, hdw_weights, scenario_id_losses

@@ -125,7 +125,9 @@ def render_table2(board: Leaderboard, fmt: Format) -> str:
             r"\midrule",
         ]
         for row in cells:
-            out.append(" & ".join(latex_escape(c).replace("×", r"$\times$").replace("±", r"$\pm$") for c in row) + r" \\")
+            out.append(
+                " & ".join(latex_escape(c).replace("×", r"$\times$").replace("±", r"$\pm$") for c in row) + r" \\"
+            )
         out += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
         return "\n".join(out) + "\n"
     raise AtustcError(f"--format must be one of csv, md, latex, got {fmt!r}")

@@ -48,9 +48,7 @@ import click
     help="table4: every method, every scenario (the paper's Table 4); table2: MS-ReID and the MoE methods "
     "with Experts, Params x and Time x over MS-ReID and the headline R1/mAP (the paper's Table 2).",
 )
-def command(
-    runs_dir: Path, fmt: str | None, output: Path | None, compare: str | None, seed: int, layout: str
-) -> None:
+def command(runs_dir: Path, fmt: str | None, output: Path | None, compare: str | None, seed: int, layout: str) -> None:
     """Rebuild the leaderboard (Table 4 or Table 2 layout) from run folders; never edits a run.
 
     Several seeds or splits of a method give mean ± std per cell. The CSV is tidy, one row per

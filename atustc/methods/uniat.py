@@ -134,6 +134,7 @@ _BACKBONES: dict[str, ViTConfig] = {
     ),
 }
 
+
 @dataclass(frozen=True)
 class Variant:
     """A registered Uni-AT method: its switches, the defaults of its options and its summary line."""

@@ -32,6 +32,7 @@ from torch.nn import functional as F
 
 from atustc.methods.contract import SCENARIOS
 from atustc.models.config import HDWMode
+
 #: Per head: the time-moment group (0 DT, 1 NT, 2 AD) and time-interval group (0 ST, 1 LT).
 TM_GROUP: tuple[int, ...] = tuple(("DT", "NT", "AD").index(s.split("-")[0]) for s in SCENARIOS)
 TI_GROUP: tuple[int, ...] = tuple(("ST", "LT").index(s.split("-")[1]) for s in SCENARIOS)
