@@ -38,7 +38,7 @@ def step_time(name: str, preset: str, batch_size: int, repeats: int, warmup: int
     spec = get_method(name)
     recipe = spec.recipe(preset)
     torch.manual_seed(0)
-    model = spec.build(LABELS, preset, None)
+    model = spec.create(LABELS, preset, None)
     if hasattr(model, "set_epoch"):
         model.set_epoch(recipe.epochs - 1)
     model.train()

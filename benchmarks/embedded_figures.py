@@ -58,7 +58,7 @@ def _untrained(run: Path, test, root: Path) -> dict[str, tuple[float, float]]:
     cfg = json.loads((run / "config.json").read_text())
     torch.manual_seed(int(cfg["seed"]))
     labels = LabelMaps.from_dict(cfg["labels"])
-    model = get_method(cfg["method"]).build(labels.space, cfg["preset"], None).eval()
+    model = get_method(cfg["method"]).create(labels.space, cfg["preset"], None).eval()
     feats = extract_features(
         model, test.reset_index(drop=True), root, recipe_from_dict(cfg["recipe"]), labels, torch.device("cpu"), 128
     )

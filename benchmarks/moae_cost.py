@@ -1,8 +1,9 @@
 """Training-step cost of MoAE: Uni-AT (SAID + 12-expert MoAE) over MS-ReID (SAID, no MoAE).
 
 Times one training step (forward + loss, backward, the recipe's optimiser step) of both models on the same input,
-for the ``tiny`` preset and for ViT-B/16 at 256x128 with a small batch. The paper reports 1.2x;
-the target here is at most 1.15x. Run: ``.venv/bin/python benchmarks/moae_cost.py [--quick]``.
+for the ``tiny`` preset and for ViT-B/16 at 256x128 with a small batch. The paper's Table 2 reports 1.2x.
+``--loop-optimizer`` steps with torch's per-tensor for-loop instead of the engine's fused optimiser (the cost
+before the engine fused it). Run: ``.venv/bin/python benchmarks/moae_cost.py [--quick] [--loop-optimizer]``.
 """
 
 from __future__ import annotations
@@ -33,14 +34,20 @@ def make_batch(batch_size: int, size: tuple[int, int], labels: LabelSpace) -> Ba
     )
 
 
-def step_times(model: torch.nn.Module, batch: Batch, recipe: Recipe, steps: int, warmup: int) -> list[list[float]]:
+def step_times(
+    model: torch.nn.Module, batch: Batch, recipe: Recipe, steps: int, warmup: int, loop: bool = False
+) -> list[list[float]]:
     """Per step: [forward+loss, backward, optimiser step, total] wall times and the total CPU time.
 
     ``steps`` timed steps after ``warmup`` untimed ones.
 
-    The optimiser is the engine's (:func:`atustc.engine.optim.build_optimizer`) for the preset's recipe.
+    The optimiser is the engine's (:func:`atustc.engine.optim.build_optimizer`) for the preset's recipe;
+    ``loop`` switches it to torch's per-tensor for-loop implementation.
     """
     opt = build_optimizer(model, recipe)
+    if loop:
+        for group in opt.param_groups:
+            group["fused"], group["foreach"] = None, False
     model.train()
     times = []
     for i in range(warmup + steps):
@@ -57,7 +64,9 @@ def step_times(model: torch.nn.Module, batch: Batch, recipe: Recipe, steps: int,
     return times
 
 
-def compare(preset: str, batch_size: int, steps: int, warmup: int, rounds: int) -> dict[str, list[float]]:
+def compare(
+    preset: str, batch_size: int, steps: int, warmup: int, rounds: int, loop: bool = False
+) -> dict[str, list[float]]:
     """Minimum over steps of [fwd, bwd, optim, total wall, total CPU] seconds, per model.
 
     The machine is shared, so the minimum (the least-disturbed step) is the robust figure;
@@ -74,25 +83,30 @@ def compare(preset: str, batch_size: int, steps: int, warmup: int, rounds: int) 
     times: dict[str, list[list[float]]] = {name: [] for name in models}
     for _ in range(rounds):  # interleave to spread machine noise over both
         for name, model in models.items():
-            times[name] += step_times(model, batch, recipe, steps, warmup)
+            times[name] += step_times(model, batch, recipe, steps, warmup, loop)
     return {name: [min(col) for col in zip(*rows)] for name, rows in times.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer steps, tiny preset only")
+    parser.add_argument("--quick", action="store_true", help="fewer steps and rounds")
+    parser.add_argument("--presets", nargs="+", default=["tiny", "paper"], choices=["tiny", "paper"])
+    parser.add_argument("--loop-optimizer", action="store_true", help="torch's per-tensor loop, not fused")
     args = parser.parse_args()
-    runs = [("tiny", 32, 4 if args.quick else 8, 2, 2 if args.quick else 4)]
-    if not args.quick:
-        runs.append(("paper", 8, 2, 1, 2))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu; min seconds per step")
+    shapes = {  # preset: batch, timed steps, warm-up steps, rounds (normal, quick)
+        "tiny": ((32, 8, 2, 4), (32, 4, 2, 2)),
+        "paper": ((8, 2, 1, 2), (8, 1, 1, 1)),
+    }
+    runs = [(p, *shapes[p][args.quick]) for p in args.presets]
+    kind = "per-tensor loop" if args.loop_optimizer else "fused"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu, {kind} optimiser; min s per step")
     print(f"{'preset':7} {'batch':>5} {'model':15} {'fwd+loss':>8} {'bwd':>8} {'optim':>8} {'total':>8} {'CPU s':>8}")
     for preset, bs, steps, warmup, rounds in runs:
-        res = compare(preset, bs, steps, warmup, rounds)
+        res = compare(preset, bs, steps, warmup, rounds, args.loop_optimizer)
         for name, cols in res.items():
-            print(f"{preset:7} {bs:5d} {name:15} " + " ".join(f"{c:8.4f}" for c in cols))
+            print(f"{preset:7} {bs:5d} {name:15} " + " ".join(f"{c:8.4f}" for c in cols), flush=True)
         b, m = res["MS-ReID"], res["Uni-AT MoAE-12"]
-        print(f"{preset:7} {bs:5d} {'ratio':15} " + " ".join(f"{y / x:8.3f}" for x, y in zip(b, m)))
+        print(f"{preset:7} {bs:5d} {'ratio':15} " + " ".join(f"{y / x:8.3f}" for x, y in zip(b, m)), flush=True)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         spec = get_method(name)
         recipe = spec.recipe("tiny")
         torch.manual_seed(0)
-        model = spec.build(labels, "tiny", None).train()
+        model = spec.create(labels, "tiny", None).train()
         opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr)
         b = recipe.batch_size
         g = torch.Generator().manual_seed(0)

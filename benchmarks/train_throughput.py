@@ -78,7 +78,7 @@ def measure(
         pin_memory=dev.type == "cuda",
         collate_fn=collate,
     )
-    model = spec.build(maps.space, preset, None).to(dev).train()
+    model = spec.create(maps.space, preset, None).to(dev).train()
     params = sum(p.numel() for p in model.parameters())
     optim = Optimisers(model, recipe)
     scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")

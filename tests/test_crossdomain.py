@@ -300,7 +300,7 @@ def test_leaderboard_cli_table1_layout(tmp_path: Path, capsys: pytest.CaptureFix
     assert pd.read_csv(tmp_path / "t1.csv")["market1501_R1_mean"].tolist() == [0.5]
     with pytest.raises(SystemExit) as exc:
         main(["leaderboard", "--runs", str(tmp_path), "--layout", "table1", "--compare", "a,b"])
-    assert exc.value.code == 2 and "--compare works with --layout default only" in capsys.readouterr().err
+    assert exc.value.code == 2 and "--compare works with --layout table4 only" in capsys.readouterr().err
 
 
 def test_dataset_data_from_a_root_a_table_or_a_split(tmp_path: Path) -> None:

@@ -111,6 +111,7 @@ def test_run_folder_is_complete(trained, data):
     assert set(status["checkpoints"]) == {"best", "last"} and len(status["checkpoints"]["last"]["sha256"]) == 64
     assert status["state"] == "finished" and status["error"] is None and status["params"] == 1360
     assert status["images_per_s"] > 0 and status["train_time_s"] > 0
+    assert 0 < status["step_time_s"] * status["iter"] <= status["train_time_s"]
     best = status["best"]
     assert best["metric"] == "val/atustc/Any-Time/mAP" and 0 <= best["value"] <= 1
     records = [json.loads(x) for x in (trained / "metrics.jsonl").read_text().splitlines()]
@@ -454,3 +455,29 @@ def test_bf16_training_and_flip_averaged_features(data, tmp_path):
         plain = model.embed(Batch(images, zeros, zeros, zeros, zeros))
         mirrored = model.embed(Batch(images.flip(-1), zeros, zeros, zeros, zeros))
     np.testing.assert_allclose(got, ((plain + mirrored) / 2).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_method_options_travel_with_the_run(data, tmp_path):
+    """A method option set with --set is checked, kept in the recipe's extra and builds the same model at embed."""
+    from dataclasses import replace
+
+    from atustc.methods import MethodOption, temporary_method
+    from engine_helpers import TinyNet
+
+    root, table, split = data
+    spec = replace(
+        tiny_spec(),
+        name="engine-test-opt",
+        build=lambda labels, preset, pretrained, options: TinyNet(labels, dim=options["width"]),
+        options=(MethodOption("width", "16", ("8", "16"), parse=int),),
+    )
+    with temporary_method(spec):
+        out = train_run("engine-test-opt", table, split, "tiny", tmp_path / "run", progress=False,
+                        overrides={**FAST, "width": "8"})  # fmt: skip
+        cfg = json.loads((out / "config.json").read_text())
+        assert cfg["recipe"]["extra"] == {"width": "8"}
+        feats = embed_run(out, table, root, progress=False)
+        assert feats.feat.shape[1:] == (1, 8)
+        code, err = _cli("train", "--method", "engine-test-opt", "--table", str(table), "--split", str(split),
+                         "--out", str(tmp_path / "bad"), "--set", "width=9", "--quiet")  # fmt: skip
+        assert code == 2 and "--set width=9: expected one of 8, 16" in err

@@ -269,6 +269,30 @@ def test_param_groups_split_decay_and_lr_multiplier():
     assert isinstance(build_optimizer(_Net(), _recipe(optimizer="adamw")), torch.optim.AdamW)
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
+def test_fused_optimiser_equals_the_per_tensor_loop(optimizer):
+    """build_optimizer fuses on the CPU; five steps land where torch's default for-loop lands."""
+    recipe = _recipe(optimizer=optimizer, lr=0.01, weight_decay=5e-4, lr_mult=10.0, lr_mult_patterns=(r"^norm\.",))
+    torch.manual_seed(0)
+    nets = [_Net(), _Net()]
+    nets[1].load_state_dict(nets[0].state_dict())
+    start = [p.detach().clone() for p in nets[0].parameters()]
+    fused = build_optimizer(nets[0], recipe)
+    assert fused.defaults["fused"] is True
+    loop = build_optimizer(nets[1], recipe)
+    for g in loop.param_groups:
+        g["fused"], g["foreach"] = None, False
+    for step in range(5):
+        for net, opt in zip(nets, (fused, loop)):
+            torch.manual_seed(step)
+            for p in net.parameters():
+                p.grad = torch.randn_like(p)
+            opt.step()
+    for a, b, a0 in zip(nets[0].parameters(), nets[1].parameters(), start):
+        assert torch.allclose(a, b, atol=1e-6)
+        assert not a.requires_grad or not torch.equal(a, a0)
+
+
 # --- overrides ----------------------------------------------------------------------------------
 
 

@@ -51,6 +51,7 @@ def make_run(
     params: int = 1_000_000,
     train_time_s: float = 100.0,
     images_per_s: float = 50.0,
+    step_time_s: float | None = None,
     table_hash: str = "abcdef0123456789",
     split_hash: str = "split0",
 ) -> Path:
@@ -66,6 +67,7 @@ def make_run(
         "params": params,
         "train_time_s": train_time_s,
         "images_per_s": images_per_s,
+        **({} if step_time_s is None else {"step_time_s": step_time_s}),
     }
     (run / "status.json").write_text(json.dumps(status))
     (run / "config.json").write_text(json.dumps({"method": method, "family": family, "preset": "tiny", "seed": seed}))
@@ -336,3 +338,63 @@ def test_an_eval_file_without_a_checkpoint_in_its_name_is_not_counted(tmp_path: 
     board = load_leaderboard(tmp_path / "runs")
     assert board.frame.iloc[0]["status"] == "failed"
     assert "names no checkpoint" in board.others[0].error
+
+
+def table2_runs(root: Path) -> Path:
+    """MS-ReID (2 seeds), MoAE-12 and VLMo runs of one bench, plus a Table 4 method the layout leaves out."""
+    make_run(root, "said-s0", method="uniat-said", scen={s: 0.40 for s in SCENARIOS}, params=1_000_000,
+             step_time_s=0.10)  # fmt: skip
+    make_run(root, "said-s1", method="uniat-said", seed=1, scen={s: 0.50 for s in SCENARIOS}, params=1_000_000,
+             step_time_s=0.14)  # fmt: skip
+    make_run(root, "moae-s0", method="uniat-said-moae", scen={s: 0.60 for s in SCENARIOS}, params=4_250_000,
+             step_time_s=0.15)  # fmt: skip
+    make_run(root, "vlmo-s0", method="uniat-said-vlmo3", scen={s: 0.55 for s in SCENARIOS}, params=3_000_000)
+    make_run(root, "transreid-s0", method="transreid", family="Tr-ReID")
+    return root
+
+
+def test_table2_layout_ratios_over_msreid(tmp_path: Path) -> None:
+    from atustc.bench.table2 import table2_frame
+
+    frame = table2_frame(load_leaderboard(table2_runs(tmp_path / "runs")))
+    assert frame["method"].tolist() == ["uniat-said", "uniat-said-vlmo3", "uniat-said-moae"]  # the paper's order
+    rows = frame.set_index("method")
+    assert rows.loc["uniat-said", "params_ratio"] == 1.0 and rows.loc["uniat-said", "time_ratio"] == 1.0
+    assert rows.loc["uniat-said-moae", "params_ratio"] == 4.25
+    assert rows.loc["uniat-said-moae", "time_ratio"] == pytest.approx(0.15 / 0.12)  # over the 2-seed mean
+    assert rows.loc["uniat-said-moae", "experts"] == 12 and rows.loc["uniat-said-vlmo3", "experts"] == 3
+    assert math.isnan(rows.loc["uniat-said-vlmo3", "time_ratio"])  # no step time recorded
+    assert rows.loc["uniat-said", "Any-Time_R1_mean"] == pytest.approx(0.45)
+    assert rows.loc["uniat-said-moae", "paper_params"] == 4.2
+
+
+def test_table2_layout_from_the_cli(tmp_path: Path) -> None:
+    from atustc.cli import cli
+
+    runs = table2_runs(tmp_path / "runs")
+    res = CliRunner().invoke(cli, ["leaderboard", "--runs", str(runs), "--layout", "table2", "--format", "md"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0].startswith("| Method | Experts | Params × | Time × | R1 | mAP | Paper Params ×")
+    assert lines[2].startswith("| MS-ReID | - | 1.00× | 1.00× | 45.00 ± 7.07 | 22.50 ± 3.54 | 1.0× | 1.0× | 50.1 |")
+    assert lines[4].startswith("| +MoAE | 12 | 4.25× | 1.25× | 60.00 | 30.00 | 4.2× | 1.2× | 53.2 | 38.7 |")
+    assert "transreid" not in res.output
+    res = CliRunner().invoke(cli, ["leaderboard", "--runs", str(runs), "--layout", "table2", "--format", "latex"])
+    assert res.exit_code == 0 and r"4.25$\times$" in res.output and r"45.00 $\pm$ 7.07" in res.output
+    out = tmp_path / "t2.csv"
+    res = CliRunner().invoke(cli, ["leaderboard", "--runs", str(runs), "--layout", "table2", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    csv = pd.read_csv(out)
+    assert csv["params_ratio"].tolist() == [1.0, 3.0, 4.25] and csv["n_runs"].tolist() == [2, 1, 1]
+    res = CliRunner().invoke(cli, ["leaderboard", "--runs", str(runs), "--layout", "table2"])
+    assert res.exit_code == 0 and "Table 2" in res.output
+
+
+def test_table2_layout_without_its_methods(runs: Path, capsys: pytest.CaptureFixture) -> None:
+    from atustc.cli import main
+
+    for extra, match in (([], "no finished run of a Table 2 method (uniat-said, uniat-said-mmoe6"),
+                         (["--compare", "a,b"], "--compare works with --layout table4, not table2")):  # fmt: skip
+        with pytest.raises(SystemExit) as exc:
+            main(["leaderboard", "--runs", str(runs), "--layout", "table2", *extra])
+        assert exc.value.code == 2 and match in capsys.readouterr().err

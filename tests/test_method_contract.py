@@ -30,7 +30,7 @@ def test_every_method_honours_the_contract(spec):
     torch.manual_seed(0)
     recipe = spec.recipe("tiny")
     assert spec.recipe("paper").total_iters >= recipe.total_iters
-    model = spec.build(LABELS, "tiny", None)
+    model = spec.create(LABELS, "tiny")
     assert isinstance(model, ReIDModel) and len(model.head_names) >= 1
     batch = _batch(recipe)
     model.train()

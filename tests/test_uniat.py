@@ -12,13 +12,18 @@ import pytest
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
+from atustc.engine.config import EngineConfig, apply_overrides, parse_set_options
 from atustc.errors import AtustcError
 from atustc.methods import SCENARIOS, Batch, LabelSpace, ReIDModel, get_method
 from atustc.methods.uniat import build_uniat, uniat_config, uniat_recipe
 from atustc.models.config import MoEConfig, UniATConfig
 from atustc.models.losses import HeadLosses, batch_hard_triplet, combine_id_losses, hdw_weights, scenario_id_losses
 
-VARIANTS = ("uniat", "uniat-baseline", "uniat-said", "uniat-said-moae", "uniat-said-hdw", "uniat-unified")
+VARIANTS = (
+    "uniat", "uniat-official", "uniat-baseline", "uniat-said", "uniat-said-moae", "uniat-said-hdw", "uniat-unified",
+    "uniat-said-mmoe6", "uniat-said-mmoe12", "uniat-said-ple7", "uniat-said-ple12", "uniat-said-vlmo3",
+    "uniat-said-moae6",
+)  # fmt: skip
 # persons 0 (outfits 0, 1), 1 (outfit 2), 2 (outfits 3, 4)
 LABELS = LabelSpace(num_pids=3, num_outfits=5, outfit_to_pid=(0, 0, 1, 2, 2), num_cameras=4)
 
@@ -56,7 +61,7 @@ def test_said_masking_equals_hand_computation() -> None:
 
 
 def test_said_official_fill_uses_minus_ten() -> None:
-    head = scenario_id_losses(said_logits(), PID, OUTFIT, MOD, torch.tensor(LABELS.outfit_to_pid), said_fill="official")
+    head = scenario_id_losses(said_logits(), PID, OUTFIT, MOD, torch.tensor(LABELS.outfit_to_pid), said_fill=-10.0)
     assert head.loss[4].tolist() == pytest.approx(
         [ce(ST[0], 0, (1,), fill=-10.0), ce(ST[1], 4, (3,), fill=-10.0)], abs=1e-5
     )
@@ -160,7 +165,7 @@ def test_every_variant_builds_and_trains(name: str) -> None:
         losses.append(out["total"].item())
     assert losses[-1] < losses[0], losses
     assert {f"id/{s}" for s in SCENARIOS} <= set(out)
-    assert ("hdw/AD-LT" in out) == (name in ("uniat", "uniat-said-hdw"))
+    assert ("hdw/AD-LT" in out) == (name in ("uniat", "uniat-official", "uniat-said-hdw"))
     model.eval()
     with torch.no_grad():
         feats = model.embed(batch)
@@ -253,7 +258,8 @@ def test_tiny_stem_init_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
         ({"vit": replace(uniat_config("uniat", "tiny").vit, num_cls=1)}, "MoE needs the six scenario tokens"),
         ({"hdw": "focal"}, "hdw must be None, 'paper' or 'official'"),
         ({"hdw_gamma": 0.0}, "hdw_gamma must be > 0"),
-        ({"said_fill": "zero"}, "said_fill must be"),
+        ({"said_fill": "zero"}, "said_fill must be a number or -inf"),
+        ({"said_fill": math.inf}, "said_fill must be a number or -inf"),
     ],
 )
 def test_config_validation(kw: dict, match: str) -> None:
@@ -287,3 +293,43 @@ def test_paper_build_without_pretrained_warns(caplog: pytest.LogCaptureFixture) 
     with torch.device("meta"), caplog.at_level(logging.WARNING):
         get_method("uniat-baseline").build(LABELS, "paper", None)
     assert "randomly initialised" in caplog.text
+
+
+def test_official_variant_has_the_official_code_choices() -> None:
+    paper, official = uniat_config("uniat", "tiny"), uniat_config("uniat-official", "tiny")
+    assert (paper.moe.gate, paper.hdw, paper.said_fill) == ("paper", "paper", -math.inf)
+    assert (official.moe.gate, official.hdw, official.said_fill) == ("official", "official", -10.0)
+    assert replace(official, moe=paper.moe, hdw="paper", said_fill=-math.inf) == paper  # nothing else differs
+
+
+def options_config(name: str, sets: list[str]) -> UniATConfig:
+    """The config a run of ``name`` with ``--set sets`` builds (through the recipe's extra, as the engine does)."""
+    spec = get_method(name)
+    recipe, _ = apply_overrides(spec.recipe("tiny"), EngineConfig(), parse_set_options(sets), spec.options)
+    return uniat_config(name, "tiny", spec.resolve_options(recipe.extra))
+
+
+def test_set_switches_reach_the_model() -> None:
+    cfg = options_config("uniat", ["moae_gate=official", "hdw_norm=official", "fill_value=-10"])
+    assert (cfg.moe.gate, cfg.hdw, cfg.said_fill) == ("official", "official", -10.0)
+    assert options_config("uniat-official", ["hdw_norm=paper"]).hdw == "paper"
+    assert options_config("uniat-said", ["fill_value=-inf"]).said_fill == -math.inf
+    torch.manual_seed(0)
+    spec = get_method("uniat")
+    model = spec.create(LABELS, "tiny", None, {"moae_gate": "official", "fill_value": "-5"})
+    assert model.config.moe.gate == "official" and model.config.said_fill == -5.0 and model.config.hdw == "paper"
+
+
+@pytest.mark.parametrize(
+    ("name", "item", "match"),
+    [
+        ("uniat", "hdw_norm=max", r"--set hdw_norm=max: expected one of paper, official"),
+        ("uniat", "fill_value=low", r"--set fill_value=low: expected -inf \(the paper\) or a finite number"),
+        ("uniat", "fill_value=nan", r"--set fill_value=nan: expected -inf"),
+        ("uniat-said", "hdw_norm=official", r"--set hdw_norm: unknown key; known keys: .*fill_value"),
+        ("uniat-said-moae6", "moae_gate=official", r"--set moae_gate: unknown key"),
+    ],
+)
+def test_set_switches_reject_bad_values(name: str, item: str, match: str) -> None:
+    with pytest.raises(AtustcError, match=match):
+        options_config(name, [item])

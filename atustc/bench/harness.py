@@ -226,7 +226,7 @@ def check_overrides(specs: Sequence[Any], preset: str, overrides: dict[str, Any]
 
     for spec in specs:
         try:
-            apply_overrides(spec.recipe(preset), EngineConfig(), overrides)
+            apply_overrides(spec.recipe(preset), EngineConfig(), overrides, spec.options)
         except AtustcError as exc:
             raise AtustcError(f"{exc.message} (for every method; first refused by {spec.name})") from None
 

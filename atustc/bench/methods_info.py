@@ -17,7 +17,7 @@ def describe_methods() -> list[dict[str, Any]]:
     rows = []
     for spec in list_methods():
         try:
-            model = spec.build(labels, "tiny", None)
+            model = spec.create(labels, "tiny")
             heads, params = ", ".join(model.head_names), sum(p.numel() for p in model.parameters())
         except Exception as exc:  # a broken method is listed, not fatal
             heads, params = f"build failed: {type(exc).__name__}: {exc}", None

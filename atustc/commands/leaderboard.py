@@ -42,18 +42,20 @@ import click
 @click.option("--seed", default=0, show_default=True, help="Seed of the --compare bootstrap.")
 @click.option(
     "--layout",
-    type=click.Choice(["default", "table1"]),
-    default="default",
+    type=click.Choice(["table4", "table1", "table2"]),
+    default="table4",
     show_default=True,
-    help="default: the leaderboard (Table 4 layout, plus the cross-domain block when runs have one); table1: the "
-    "train-on-X / test-on-Y matrix of atustc bench --train-on (R1 and mAP, AVG column; markdown when printed).",
+    help="table4: every method, every scenario (the paper's Table 4), plus the cross-domain block when runs have "
+    "one; table1: the train-on-X / test-on-Y matrix of atustc bench --train-on (R1 and mAP, AVG column; markdown "
+    "when printed); table2: MS-ReID and the MoE methods with Experts, Params x and Time x over MS-ReID and the "
+    "headline R1/mAP (the paper's Table 2).",
 )
 def command(runs_dir: Path, fmt: str | None, output: Path | None, compare: str | None, seed: int, layout: str) -> None:
-    """Rebuild the leaderboard (Table 4 layout) from run folders; never edits a run.
+    """Rebuild the leaderboard (Table 4, Table 1 or Table 2 layout) from run folders; never edits a run.
 
     Several seeds or splits of a method give mean ± std per cell. The CSV is tidy, one row per
     method × preset × data hash, with fractions at full precision (columns documented in
-    atustc.bench.leaderboard; --layout table1: in atustc.bench.table1).
+    atustc.bench.leaderboard; --layout table1: in atustc.bench.table1; table2: atustc.bench.table2).
     """
     from atustc.bench.board_render import print_leaderboard, render, write_leaderboard
     from atustc.bench.leaderboard import load_leaderboard
@@ -62,7 +64,9 @@ def command(runs_dir: Path, fmt: str | None, output: Path | None, compare: str |
         _table1(runs_dir, fmt, output, compare)
         return
     board = load_leaderboard(runs_dir)
-    if compare is not None:
+    if layout == "table2":
+        _table2(board, fmt, output, compare)
+    elif compare is not None:
         _compare(board, runs_dir, compare, fmt, output, seed)
     elif output is not None:
         fmt = fmt or _format_from_suffix(output)
@@ -72,6 +76,24 @@ def command(runs_dir: Path, fmt: str | None, output: Path | None, compare: str |
         print_leaderboard(board)
     else:
         click.echo(render(board, fmt), nl=False)  # type: ignore[arg-type]
+
+
+def _table2(board, fmt: str | None, output: Path | None, compare: str | None) -> None:  # noqa: ANN001
+    """The Table 2 layout (atustc.bench.table2): printed, or exported as csv, md or LaTeX."""
+    from atustc.bench.table2 import print_table2, render_table2
+    from atustc.errors import AtustcError
+    from atustc.io import write_text_atomic
+
+    if compare is not None:
+        raise AtustcError("--compare works with --layout table4, not table2")
+    if output is not None:
+        fmt = fmt or _format_from_suffix(output)
+        write_text_atomic(output, render_table2(board, fmt))  # type: ignore[arg-type]
+        click.echo(f"wrote {output} ({fmt}, Table 2 layout)")
+    elif fmt is None:
+        print_table2(board)
+    else:
+        click.echo(render_table2(board, fmt), nl=False)  # type: ignore[arg-type]
 
 
 def _compare(board, runs_dir: Path, spec: str, fmt: str | None, output: Path | None, seed: int) -> None:  # noqa: ANN001
@@ -108,7 +130,7 @@ def _table1(runs_dir: Path, fmt: str | None, output: Path | None, compare: str |
     from atustc.io import write_text_atomic
 
     if compare is not None:
-        raise AtustcError("--compare works with --layout default only")
+        raise AtustcError("--compare works with --layout table4 only")
     if output is not None:
         fmt = fmt or _format_from_suffix(output)
     text = render_table1(table1_frame(collect_runs(runs_dir)), fmt or "md")

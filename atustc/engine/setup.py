@@ -124,7 +124,7 @@ def prepare(request: TrainRequest, world: int = 1) -> TrainSetup:
     dev = resolve_device(r.device, env_info())
     if r.amp == "fp16" and dev.type != "cuda":
         raise AtustcError("--amp fp16 needs a GPU (its gradient scaler is CUDA-only); use --amp bf16 on the CPU")
-    recipe, engine = apply_overrides(spec.recipe(r.preset), EngineConfig(), dict(r.overrides))
+    recipe, engine = apply_overrides(spec.recipe(r.preset), EngineConfig(), dict(r.overrides), spec.options)
     if r.pretrained is not None and not r.pretrained.is_file():
         raise AtustcError(f"--pretrained {r.pretrained}: file not found")
 
@@ -132,7 +132,7 @@ def prepare(request: TrainRequest, world: int = 1) -> TrainSetup:
     resuming = run.check_start(r.resume, r.force)
     checkpoint = None
     if resuming:
-        recipe, engine = _resumed_recipe(run, spec.name, r.preset, r.seed, dict(r.overrides))
+        recipe, engine = _resumed_recipe(run, spec, r.preset, r.seed, dict(r.overrides))
         checkpoint = load_checkpoint(run.last, kind="last")
         if checkpoint.get("sampler") != {"kind": recipe.sampler, "seed": r.seed, "world": world}:
             raise AtustcError(
@@ -223,7 +223,7 @@ def _validation_rows(val: pd.DataFrame, protocol: str) -> tuple[pd.DataFrame, st
 
 
 def _resumed_recipe(
-    run: RunFolder, method: str, preset: str, seed: int, overrides: dict[str, Any]
+    run: RunFolder, spec: MethodSpec, preset: str, seed: int, overrides: dict[str, Any]
 ) -> tuple[Recipe, EngineConfig]:
     """The saved run's recipe and engine settings with this call's overrides on top.
 
@@ -235,7 +235,7 @@ def _resumed_recipe(
         AtustcError: the method, preset, seed or recipe differs from the saved run.
     """
     cfg = run.read_config()
-    for key, want in (("method", method), ("preset", preset), ("seed", seed)):
+    for key, want in (("method", spec.name), ("preset", preset), ("seed", seed)):
         if cfg.get(key) != want:
             raise AtustcError(
                 f"--resume {run.path}: {key} differs from the saved run ({cfg.get(key)!r} there, {want!r} now); "
@@ -243,7 +243,7 @@ def _resumed_recipe(
             )
     fields = {f.name for f in dataclasses.fields(EngineConfig)}
     saved_engine = EngineConfig(**{k: v for k, v in cfg.get("engine", {}).items() if k in fields})
-    recipe, engine = apply_overrides(recipe_from_dict(cfg["recipe"]), saved_engine, overrides)
+    recipe, engine = apply_overrides(recipe_from_dict(cfg["recipe"]), saved_engine, overrides, spec.options)
     now = recipe_to_dict(recipe)
     changed = [
         f"{k} ({cfg['recipe'].get(k)!r} there, {now.get(k)!r} now)" for k in now if now[k] != cfg["recipe"].get(k)

@@ -41,12 +41,14 @@ class Trainer:
         self.window = LossWindow(s.device)
         self.start, self.trained_s, self.trained_images = 0, 0.0, 0
         self.cpu_s = 0.0  # process CPU time of the training steps (all threads), beside the wall time
+        # wall time of the optimisation steps alone (no wait for the data loader) and their number
+        self.step_s, self.step_n = 0.0, 0
 
     def _build(self) -> None:
         """Model, optimiser, schedule and scaler; restored from ``last.pt`` when resuming."""
         s, r = self.s, self.recipe
         seed_everything(s.seed)
-        model = s.spec.build(s.labels.space, s.preset, s.request.pretrained)
+        model = s.spec.create(s.labels.space, s.preset, s.request.pretrained, r.extra)
         members = ("loss", "embed", "head_names")
         if not isinstance(model, torch.nn.Module) or not all(hasattr(model, a) for a in members):
             raise AtustcError(f"method {s.spec.name}: build() must return an nn.Module with loss, embed and head_names")
@@ -62,6 +64,7 @@ class Trainer:
             self.start, self.window, self.best = int(ckpt["iter"]), LossWindow(s.device, ckpt["window"]), ckpt["best"]
             self.trained_s, self.trained_images = float(ckpt["train_time_s"]), int(ckpt["train_images"])
             self.cpu_s = float(ckpt.get("train_cpu_s", 0.0))
+            self.step_s, self.step_n = float(ckpt.get("train_step_s", 0.0)), int(ckpt.get("train_step_n", 0))
             if self.info.is_main:
                 s.run.truncate_metrics(self.start)
         if self.info.is_main:
@@ -91,6 +94,7 @@ class Trainer:
         t_last, c_last = time.perf_counter(), time.process_time()
         with progress_bar("train", self.total, self.progress, completed=self.start, eta=True) as bar:
             for it, tensors in zip(range(self.start, self.total), loader):
+                t_step = time.perf_counter()
                 batch = to_batch(tensors, s.device)
                 autocast = autocast_context(s.device, s.amp)
                 if it // r.iters_per_epoch != epoch_set and set_epoch is not None:
@@ -99,7 +103,9 @@ class Trainer:
                 losses = train_step(step, self.optim, self.scaler, batch, r.clip_grad_norm, autocast, it)
                 self.optim.schedule.step()
                 self.window.add(losses)
-                self.trained_s += time.perf_counter() - t_last
+                now = time.perf_counter()
+                self.step_s, self.step_n = self.step_s + now - t_step, self.step_n + 1
+                self.trained_s += now - t_last
                 self.cpu_s += time.process_time() - c_last
                 self.trained_images += len(batch.pid) * self.info.world
                 done, lr_now = it + 1, r.lr * lr_factor(r, it)
@@ -146,6 +152,8 @@ class Trainer:
             "best": self.best,
             "train_time_s": self.trained_s,
             "train_cpu_s": self.cpu_s,
+            "train_step_s": self.step_s,
+            "train_step_n": self.step_n,
             "train_images": self.trained_images,
         }
         save_checkpoint(s.run.last, "last", state)
@@ -208,6 +216,7 @@ class Trainer:
             iter=self.total,
             train_time_s=trained_s,
             train_cpu_s=self.cpu_s,
+            step_time_s=self.step_s / max(self.step_n, 1),
             images_per_s=ips,
             best=self.best,
             last={"iter": self.total, "epoch": self.recipe.epochs},

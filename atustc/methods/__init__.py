@@ -8,13 +8,24 @@ from atustc.methods._registry import (
     temporary_method,
     unregister_method,
 )
-from atustc.methods.contract import SCENARIOS, SIDE_FIELDS, Batch, LabelSpace, MethodSpec, OptimGroup, Recipe, ReIDModel
+from atustc.methods.contract import (
+    SCENARIOS,
+    SIDE_FIELDS,
+    Batch,
+    LabelSpace,
+    MethodOption,
+    MethodSpec,
+    OptimGroup,
+    Recipe,
+    ReIDModel,
+)
 
 __all__ = [
     "SCENARIOS",
     "SIDE_FIELDS",
     "Batch",
     "LabelSpace",
+    "MethodOption",
     "MethodSpec",
     "OptimGroup",
     "Recipe",

@@ -9,7 +9,7 @@ and a method knows nothing of the engine or the harness.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -206,10 +206,48 @@ class OptimGroup:
             raise AtustcError(f"optim group {self.name!r}: no parameters")
 
 
+@dataclass(frozen=True)
+class MethodOption:
+    """A model or loss switch of a method, set with ``--set NAME=VALUE`` and kept in ``recipe.extra``.
+
+    The value travels as text (``config.json`` records it with the recipe, so a resumed or
+    re-embedded run builds the same model); :meth:`value` checks and parses it.
+
+    Attributes:
+        name: the ``--set`` key (must not be a :class:`Recipe` field).
+        default: the value when the key is not set (text).
+        choices: the allowed values; empty: any text ``parse`` accepts.
+        parse: text -> the value the builder receives (``str``, ``float`` …).
+        help: what the option does (one line; shown in errors).
+    """
+
+    name: str
+    default: str
+    choices: tuple[str, ...] = ()
+    parse: Callable[[str], Any] = str
+    help: str = ""
+
+    def value(self, text: object) -> Any:
+        """The parsed value of ``text``.
+
+        Raises:
+            AtustcError: a value outside ``choices``, or one ``parse`` rejects.
+        """
+        raw = str(text).strip()
+        if self.choices and raw not in self.choices:
+            raise AtustcError(f"--set {self.name}={raw}: expected one of {', '.join(self.choices)}")
+        try:
+            return self.parse(raw)
+        except (TypeError, ValueError) as exc:
+            raise AtustcError(f"--set {self.name}={raw}: {self.help or exc}") from None
+
+
 #: Side-information fields of the table a method can require (``MethodSpec.needs``).
 SIDE_FIELDS: tuple[str, ...] = ("clothes", "camera", "modality")
 
-Builder = Callable[[LabelSpace, str, "Path | None"], ReIDModel]
+#: ``build(labels, preset, pretrained)``; a method with :class:`MethodOption` s also takes ``options``
+#: (``{name: parsed value}``) as a fourth argument.
+Builder = Callable[..., ReIDModel]
 
 
 @dataclass(frozen=True)
@@ -234,6 +272,8 @@ class MethodSpec:
             block, and ``describe()``, recorded in the eval files as ``scoring``. The harness and
             ``eval --run`` score the method's runs with it; the recipe is the run's, so
             ``--set extra.<key>`` reaches its parameters. None: the embeddings are scored as they are.
+        options: the method's model/loss switches (:class:`MethodOption`), settable with ``--set``;
+            build through :meth:`create` to pass them.
     """
 
     name: str
@@ -244,11 +284,32 @@ class MethodSpec:
     needs: tuple[str, ...] = ()
     unused_parameters: bool = False
     scoring: Callable[[Recipe], Any] | None = None
+    options: tuple[MethodOption, ...] = ()
 
     def __post_init__(self) -> None:
         bad = sorted(set(self.needs) - set(SIDE_FIELDS))
         if bad:
             raise AtustcError(f"method {self.name!r}: needs {', '.join(bad)}; known fields: {', '.join(SIDE_FIELDS)}")
+        clash = sorted({o.name for o in self.options} & {f.name for f in fields(Recipe)})
+        if clash or len({o.name for o in self.options}) != len(self.options):
+            raise AtustcError(f"method {self.name!r}: option names must be unique and not recipe fields ({clash})")
+
+    def resolve_options(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """``{name: value}`` of every option: ``extra[name]`` (a recipe's ``extra``) or the default, parsed.
+
+        Raises:
+            AtustcError: a value the option rejects.
+        """
+        extra = extra or {}
+        return {o.name: o.value(extra.get(o.name, o.default)) for o in self.options}
+
+    def create(
+        self, labels: LabelSpace, preset: str, pretrained: Path | None = None, extra: Mapping[str, Any] | None = None
+    ) -> ReIDModel:
+        """Build the model, passing the options resolved from ``extra`` (``recipe.extra``) when the method has any."""
+        if not self.options:
+            return self.build(labels, preset, pretrained)
+        return self.build(labels, preset, pretrained, self.resolve_options(extra))
 
 
 def check_preset(preset: str) -> str:

@@ -93,7 +93,7 @@ def model_size(spec: MethodSpec, preset: str) -> ModelSize:
     shapes: list[dict[str, tuple[int, ...]]] = []
     with _quiet(), torch.device("meta"):
         for labels in _SPACES:
-            model = spec.build(labels, preset, None)
+            model = spec.create(labels, preset)
             shapes.append({name: tuple(p.shape) for name, p in model.named_parameters()})
     if shapes[0].keys() != shapes[1].keys():
         raise AtustcError(f"method {spec.name!r}: the set of parameters changes with the label space")

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -143,7 +144,6 @@ def vit_config(size: str, **overrides: object) -> ViTConfig:
 
 MoEKind = Literal["moae", "mmoe", "ple", "vlmo"]
 GateMode = Literal["paper", "official"]
-SaidFill = Literal["exclude", "official"]
 HDWMode = Literal["paper", "official"]
 
 _TIME_MOMENTS = ("DT", "NT", "AD")
@@ -181,6 +181,8 @@ class MoEConfig:
         if self.gate not in ("paper", "official"):
             raise AtustcError(f"MoE config: gate must be 'paper' or 'official', got {self.gate!r}")
         n_cand = len(expert_layout(self).candidates[0])
+        if self.kind == "vlmo" and self.top_k != 1:
+            raise AtustcError(f"MoE config: vlmo routes each token to one modality expert (top_k 1), got {self.top_k}")
         if self.top_k is not None and not 1 <= self.top_k <= n_cand:
             raise AtustcError(f"MoE config: top_k must be in [1, {n_cand}] for {self.kind}, got {self.top_k}")
 
@@ -217,8 +219,8 @@ def expert_layout(config: MoEConfig) -> ExpertLayout:
         names = tuple(SCENARIOS) + tuple(f"shared{i}" for i in range(n - 6))
         shared = tuple(range(6, n))
         return ExpertLayout(names, names, tuple((i, i) for i in range(n)), tuple((s,) + shared for s in range(6)))
-    names = ("RGB", "IR", "cross")
-    return ExpertLayout(names, names, ((0, 0), (1, 1), (2, 2)), tuple((_TIME_MOMENTS.index(tm),) for tm, _ in scen))
+    names = ("RGB", "IR", "cross")  # routed by the input's modality (atustc.models.moae.VLMo), not by a gate
+    return ExpertLayout(names, names, ((0, 0), (1, 1), (2, 2)), tuple((0, 1, 2) for _ in scen))
 
 
 @dataclass(frozen=True)
@@ -228,7 +230,8 @@ class UniATConfig:
     Attributes:
         vit: backbone shape; ``vit.num_cls`` is 6 (one token per scenario) or 1 (unified).
         said: scenario-aware ID loss (eq. 1-2); False is the plain person-ID loss on every head.
-        said_fill: ``exclude`` (paper) or ``official`` (-10 logits) for same-person outfits.
+        said_fill: the logit given to the other outfits of a sample's own person in the ST heads:
+            ``-inf`` removes them from the negatives (the paper), the official code writes -10.
         moe: the CLS-token mixture in every block (None: the shared FFN, as MS-ReID).
         hdw: ``paper`` or ``official`` hierarchical dynamic weighting, or None.
         hdw_gamma: gamma of eq. 8 (1 in the paper).
@@ -239,7 +242,7 @@ class UniATConfig:
 
     vit: ViTConfig = field(default_factory=lambda: vit_config("base", num_cls=6, drop_path=0.2))
     said: bool = True
-    said_fill: SaidFill = "exclude"
+    said_fill: float = -math.inf
     moe: MoEConfig | None = field(default_factory=MoEConfig)
     hdw: HDWMode | None = "paper"
     hdw_gamma: float = 1.0
@@ -255,8 +258,8 @@ class UniATConfig:
             bad(f"vit.num_cls must be 6 (scenario tokens) or 1 (unified embedding), got {self.vit.num_cls}")
         if self.moe is not None and self.vit.num_cls != 6:
             bad("MoE needs the six scenario tokens (vit.num_cls=6)")
-        if self.said_fill not in ("exclude", "official"):
-            bad(f"said_fill must be 'exclude' or 'official', got {self.said_fill!r}")
+        if not isinstance(self.said_fill, (int, float)) or math.isnan(self.said_fill) or self.said_fill == math.inf:
+            bad(f"said_fill must be a number or -inf, got {self.said_fill!r}")
         if self.hdw not in (None, "paper", "official"):
             bad(f"hdw must be None, 'paper' or 'official', got {self.hdw!r}")
         if self.hdw_gamma <= 0:

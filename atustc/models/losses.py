@@ -9,7 +9,7 @@ Heads follow :data:`atustc.methods.contract.SCENARIOS` (DT-ST, DT-LT, NT-ST, NT-
 Scenario-aware ID loss (SAID): DT heads see RGB samples only, NT heads IR only, AD heads all; LT
 heads classify persons; ST heads classify outfits, and the other outfits of the sample's own person
 are removed from the negatives (logit set to -inf, i.e. excluded from eq. 2's denominator; the
-official code writes -10 instead, ``said_fill="official"``). Without SAID (the baseline) every head
+official code writes -10 instead, ``said_fill=-10``). Without SAID (the baseline) every head
 is a plain person-ID cross-entropy on every sample.
 
 HDW (paper, default): ``L = sum_s w_s * L_s`` with ``L_s`` the mean loss of head ``s`` over its
@@ -31,9 +31,8 @@ import torch
 from torch.nn import functional as F
 
 from atustc.methods.contract import SCENARIOS
-from atustc.models.config import HDWMode, SaidFill
+from atustc.models.config import HDWMode
 
-_OFFICIAL_FILL = -10.0
 #: Per head: the time-moment group (0 DT, 1 NT, 2 AD) and time-interval group (0 ST, 1 LT).
 TM_GROUP: tuple[int, ...] = tuple(("DT", "NT", "AD").index(s.split("-")[0]) for s in SCENARIOS)
 TI_GROUP: tuple[int, ...] = tuple(("ST", "LT").index(s.split("-")[1]) for s in SCENARIOS)
@@ -64,7 +63,7 @@ def scenario_id_losses(
     outfit_to_pid: torch.Tensor,
     *,
     said: bool = True,
-    said_fill: SaidFill = "exclude",
+    said_fill: float = float("-inf"),
 ) -> HeadLosses:
     """Per-sample ID losses of the six scenario heads (eq. 1-2 with ``said``, plain person ID without).
 
@@ -74,8 +73,8 @@ def scenario_id_losses(
         pid, outfit, modality: ``[B]`` person labels, outfit labels, 0 = RGB / 1 = IR.
         outfit_to_pid: ``[num_outfits]`` person label of each outfit.
         said: the scenario-aware loss; False is the baseline (every head: person ID, all samples).
-        said_fill: ``exclude`` removes same-person outfits from the ST negatives (the paper);
-            ``official`` sets their logits to -10 as the official code.
+        said_fill: the logit of the same-person outfits in the ST heads: ``-inf`` removes them from
+            the negatives (the paper); the official code sets them to -10.
 
     Returns:
         :class:`HeadLosses` with ``[6, B]`` losses and masks.
@@ -92,8 +91,7 @@ def scenario_id_losses(
         if ti == "ST":
             own = outfit_to_pid.unsqueeze(0) == pid.unsqueeze(1)  # [B, C]: outfits of the same person
             own &= torch.arange(logit.shape[1], device=logit.device).unsqueeze(0) != outfit.unsqueeze(1)
-            fill = float("-inf") if said_fill == "exclude" else _OFFICIAL_FILL
-            loss = F.cross_entropy(logit.masked_fill(own, fill), outfit, reduction="none")
+            loss = F.cross_entropy(logit.masked_fill(own, said_fill), outfit, reduction="none")
         else:
             loss = F.cross_entropy(logit, pid, reduction="none")
         mask = {"DT": modality == 0, "NT": modality == 1, "AD": every}[tm]

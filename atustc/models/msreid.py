@@ -58,12 +58,12 @@ class MSReID(nn.Module):
         """Width D of each head's feature (the token width)."""
         return self.config.vit.embed_dim
 
-    def _tokens(self, images: torch.Tensor) -> torch.Tensor:
-        tokens = self.backbone(images)[:, : self.config.vit.num_cls]
+    def _tokens(self, batch: Batch) -> torch.Tensor:
+        tokens = self.backbone(batch.images, modality=batch.modality)[:, : self.config.vit.num_cls]
         return tokens.expand(-1, len(SCENARIOS), -1) if tokens.shape[1] == 1 else tokens
 
     def forward(self, batch: Batch) -> MSReIDOutput:
-        tokens = self._tokens(batch.images)
+        tokens = self._tokens(batch)
         feats, logits = self.heads(tokens)
         return MSReIDOutput(tokens, feats, logits)
 
@@ -94,4 +94,4 @@ class MSReID(nn.Module):
 
     def embed(self, batch: Batch) -> torch.Tensor:
         """Post-BN features ``[B, 6, D]`` (call in eval mode: BN running statistics, no drop path)."""
-        return self.heads(self._tokens(batch.images))[0]
+        return self.heads(self._tokens(batch))[0]

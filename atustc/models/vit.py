@@ -81,8 +81,9 @@ ClsFFNFactory = Callable[[int, Mlp], "nn.Module | None"]
 class Block(nn.Module):
     """Pre-norm transformer block; CLS tokens may take their own FFN (``cls_ffn``).
 
-    ``cls_ffn`` maps the normalised CLS tokens ``[B, C, D]`` to ``[B, C, D]``; when it is None
-    every token goes through the shared ``mlp``.
+    ``cls_ffn(tokens, modality)`` maps the normalised CLS tokens ``[B, C, D]`` to ``[B, C, D]``
+    (``modality [B]`` or None is the input's, for mixtures routed by it); when it is None every
+    token goes through the shared ``mlp``.
     """
 
     def __init__(self, config: ViTConfig, drop_path: float, cls_ffn: nn.Module | None = None) -> None:
@@ -97,13 +98,13 @@ class Block(nn.Module):
         self.drop_path2 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.cls_ffn = cls_ffn
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, modality: torch.Tensor | None = None) -> torch.Tensor:
         x = x + self.drop_path1(self.attn(self.norm1(x)))
         h = self.norm2(x)
         if self.cls_ffn is None:
             return x + self.drop_path2(self.mlp(h))
         c = self.num_cls
-        return x + self.drop_path2(torch.cat([self.cls_ffn(h[:, :c]), self.mlp(h[:, c:])], dim=1))
+        return x + self.drop_path2(torch.cat([self.cls_ffn(h[:, :c], modality), self.mlp(h[:, c:])], dim=1))
 
 
 class ViT(nn.Module):
@@ -150,17 +151,26 @@ class ViT(nn.Module):
         return x if extra_embed is None else x + extra_embed
 
     def forward_tokens(
-        self, images: torch.Tensor, extra_embed: torch.Tensor | None = None, depth: int | None = None
+        self,
+        images: torch.Tensor,
+        extra_embed: torch.Tensor | None = None,
+        depth: int | None = None,
+        modality: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Tokens after the first ``depth`` blocks (all by default), before the final norm."""
+        """Tokens after the first ``depth`` blocks (all by default), before the final norm.
+
+        ``modality [B]`` (0 RGB, 1 IR) reaches the blocks' CLS-token FFNs (VLMo routes by it).
+        """
         x = self.embed_tokens(images, extra_embed)
         for block in self.blocks[: len(self.blocks) if depth is None else depth]:
-            x = block(x)
+            x = block(x, modality)
         return x
 
-    def forward(self, images: torch.Tensor, extra_embed: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, images: torch.Tensor, extra_embed: torch.Tensor | None = None, modality: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """All tokens after the final LayerNorm: ``[B, num_cls + N, D]``."""
-        return self.norm(self.forward_tokens(images, extra_embed))
+        return self.norm(self.forward_tokens(images, extra_embed, modality=modality))
 
 
 def _init_weights(module: nn.Module) -> None:
