@@ -153,12 +153,16 @@ def embed_run(
 
 def run_scoring(run_dir: str | os.PathLike[str]) -> Any | None:
     """The set-dependent scoring of a run's method (:attr:`MethodSpec.scoring` built from the run's
-    recipe), or None when its embeddings are scored as they are."""
+    recipe), or None when its embeddings are scored as they are (or the folder records no method:
+    :func:`embed_run` reports that)."""
     from atustc.engine.config import import_plugins, recipe_from_dict
     from atustc.engine.run import RunFolder
     from atustc.methods import get_method
 
-    cfg = RunFolder(run_dir).read_config()
+    run = RunFolder(run_dir)
+    if not run.config.is_file():
+        return None
+    cfg = run.read_config()
     import_plugins(cfg.get("plugins", []))
     spec = get_method(cfg["method"])
     return spec.scoring(recipe_from_dict(cfg["recipe"])) if spec.scoring is not None else None
