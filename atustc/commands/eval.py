@@ -38,7 +38,7 @@ from atustc.errors import AtustcError
 @click.option(
     "--root",
     type=click.Path(path_type=Path),
-    help="Image root for --run (default: the table's manifest or split.json, else the run's).",
+    help="Image root for --run (default: the table's split.json or manifest root, else the run's).",
 )
 @click.option(
     "--checkpoint",
@@ -109,7 +109,7 @@ def command(
     from atustc.provenance import checkpoint_record, provenance
     from atustc.querycounts import add_counts, query_counts
     from atustc.runfolder import RunFolder
-    from atustc.table import load_table
+    from atustc.table import image_root, load_table
 
     if (features_path is None) == (run_dir is None):
         raise AtustcError("give exactly one of --features or --run")
@@ -138,7 +138,8 @@ def command(
         if folder.checkpoint_file(checkpoint).is_file():
             ckpt = checkpoint_record(folder, checkpoint)
         subset = table.iloc[needed_rows(protocol, table)]
-        features = embed_run(run_dir, subset, _image_root(table_path, root), checkpoint=checkpoint, progress=progress)
+        root = image_root(root, table_path=table_path, run_root=folder.trained_root())
+        features = embed_run(run_dir, subset, root, checkpoint=checkpoint, progress=progress)
     # A run also keeps its per-query results (what `leaderboard --compare` resamples).
     keep_per_query = per_query_path is not None or (run_dir is not None and rerank is None)
     result = evaluate(
@@ -179,17 +180,3 @@ def _run_default_protocol(run_dir: Path) -> str:
         return str(LEGACY_PROTOCOLS["default"])
     return SplitProtocols.from_info(read_json(split_json), str(split_json)).default
 
-
-def _image_root(table_path: Path, root: Path | None) -> Path | None:
-    """--root, else the table's manifest root, else its split's split.json root, else None (the run's)."""
-    from atustc.io import read_json
-    from atustc.table import dataset_root, manifest_path
-
-    if root is not None:
-        return root
-    if manifest_path(table_path).is_file():
-        return dataset_root(table_path)
-    split_json = table_path.parent / "split.json"
-    if split_json.is_file() and read_json(split_json).get("root"):
-        return Path(read_json(split_json)["root"])
-    return None
