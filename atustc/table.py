@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from atustc.errors import AtustcError
@@ -192,7 +192,9 @@ def image_root(
         return dataset_root(table_path)
     if run_root is not None:
         return Path(run_root)
-    where = f"{table_path}: no manifest {manifest_path(table_path).name} beside the table" if table_path else "the table"
+    where = (
+        f"{table_path}: no manifest {manifest_path(table_path).name} beside the table" if table_path else "the table"
+    )
     raise AtustcError(f"{where} and no split or run records an image root; pass --root")
 
 

@@ -179,4 +179,3 @@ def _run_default_protocol(run_dir: Path) -> str:
     if split_json is None or not split_json.is_file():
         return str(LEGACY_PROTOCOLS["default"])
     return SplitProtocols.from_info(read_json(split_json), str(split_json)).default
-

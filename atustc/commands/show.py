@@ -35,7 +35,9 @@ def command() -> None:
 @click.option("--protocol", "protocol_name", default="atustc", show_default=True, help="Protocol name or .toml path.")
 @click.option("--scenario", required=True, help="Scenario of the protocol to draw, e.g. DT-LT.")
 @click.option(
-    "--root", type=click.Path(path_type=Path), help="Image root (default: the table's split.json or manifest root, else the run's)."
+    "--root",
+    type=click.Path(path_type=Path),
+    help="Image root (default: the table's split.json or manifest root, else the run's).",
 )
 @click.option(
     "--sort",
@@ -91,9 +93,9 @@ def ranks(
     from atustc.evaluate import evaluate, needed_rows
     from atustc.features import load_features
     from atustc.protocol import load_protocol
+    from atustc.runfolder import RunFolder
     from atustc.show.cmc import save
     from atustc.show.ranks import pick_queries, plot_ranks, ranks_title
-    from atustc.runfolder import RunFolder
     from atustc.table import image_root, load_table
 
     if (features_path is None) == (run_dir is None):
