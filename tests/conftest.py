@@ -3,8 +3,9 @@
 - Offline hub and a non-interactive matplotlib backend.
 - ``pytest.ini_options.pythonpath`` puts the repository and ``tests/`` on ``sys.path``, so tests
   import ``engine_helpers`` directly; subprocesses get the same through :func:`subprocess_env`.
-- ``slow``: tests over ~5 s (trainings, subprocesses) are marked, here for the modules that do
-  not mark themselves (:data:`SLOW`); the fast lane is ``pytest -m "not slow"``.
+- ``slow``: tests over ~5 s (trainings, subprocesses) and the heaviest of the rest are marked,
+  here for the modules that do not mark themselves (:data:`SLOW`); the fast lane is
+  ``pytest -m "not slow"``, under 60 s on two quiet cores.
 - ``engine_method`` / ``engine_data``: the tiny engine test method, registered where it is not,
   and one small AT-USTC-like dataset (images, table, split) shared by the engine tests.
 """
@@ -34,6 +35,43 @@ SLOW: tuple[str, ...] = (
     "test_stats.py::test_csv_and_json_agree_with_frames",
     "test_stats.py::test_cli_process_imports_no_model_libraries",
     "test_moae.py::test_parameter_cost_matches_table2",
+    # The heaviest of the rest (about 0.5 s of CPU or more each, measured with per-test process
+    # CPU time), so that the fast lane stays under 60 s on two quiet cores; a parametrised family
+    # keeps its first cases in the fast lane.
+    "test_stats.py::test_figures_written_and_non_trivial",
+    "test_stats.py::test_random_table_matches_brute_force",
+    "test_stats.py::test_svg_is_deterministic",
+    "test_stats.py::test_duplicate_and_explicit_labels",
+    "test_protocol.py::test_atustc_protocol_matches_official_rules[auto-",
+    "test_protocol.py::test_atustc_protocol_matches_official_rules[dense-1]",
+    "test_protocol.py::test_atustc_protocol_matches_official_rules[dense-2]",
+    "test_protocol.py::test_atustc_protocol_matches_official_rules[dense-3]",
+    "test_protocol.py::test_atustc_protocol_matches_official_rules[sparse-1]",
+    "test_protocol.py::test_atustc_protocol_matches_official_rules[sparse-2]",
+    "test_protocol.py::test_atustc_protocol_matches_official_rules[sparse-3]",
+    "test_cnn_baselines.py::test_paper_architectures_match_the_published_sizes[a",
+    "test_cnn_baselines.py::test_paper_architectures_match_the_published_sizes[cal]",
+    "test_cnn_baselines.py::test_paper_architectures_match_the_published_sizes[pcb]",
+    "test_cnn_baselines.py::test_tiny_embedding_sizes[aim",
+    "test_cnn_baselines.py::test_aim_switch_fusion_and_main_branch_only_at_test",
+    "test_cnn_baselines.py::test_bot_loss_and_center_optimiser_group",
+    "test_cnn_baselines.py::test_pcb_stripes_loss_and_embedding",
+    "test_compare.py::test_leaderboard_compare_cli",
+    "test_synth.py::test_difficulty_ordering_matches_the_paper",
+    "test_synth.py::test_same_seed_same_bytes_and_workers_do_not_matter",
+    "test_synth.py::test_layout_names_and_pixels",
+    "test_show.py::test_show_cmc_from_runs",
+    "test_show.py::test_show_ranks_writes_a_deterministic_png",
+    "test_split.py::test_cli_synth_index_split_end_to_end",
+    "test_split.py::test_clip_rule_ignores_row_order_and_depends_on_seed",
+    "test_lite0.py::test_timm_layout_round_trip",
+    "test_lite0.py::test_trunk_stride_channels_and_weights[16",
+    "test_baseline_blocks.py::test_resnet_loader_errors",
+    "test_baseline_blocks.py::test_resnet_loader_reads_torchvision_and_timm_files[timm",
+    "test_baseline_blocks.py::test_resnet50_last_stride_and_size",
+    "test_index.py::test_index_command_imports_no_model_libraries",
+    "test_uniat.py::test_classifier_sizes_follow_said",
+    "test_transreid.py::test_sie_changes_output_with_camera",
 )
 
 

@@ -11,7 +11,9 @@ Where the numbers come from, per run folder ``RUN/``:
 - ``status.json``: ``state`` (``finished``/``failed``/``running``), ``error``, ``method``,
   ``preset``, ``seed``, ``params``, ``train_time_s``, ``images_per_s``;
 - ``config.json``: ``family`` if present (else the method registry is asked);
-- ``manifest.json``: ``table_hash`` (the data) and ``split_hash``;
+- ``manifest.json``: ``table_hash`` (the data), ``split_hash``, ``machine`` and ``device``;
+- ``status.json``'s ``train_cpu_s`` beside ``train_time_s``: whether the machine was loaded
+  (:mod:`atustc.bench.costs`);
 - ``protocols`` in ``config.json`` or ``manifest.json`` (the split's record, see
   :mod:`atustc.split.protocols`; AT-USTC's ``atustc`` + ``atustc-mixed`` when absent);
 - ``eval/<protocol>@<checkpoint>.json`` for each of them: ``ProtocolResult.to_dict()`` plus its
@@ -34,6 +36,9 @@ fractions in [0, 1] at full precision, as in the run's JSON):
 - ``n_runs``: finished runs averaged; ``n_splits``: distinct split hashes among them;
 - ``n_failed``: failed or unfinished runs of the same key (not averaged);
 - ``status``: ``finished`` or ``failed`` (no finished run); ``error``: the first failure reason;
+- ``machine``: the machines of the finished runs (``; ``-joined, empty for runs that record none);
+- ``cost_flag``: ``loaded`` and/or ``machines`` (``;``-joined, :mod:`atustc.bench.costs`) when the
+  wall-clock cost figures came from a loaded machine or from several machines;
 - for each metric: ``<metric>_mean`` and ``<metric>_std`` (``std`` is empty with one run). For
   AT-USTC (:data:`METRICS`): ``<S>_R1``, ``<S>_mAP``, ``<S>_mINP`` for ``S`` in ``Any-Time``,
   ``DT-ST``, ``DT-LT``, ``NT-ST``, ``NT-LT``, ``AD-ST``, ``AD-LT`` (protocol ``atustc``);
@@ -53,6 +58,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from atustc.bench.costs import cpu_utilisation, machine_label, row_flags
 from atustc.bench.layout import Column, Layout, build_layout, merge_layouts
 from atustc.errors import AtustcError
 from atustc.io import read_json
@@ -73,7 +79,7 @@ COST_METRICS: tuple[str, ...] = ("params", "train_time_s", "images_per_s")
 #: The rule of records without a scored checkpoint (failed or unscored runs): the bench's.
 CHECKPOINT_RULE = "last"
 KEY_COLUMNS: tuple[str, ...] = ("family", "method", "preset", "data_hash", "checkpoint")
-INFO_COLUMNS: tuple[str, ...] = ("seeds", "n_runs", "n_splits", "n_failed", "status", "error")
+INFO_COLUMNS: tuple[str, ...] = ("seeds", "n_runs", "n_splits", "n_failed", "status", "error", "machine", "cost_flag")
 
 
 def metric_keys(layouts: Sequence[Layout]) -> tuple[str, ...]:
@@ -108,6 +114,8 @@ class RunRecord:
     metrics: dict[str, float] = field(default_factory=dict)
     protocols: tuple[str, ...] = DEFAULT_PROTOCOLS
     checkpoint: str = CHECKPOINT_RULE
+    machine: str | None = None  # :func:`atustc.bench.costs.machine_label`
+    cpu_util: float | None = None  # :func:`atustc.bench.costs.cpu_utilisation`
 
     @property
     def counted(self) -> bool:
@@ -159,6 +167,8 @@ def read_run_records(run_dir: str | os.PathLike[str]) -> list[RunRecord]:
         data_hash=str(manifest.get("table_hash") or config.get("table_hash") or "?"),
         split_hash=str(manifest.get("split_hash") or config.get("split_hash") or "?"),
         protocols=protocols,
+        machine=machine_label(manifest),
+        cpu_util=cpu_utilisation(status, manifest),
     )
     state = str(status.get("state") or "running")
     error = str(status.get("error")) if status.get("error") else None
@@ -218,6 +228,7 @@ def build_leaderboard(records: Iterable[RunRecord]) -> Leaderboard:
         build_layout(DEFAULT_PROTOCOLS)
     ]
     metric_cols = metric_keys(layouts)
+    board_machines = len({r.machine for r in records if r.counted and r.machine is not None})
     groups: dict[tuple[str, str, str, str, str], list[RunRecord]] = {}
     for rec in records:
         groups.setdefault(row_key(rec), []).append(rec)
@@ -234,6 +245,8 @@ def build_leaderboard(records: Iterable[RunRecord]) -> Leaderboard:
             n_failed=len(bad),
             status="finished" if done else "failed",
             error=next((f"{r.path.name}: {r.error or r.state}" for r in bad), ""),
+            machine="; ".join(sorted({r.machine for r in done if r.machine is not None})),
+            cost_flag=row_flags([r.machine for r in done], [r.cpu_util for r in done], board_machines),
         )
         for metric in metric_cols:
             values = np.array([r.metrics[metric] for r in done if metric in r.metrics], dtype=np.float64)
