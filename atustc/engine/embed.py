@@ -115,7 +115,7 @@ def embed_run(
     cfg = run.read_config()
     import_plugins(cfg.get("plugins", []))
     spec = get_method(cfg["method"])
-    recipe = recipe_from_dict(cfg["recipe"])
+    recipe = recipe_from_dict(cfg["recipe"], str(run.config))
     labels = LabelMaps.from_dict(cfg["labels"])
     df = table if isinstance(table, pd.DataFrame) else load_table(table)
     table_path = None if isinstance(table, pd.DataFrame) else table
