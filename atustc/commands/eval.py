@@ -6,47 +6,29 @@ from pathlib import Path
 
 import click
 
+from atustc.commands.options import (
+    checkpoint_option,
+    features_option,
+    progress_option,
+    root_option,
+    run_option,
+    table_option,
+)
 from atustc.errors import AtustcError
 
 
 @click.command("eval")
-@click.option(
-    "--table",
-    "table_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Annotation table (.parquet): an index table or a split's table.parquet.",
-)
-@click.option(
-    "--features",
-    "features_path",
-    type=click.Path(path_type=Path),
-    help="Saved features (.npz with relpath, heads, feat).",
-)
-@click.option(
-    "--run",
-    "run_dir",
-    type=click.Path(path_type=Path),
-    help="A run folder: embed the protocol's images with its model, store RUN/eval/<protocol>@<checkpoint>.json.",
-)
+@table_option("Annotation table (.parquet): an index table or a split's table.parquet.")
+@features_option()
+@run_option("A run folder: embed the protocol's images with its model, store RUN/eval/<protocol>@<checkpoint>.json.")
 @click.option(
     "--protocol",
     "protocol_name",
     default=None,
     help="Protocol name (a file in protocols/) or path to a .toml file [default: with --run the split's default protocol, else atustc].",
 )
-@click.option(
-    "--root",
-    type=click.Path(path_type=Path),
-    help="Image root for --run (default: the table's split.json or manifest root, else the run's).",
-)
-@click.option(
-    "--checkpoint",
-    type=click.Choice(["best", "last"]),
-    default="best",
-    show_default=True,
-    help="Checkpoint used with --run.",
-)
+@root_option("Image root for --run (default: the table's split.json or manifest root, else the run's).")
+@checkpoint_option()
 @click.option(
     "--json",
     "json_path",
@@ -79,7 +61,7 @@ from atustc.errors import AtustcError
     metavar="k1=20,k2=6,lambda=0.3",
     help="k-reciprocal re-ranking (Zhong et al., CVPR 2017) before ranking; any subset of the keys, or 'default'. Convention of the authors' code: squared Euclidean distance on L2-normalised features (raw ones under a euclidean protocol) over query+gallery of each ranked block, each row divided by its maximum; final = (1-lambda)*Jaccard + lambda*that distance. Memory stays bounded (sparse).",
 )
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars on stderr.")
+@progress_option()
 def command(
     table_path: Path,
     features_path: Path | None,

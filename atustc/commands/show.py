@@ -6,6 +6,14 @@ from pathlib import Path
 
 import click
 
+from atustc.commands.options import (
+    checkpoint_option,
+    features_option,
+    progress_option,
+    root_option,
+    run_option,
+    table_option,
+)
 from atustc.errors import AtustcError
 
 
@@ -15,30 +23,13 @@ def command() -> None:
 
 
 @command.command("ranks")
-@click.option(
-    "--table", "table_path", required=True, type=click.Path(path_type=Path), help="Annotation table (.parquet)."
-)
-@click.option("--features", "features_path", type=click.Path(path_type=Path), help="Saved features (.npz).")
-@click.option(
-    "--run",
-    "run_dir",
-    type=click.Path(path_type=Path),
-    help="A run folder: embed the scenario's images with its model, as `atustc eval --run` does.",
-)
-@click.option(
-    "--checkpoint",
-    type=click.Choice(["best", "last"]),
-    default="best",
-    show_default=True,
-    help="Checkpoint used with --run.",
-)
+@table_option()
+@features_option()
+@run_option("A run folder: embed the scenario's images with its model, as `atustc eval --run` does.")
+@checkpoint_option()
 @click.option("--protocol", "protocol_name", default="atustc", show_default=True, help="Protocol name or .toml path.")
 @click.option("--scenario", required=True, help="Scenario of the protocol to draw, e.g. DT-LT.")
-@click.option(
-    "--root",
-    type=click.Path(path_type=Path),
-    help="Image root (default: the table's split.json or manifest root, else the run's).",
-)
+@root_option()
 @click.option(
     "--sort",
     "sort",
@@ -70,7 +61,7 @@ def command() -> None:
 @click.option(
     "-o", "--output", required=True, type=click.Path(path_type=Path, dir_okay=False), help="Output .png file."
 )
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars on stderr.")
+@progress_option()
 def ranks(
     table_path: Path,
     features_path: Path | None,
