@@ -213,6 +213,10 @@ class RunFolder:
             raise AtustcError(f"{self.path} is not a run folder (no config.json)")
         return read_json(self.config)
 
+    def trained_root(self) -> str | None:
+        """The image root the run was trained on (``config.json``), or None where there is none."""
+        return read_json(self.config).get("root") if self.config.is_file() else None
+
     def read_status(self) -> dict[str, Any]:
         """status.json, or ``{}`` if there is none yet."""
         return read_json(self.status_file) if self.status_file.is_file() else {}

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from atustc.errors import AtustcError
 
@@ -157,6 +158,44 @@ def dataset_root(table_path: str | os.PathLike[str]) -> Path:
     if not root:
         raise AtustcError(f"{mp}: no 'root' recorded; pass --root")
     return Path(root)
+
+
+def image_root(
+    root: str | os.PathLike[str] | None = None,
+    *,
+    table_path: str | os.PathLike[str] | None = None,
+    split_info: Mapping[str, Any] | None = None,
+    run_root: str | os.PathLike[str] | None = None,
+) -> Path:
+    """The folder a table's ``relpath`` values are relative to: the one rule every command uses.
+
+    The first that applies, in this order:
+
+    1. ``root``, the user's ``--root``;
+    2. the root recorded by the split: ``split_info["root"]`` (the ``--split`` given), else the
+       ``split.json`` beside ``table_path`` (a split folder's ``table.parquet`` or ``test.parquet``);
+    3. the root in the manifest beside ``table_path`` (what ``atustc index`` recorded);
+    4. ``run_root``, the root a run was trained on (its ``config.json``).
+
+    Raises:
+        AtustcError: none applies; the message names the table and ``--root``.
+    """
+    from atustc.io import read_json
+
+    if root is not None:
+        return Path(root)
+    if split_info is None and table_path is not None and (Path(table_path).parent / "split.json").is_file():
+        split_info = read_json(Path(table_path).parent / "split.json")
+    if split_info is not None and split_info.get("root"):
+        return Path(split_info["root"])
+    if table_path is not None and manifest_path(table_path).is_file():
+        return dataset_root(table_path)
+    if run_root is not None:
+        return Path(run_root)
+    where = (
+        f"{table_path}: no manifest {manifest_path(table_path).name} beside the table" if table_path else "the table"
+    )
+    raise AtustcError(f"{where} and no split or run records an image root; pass --root")
 
 
 def table_hash(df: pd.DataFrame) -> str:

@@ -11,13 +11,14 @@ with milestone and switch epochs scaled from the paper's epoch count to the tiny
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from atustc.errors import AtustcError
 from atustc.methods.budget import TINY, tiny_recipe
-from atustc.methods.contract import PRESETS, Recipe
+from atustc.methods.contract import PRESETS, LabelSpace, Recipe
 from atustc.models.lite0 import LITE0_MEAN, LITE0_STD
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,19 @@ def tiny_from_paper(paper: Recipe, **changes: Any) -> Recipe:
     milestones scaled to the tiny epoch count; ``changes`` are applied before the budget."""
     milestones = tuple(scale_epoch(m, paper.epochs, TINY.epochs) for m in paper.milestones)
     return tiny_recipe(replace(paper, mean=LITE0_MEAN, std=LITE0_STD, milestones=milestones, **changes))
+
+
+def cnn_builder(method: str, model: Callable[..., Any], config: Callable[[str], Any]) -> Callable[..., Any]:
+    """The builder of a CNN baseline: ``model(config(preset), labels, pretrained)``, after
+    :func:`log_random_init` (the ``build`` of its :class:`~atustc.methods.MethodSpec`)."""
+
+    def build(labels: LabelSpace, preset: str, pretrained: Path | None = None) -> Any:
+        log_random_init(method, preset, pretrained)
+        return model(config(preset), labels, pretrained)
+
+    build.__name__ = build.__qualname__ = f"build_{method}"
+    build.__doc__ = f"Build {method} at a preset, from a local pretrained checkpoint if given."
+    return build
 
 
 def log_random_init(method: str, preset: str, pretrained: Path | None) -> None:

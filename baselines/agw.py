@@ -24,11 +24,9 @@ ReID-Survey recipe at every preset.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from atustc.methods import LabelSpace, MethodSpec, Recipe, register_method
+from atustc.methods import MethodSpec, Recipe, register_method
 from atustc.models.cnn import BackboneConfig
-from baselines._cnn import backbone_kind, check_preset, log_random_init
+from baselines._cnn import backbone_kind, check_preset, cnn_builder
 from baselines.bot import GlobalReID, GlobalReIDConfig, bot_recipe
 
 #: Non-local positions ``(stage, blocks)`` per backbone (ResNet stages are layer1..layer4).
@@ -52,10 +50,8 @@ def agw_recipe(preset: str) -> Recipe:
     return bot_recipe(preset)
 
 
-def build_agw(labels: LabelSpace, preset: str, pretrained: Path | None = None) -> GlobalReID:
-    """Build AGW at a preset (pretrained weights are loaded before the non-local blocks are inserted)."""
-    log_random_init("agw", preset, pretrained)
-    return GlobalReID(agw_config(preset), labels, pretrained)
+#: Build AGW at a preset (pretrained weights are loaded before the non-local blocks are inserted).
+build_agw = cnn_builder("agw", GlobalReID, agw_config)
 
 
 @register_method

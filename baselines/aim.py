@@ -57,7 +57,7 @@ from atustc.models.cnn import BackboneConfig
 from baselines._cnn import (
     backbone_kind,
     check_preset,
-    log_random_init,
+    cnn_builder,
     scale_epoch,
     tiny_from_paper,
 )
@@ -217,10 +217,8 @@ def aim_config(preset: str) -> AIMConfig:
     return AIMConfig(cal=cal)
 
 
-def build_aim(labels: LabelSpace, preset: str, pretrained: Path | None = None) -> AIM:
-    """Build AIM at a preset (both backbones start from the same pretrained file when given)."""
-    log_random_init("aim", preset, pretrained)
-    return AIM(aim_config(preset), labels, pretrained)
+#: Build AIM at a preset (both backbones start from the same pretrained file when given).
+build_aim = cnn_builder("aim", AIM, aim_config)
 
 
 @register_method

@@ -42,7 +42,7 @@ from atustc.methods import (
     register_method,
 )
 from atustc.models.cnn import BackboneConfig
-from baselines._cnn import backbone_kind, check_preset, log_random_init, tiny_from_paper
+from baselines._cnn import backbone_kind, check_preset, cnn_builder, tiny_from_paper
 
 
 @dataclass(frozen=True)
@@ -164,10 +164,8 @@ def bot_recipe(preset: str) -> Recipe:
     return paper if preset == "paper" else tiny_from_paper(paper)
 
 
-def build_bot(labels: LabelSpace, preset: str, pretrained: Path | None = None) -> GlobalReID:
-    """Build BoT at a preset, from a local ResNet-50 (paper) or Lite0 (tiny) checkpoint if given."""
-    log_random_init("bot", preset, pretrained)
-    return GlobalReID(bot_config(preset), labels, pretrained)
+#: Build BoT at a preset, from a local ResNet-50 (paper) or Lite0 (tiny) checkpoint if given.
+build_bot = cnn_builder("bot", GlobalReID, bot_config)
 
 
 @register_method

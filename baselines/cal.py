@@ -49,7 +49,7 @@ from atustc.models.cnn import BackboneConfig
 from baselines._cnn import (
     backbone_kind,
     check_preset,
-    log_random_init,
+    cnn_builder,
     scale_epoch,
     tiny_from_paper,
 )
@@ -188,10 +188,8 @@ def cal_config(preset: str, recipe: Recipe | None = None) -> CALConfig:
     )  # fmt: skip
 
 
-def build_cal(labels: LabelSpace, preset: str, pretrained: Path | None = None) -> CAL:
-    """Build CAL at a preset."""
-    log_random_init("cal", preset, pretrained)
-    return CAL(cal_config(preset), labels, pretrained)
+#: Build CAL at a preset.
+build_cal = cnn_builder("cal", CAL, cal_config)
 
 
 @register_method

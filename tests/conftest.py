@@ -3,8 +3,9 @@
 - Offline hub and a non-interactive matplotlib backend.
 - ``pytest.ini_options.pythonpath`` puts the repository and ``tests/`` on ``sys.path``, so tests
   import ``engine_helpers`` directly; subprocesses get the same through :func:`subprocess_env`.
-- ``slow``: tests over ~5 s (trainings, subprocesses) are marked, here for the modules that do
-  not mark themselves (:data:`SLOW`); the fast lane is ``pytest -m "not slow"``.
+- ``slow``: tests over ~5 s (trainings, subprocesses) and the heaviest of the rest are marked,
+  here for the modules that do not mark themselves (:data:`SLOW`); the fast lane is
+  ``pytest -m "not slow"``, under 60 s on two quiet cores.
 - ``engine_method`` / ``engine_data``: the tiny engine test method, registered where it is not,
   and one small AT-USTC-like dataset (images, table, split) shared by the engine tests.
 """
@@ -34,6 +35,68 @@ SLOW: tuple[str, ...] = (
     "test_stats.py::test_csv_and_json_agree_with_frames",
     "test_stats.py::test_cli_process_imports_no_model_libraries",
     "test_moae.py::test_parameter_cost_matches_table2",
+    # The heaviest of the rest (about 0.5 s of CPU or more each, measured with per-test process
+    # CPU time), so that the fast lane stays near 60 s of CPU; a parametrised family keeps some of
+    # its cases in the fast lane (the full suite runs them all).
+    "test_stats.py::test_figures_written_and_non_trivial",
+    "test_stats.py::test_random_table_matches_brute_force",
+    "test_stats.py::test_svg_is_deterministic",
+    "test_stats.py::test_duplicate_and_explicit_labels",
+    "test_protocol.py::test_atustc_protocol_matches_official_rules[auto-",
+    "test_protocol.py::test_atustc_protocol_matches_official_rules[dense-1]",
+    "test_protocol.py::test_atustc_protocol_matches_official_rules[dense-2]",
+    "test_protocol.py::test_atustc_protocol_matches_official_rules[dense-3]",
+    "test_protocol.py::test_atustc_protocol_matches_official_rules[sparse-1]",
+    "test_protocol.py::test_atustc_protocol_matches_official_rules[sparse-2]",
+    "test_protocol.py::test_atustc_protocol_matches_official_rules[sparse-3]",
+    "test_cnn_baselines.py::test_paper_architectures_match_the_published_sizes[a",
+    "test_cnn_baselines.py::test_paper_architectures_match_the_published_sizes[cal]",
+    "test_cnn_baselines.py::test_paper_architectures_match_the_published_sizes[pcb]",
+    "test_cnn_baselines.py::test_tiny_embedding_sizes[aim",
+    "test_cnn_baselines.py::test_aim_switch_fusion_and_main_branch_only_at_test",
+    "test_cnn_baselines.py::test_bot_loss_and_center_optimiser_group",
+    "test_cnn_baselines.py::test_pcb_stripes_loss_and_embedding",
+    "test_compare.py::test_leaderboard_compare_cli",
+    "test_synth.py::test_difficulty_ordering_matches_the_paper",
+    "test_synth.py::test_same_seed_same_bytes_and_workers_do_not_matter",
+    "test_synth.py::test_layout_names_and_pixels",
+    "test_show.py::test_show_cmc_from_runs",
+    "test_show.py::test_show_ranks_writes_a_deterministic_png",
+    "test_split.py::test_cli_synth_index_split_end_to_end",
+    "test_split.py::test_clip_rule_ignores_row_order_and_depends_on_seed",
+    "test_lite0.py::test_timm_layout_round_trip",
+    "test_lite0.py::test_trunk_stride_channels_and_weights[16",
+    "test_baseline_blocks.py::test_resnet_loader_errors",
+    "test_baseline_blocks.py::test_resnet_loader_reads_torchvision_and_timm_files[timm",
+    "test_baseline_blocks.py::test_resnet50_last_stride_and_size",
+    "test_index.py::test_index_command_imports_no_model_libraries",
+    "test_uniat.py::test_classifier_sizes_follow_said",
+    "test_transreid.py::test_sie_changes_output_with_camera",
+    "test_transreid.py::test_pretrained_loading_reuses_the_vit_loader",
+    "test_transreid.py::test_shapes_and_embedding",
+    "test_stats.py::test_plot_functions_draw_on_a_given_axes",
+    "test_stats.py::test_outfits_dates_panel_and_combined_layout",
+    "test_stats.py::test_cli_formats",
+    "test_split.py::test_official_pools_equal_the_flag_rules",
+    "test_split.py::test_cli_split_refuses_a_non_empty_folder_unless_overwrite",
+    "test_synth.py::test_different_seed_gives_different_data",
+    "test_synth.py::test_default_size_has_many_identities_with_few_images_each",
+    "test_baseline_blocks.py::test_resnet_loader_reads_torchvision_and_timm_files[torchvision]",
+    "test_baseline_blocks.py::test_backbones_last_stride_and_two_streams",
+    "test_protocol.py::test_random_rule_and_scope_combinations_match_reference[auto-",
+    "test_protocol.py::test_sampling_trials_and_both_directions_average_the_runs",
+    "test_protocol.py::test_mixed_protocol_matches_its_rules_and_weights",
+    "test_ranking.py::test_chunked_features_equal_full_matrix[auto-",
+    "test_per_query.py::test_eval_run_keeps_per_query_results_and_rerank_never_replaces_the_plain_score",
+    "test_lite0.py::test_imagenet_weights_give_sensible_predictions",
+    "test_cnn_baselines.py::test_cal_switch_and_gradient_isolation",
+    "test_cnn_baselines.py::test_pcb_h_feature_and_rpp_switch",
+    "test_cnn_baselines.py::test_paper_architectures_match_the_published_sizes[bot]",
+    "test_compare.py::test_compare_errors[good-",
+    "test_vit.py::test_lite0_stem_imagenet_or_random_init",
+    "test_reid_datasets.py::test_miniatures_are_deterministic_per_seed",
+    "test_datasets.py::test_made_up_dataset_index_split_eval_end_to_end",
+    "test_uniat.py::test_build_with_pretrained_checkpoint",
 )
 
 

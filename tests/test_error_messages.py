@@ -57,3 +57,53 @@ def test_message_names_its_subject(scored, call, match):
     with pytest.raises(AtustcError, match=match) as exc:
         call(d, table)
     assert "\n" not in str(exc.value)
+
+
+def _launch_fails(monkeypatch):
+    import subprocess
+
+    from atustc.engine.distributed import launch
+
+    monkeypatch.setattr(subprocess, "call", lambda *a, **k: 1)
+    launch(2, ["train", "--out", "runs/r0"])
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (
+            lambda mp: __import__("atustc.split", fromlist=["make_split"]).make_split(
+                make_table(1, n_pid=3, flags=(0,)), source="train-only.parquet"
+            ),
+            r"^train-only\.parquet: the split has no test images \(no rows with flags 2-10\)$",
+        ),
+        (
+            lambda mp: __import__("atustc.engine.config", fromlist=["x"]).apply_overrides(
+                __import__("atustc.methods.contract", fromlist=["Recipe"]).Recipe(),
+                __import__("atustc.engine.config", fromlist=["x"]).EngineConfig(),
+                {"epochs": "0"},
+            ),
+            r"^--set epochs=0: recipe: epochs and iters_per_epoch must be >= 1, got 0, ",
+        ),
+        (
+            lambda mp: __import__("atustc.engine.config", fromlist=["x"]).EngineConfig(num_workers=-1),
+            r"^engine setting num_workers must be >= 0, got -1$",
+        ),
+        (
+            lambda mp: __import__("atustc.engine.config", fromlist=["x"]).recipe_from_dict({"lr": -1}, "r/config.json"),
+            r"^r/config\.json: recipe: lr must be > 0, got -1$",
+        ),
+        (
+            lambda mp: build_report({"odd.parquet": make_table(1, n_pid=3).assign(split="probe")}),
+            r"^odd\.parquet: atustc: column 'split' must be one of .* got 'probe'$",
+        ),
+        (
+            _launch_fails,
+            r"^--nproc 2: distributed training failed \(torchrun exit status 1\); .* in runs/r0/train\.log$",
+        ),
+    ],
+)
+def test_engine_split_and_stats_messages_name_their_subject(monkeypatch, call, match):
+    with pytest.raises(AtustcError, match=match) as exc:
+        call(monkeypatch)
+    assert "\n" not in str(exc.value)

@@ -12,7 +12,7 @@ from PIL import Image
 
 from atustc.cli import main
 from atustc.datasets import get_dataset, index_dataset, list_datasets, write_index
-from atustc.datasets.atustc_format import _parse_names
+from atustc.datasets.atustc_format import parse_names
 from atustc.errors import AtustcError
 from atustc.table import load_table, manifest_path, table_hash
 
@@ -78,8 +78,8 @@ def test_nested_root_and_fast_slow_parse_agree(tmp_path):
     touch(tmp_path, *(f"AT-USTC/{g}" for g in GOOD))
     assert index_dataset(tmp_path).table["relpath"].str.startswith("AT-USTC/").all()
     names = ["cam01-f0-0050.jpg", "cam16-f10-1234.png", "cam03-f2-12345.jpeg"]
-    ok, ints = _parse_names(names)
-    ok2, ints2 = _parse_names(names + ["bad.jpg", "cam3-f2-7.jpg"])
+    ok, ints = parse_names(names)
+    ok2, ints2 = parse_names(names + ["bad.jpg", "cam3-f2-7.jpg"])
     assert ok.all() and not ok2[-2:].any() and (ints2[:3] == ints).all()
     assert ints.tolist() == [[1, 0, 50], [16, 10, 1234], [3, 2, 12345]] and ints2[-1].tolist() == [-1, -1, -1]
 

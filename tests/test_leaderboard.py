@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from atustc.bench.board_render import latex_escape, to_latex, to_markdown
+from atustc.bench.board_render import latex_escape, to_csv, to_latex, to_markdown
 from atustc.bench.leaderboard import (
     CSV_COLUMNS,
     METRICS,
@@ -54,6 +54,8 @@ def make_run(
     step_time_s: float | None = None,
     table_hash: str = "abcdef0123456789",
     split_hash: str = "split0",
+    machine: dict | None = None,
+    train_cpu_s: float | None = None,
 ) -> Path:
     """Write a run folder as the engine and the harness would."""
     run = root / name
@@ -69,9 +71,14 @@ def make_run(
         "images_per_s": images_per_s,
         **({} if step_time_s is None else {"step_time_s": step_time_s}),
     }
+    if train_cpu_s is not None:
+        status["train_cpu_s"] = train_cpu_s
     (run / "status.json").write_text(json.dumps(status))
     (run / "config.json").write_text(json.dumps({"method": method, "family": family, "preset": "tiny", "seed": seed}))
-    (run / "manifest.json").write_text(json.dumps({"seed": seed, "table_hash": table_hash, "split_hash": split_hash}))
+    manifest = {"seed": seed, "table_hash": table_hash, "split_hash": split_hash}
+    if machine is not None:
+        manifest.update(machine=machine, device={"type": "cuda" if machine.get("gpus") else "cpu"})
+    (run / "manifest.json").write_text(json.dumps(manifest))
     if state == "finished":
         scen = scen or {s: 0.1 * (i + 1) for i, s in enumerate(SCENARIOS)}
         blocks = {s: _block(v) for s, v in scen.items()}
@@ -275,7 +282,7 @@ def test_cli_error_exit_2(tmp_path: Path) -> None:
 
 def test_metric_columns_stable() -> None:
     assert METRICS[:3] == ("Any-Time_R1", "Any-Time_mAP", "Any-Time_mINP")
-    assert len(CSV_COLUMNS) == 11 + 2 * len(METRICS)
+    assert len(CSV_COLUMNS) == 13 + 2 * len(METRICS)
     assert build_leaderboard([]).frame.columns.tolist() == list(CSV_COLUMNS)
 
 
@@ -398,3 +405,78 @@ def test_table2_layout_without_its_methods(runs: Path, capsys: pytest.CaptureFix
         with pytest.raises(SystemExit) as exc:
             main(["leaderboard", "--runs", str(runs), "--layout", "table2", *extra])
         assert exc.value.code == 2 and match in capsys.readouterr().err
+
+
+# --- cost columns: machine and load ----------------------------------------------------------------
+
+EPYC = {"cpu": "AMD EPYC 7B13", "cores": 2, "threads": 2, "gpus": []}
+H200 = {"cpu": "Intel Xeon", "cores": 16, "threads": 16, "gpus": ["NVIDIA H200"]}
+
+
+def _cost_runs(root: Path, second_machine: dict = EPYC, loaded_cpu_s: float = 40.0) -> Path:
+    # uniat: two seeds, wall 100 s, 2 threads: CPU 190 s -> 0.95 of the CPU (quiet), 40 s -> 0.20 (loaded)
+    make_run(root, "uniat-tiny-s0", seed=0, train_time_s=100.0, train_cpu_s=190.0, machine=EPYC)
+    make_run(root, "uniat-tiny-s1", seed=1, train_time_s=100.0, train_cpu_s=loaded_cpu_s, machine=EPYC)
+    make_run(root, "transreid-tiny-s0", method="transreid", family="Tr-ReID", train_time_s=100.0,
+             train_cpu_s=100.0, machine=second_machine)  # fmt: skip
+    return root
+
+
+def test_a_loaded_run_marks_its_rows_time_and_throughput(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from atustc.bench.board_render import print_leaderboard
+
+    board = load_leaderboard(_cost_runs(tmp_path / "runs"))
+    frame = board.frame.set_index("method")
+    assert frame.loc["uniat", "cost_flag"] == "loaded"  # 40 / (100 x 2) = 0.20 < 0.5
+    assert frame.loc["transreid", "cost_flag"] == ""  # 100 / (100 x 2) = 0.50: not below
+    assert frame.loc["uniat", "machine"] == "AMD EPYC 7B13, 2 cores"
+    csv = pd.read_csv(io.StringIO(to_csv(board)), keep_default_na=False).set_index("method")
+    assert csv.loc["uniat", "cost_flag"] == "loaded" and csv.loc["transreid", "cost_flag"] == ""
+    md = to_markdown(board)
+    row = next(line for line in md.splitlines() if "| uniat |" in line)
+    cells = [c.strip() for c in row.split("|")]
+    assert "**1.7 min** ± 0 s\\*" in cells and "**50.0** ± 0.0\\*" in cells  # Train and img/s, not Params
+    assert "**1.00M** ± 0.00M" in cells
+    assert "Machine: AMD EPYC 7B13, 2 cores." in md
+    assert "\\* loaded machine: a run's training got under 50% of the CPU" in md
+    assert "†" not in md
+    latex = to_latex(board)
+    assert latex.count(r"\textsuperscript{*}") == 3  # two cells and the note
+    assert r"\footnotesize Machine: AMD EPYC 7B13, 2 cores." in latex
+    console = Console(file=io.StringIO(), width=400)
+    print_leaderboard(board, console)
+    text = console.file.getvalue()
+    assert "1.7 min*" in text and "Machine: AMD EPYC 7B13, 2 cores." in text and "* loaded machine" in text
+
+
+def test_runs_from_two_machines_mark_every_rows_costs(tmp_path: Path) -> None:
+    board = load_leaderboard(_cost_runs(tmp_path / "runs", second_machine=H200, loaded_cpu_s=190.0))
+    frame = board.frame.set_index("method")
+    assert frame.loc["uniat", "cost_flag"] == "machines" and frame.loc["transreid", "cost_flag"] == "machines"
+    assert frame.loc["transreid", "machine"] == "NVIDIA H200, Intel Xeon, 16 cores"  # a GPU run: load not judged
+    md = to_markdown(board)
+    assert "Machines: NVIDIA H200, Intel Xeon, 16 cores (transreid); AMD EPYC 7B13, 2 cores (uniat)." in md
+    assert "† runs from different machines" in md and "loaded machine" not in md
+    row = next(line for line in md.splitlines() if "| transreid |" in line)
+    assert "| **1.7 min**† | **50.0**† |" in row and "| **1.00M** |" in row  # params are not wall-clock
+
+
+def test_runs_without_a_machine_record_are_not_flagged(runs: Path) -> None:
+    board = load_leaderboard(runs)
+    assert set(board.frame["machine"]) == {""} and set(board.frame["cost_flag"]) == {""}
+    assert "Machine" not in to_markdown(board)
+
+
+def test_cpu_utilisation_rule() -> None:
+    from atustc.bench.costs import cpu_utilisation, row_flags
+
+    cpu = {"machine": EPYC, "device": {"type": "cpu"}}
+    assert cpu_utilisation({"train_time_s": 100.0, "train_cpu_s": 50.0}, cpu) == pytest.approx(0.25)
+    assert cpu_utilisation({"train_time_s": 100.0, "train_cpu_s": 50.0}, {"device": {"type": "cuda"}}) is None
+    assert cpu_utilisation({"train_time_s": 100.0}, cpu) is None
+    assert row_flags(["a", "a"], [0.9, 0.49], 1) == "loaded"
+    assert row_flags(["a", None], [0.9, None], 1) == ""
+    assert row_flags(["a", "b"], [0.5, 0.9], 2) == "machines"
+    assert row_flags(["a"], [0.1], 2) == "loaded;machines"

@@ -165,6 +165,7 @@ def test_eval_run_keeps_per_query_results_and_rerank_never_replaces_the_plain_sc
     monkeypatch.setattr(atustc.engine, "embed_run", fake_embed_run, raising=False)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
+    (run_dir / "config.json").write_text(json.dumps({"root": str(tmp_path / "images")}))  # the images' root
     main(["eval", "--table", str(tmp_path / "t.parquet"), "--run", str(run_dir), "--no-progress"])
     folder = RunFolder(run_dir)
     stored = json.loads(folder.eval_file("atustc", "best").read_text())

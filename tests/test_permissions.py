@@ -92,3 +92,12 @@ def test_synth_tree_gets_the_umask_mode(tmp_path, umask):
     assert files
     assert {oct(_mode(p)) for p in dirs} == {oct(0o777 & ~umask)}
     assert {oct(_mode(p)) for p in files} == {oct(0o666 & ~umask)}
+
+
+def test_miniature_tree_gets_the_umask_mode(tmp_path, umask):
+    from atustc.synth.layouts import Shot, write_tree
+
+    write_tree(tmp_path / "mini", [Shot("bbox/0001_c1s1_000001.jpg", 1, 1, 1, 1, 1)], {"readme.txt": "x"}, seed=0)
+    root = tmp_path / "mini"
+    assert {oct(_mode(p)) for p in (root, root / "bbox")} == {oct(0o777 & ~umask)}
+    assert {oct(_mode(p)) for p in (root / "readme.txt", root / "bbox/0001_c1s1_000001.jpg")} == {oct(0o666 & ~umask)}

@@ -179,3 +179,53 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path):
     finally:
         os.close(fd)
     assert entered
+
+
+def _top_level_imports(name: str, path: Path, modules: set[str]) -> tuple[set[str], list[str]]:
+    """The package modules ``name`` imports when it is imported (TYPE_CHECKING blocks and function
+    bodies left out), and its imports of private names from other modules."""
+    import ast
+
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    edges: set[str] = set()
+    private: list[str] = []
+
+    def visit(body: list[ast.stmt]) -> None:
+        for node in body:
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                continue
+            if isinstance(node, (ast.If, ast.Try)):
+                visit(node.body + getattr(node, "orelse", []))
+            elif isinstance(node, ast.Import):
+                edges.update(a.name for a in node.names if a.name in modules)
+            elif isinstance(node, ast.ImportFrom):
+                base = package[: len(package) - node.level + 1] if node.level else []
+                src = ".".join(base + [node.module] if node.module else base)
+                edges.update({src} & modules - {name})  # `from pkg import sub` in pkg/__init__: sub only
+                for a in node.names:
+                    if f"{src}.{a.name}" in modules:
+                        edges.add(f"{src}.{a.name}")
+                    elif a.name.startswith("_") and not a.name.startswith("__") and src != name:
+                        private.append(f"{name}: from {src} import {a.name}")
+
+    visit(ast.parse(path.read_text()).body)
+    return edges, private
+
+
+def test_no_import_cycles_and_no_private_names_across_modules():
+    """Static check (the fast twin of the fresh-interpreter test): the module-level imports of
+    atustc, baselines and the tests form no cycle, and no module imports another's ``_name``."""
+    import graphlib
+
+    paths = {}
+    for pkg in ("atustc", "baselines", "tests"):
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            rel = path.relative_to(ROOT).with_suffix("")
+            parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+            paths[".".join(parts[1:] if pkg == "tests" else parts)] = path
+    graph, private = {}, []
+    for name, path in paths.items():
+        graph[name], bad = _top_level_imports(name, path, set(paths))
+        private += bad
+    assert not private, private
+    graphlib.TopologicalSorter(graph).prepare()  # raises CycleError naming the cycle

@@ -329,10 +329,14 @@ def test_duplicate_and_explicit_labels():
 
 
 @pytest.fixture(scope="module")
-def written(tmp_path_factory):
+def report():
+    return build_report({"toy.parquet": make_table(TOY), "flags.parquet": make_table(FLAGGED, dataset="atustc")})
+
+
+@pytest.fixture(scope="module")
+def written(report, tmp_path_factory):
     out = tmp_path_factory.mktemp("stats")
-    rep = build_report({"toy.parquet": make_table(TOY), "flags.parquet": make_table(FLAGGED, dataset="atustc")})
-    return rep, out, write_report(rep, out, combined=True)
+    return report, out, write_report(report, out, combined=True)
 
 
 def test_csv_and_json_agree_with_frames(written):
@@ -380,12 +384,12 @@ def test_figures_written_and_non_trivial(written):
     assert not list(out.glob(".*"))  # no temporary files left behind
 
 
-def test_plot_functions_draw_on_a_given_axes(written):
+def test_plot_functions_draw_on_a_given_axes(report):
     from matplotlib.figure import Figure
 
     from atustc.stats import plots
 
-    rep = written[0]
+    rep = report
     fig = Figure()
     axes = fig.subplots(2, 2)
     assert plots.plot_coverage(rep.panels.coverage, ax=axes[0, 0]) is fig

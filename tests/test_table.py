@@ -1,6 +1,7 @@
 """The annotation-table contract: validation, parquet round-trip, hashing, manifest lookup."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -10,6 +11,7 @@ from atustc.table import (
     COLUMNS,
     dataset_root,
     empty_table,
+    image_root,
     load_table,
     manifest_path,
     save_table,
@@ -111,3 +113,34 @@ def test_manifest_path_and_root(tmp_path):
         dataset_root(table)
     manifest_path(table).write_text(json.dumps({"root": "/data/AT-USTC"}))
     assert str(dataset_root(table)) == "/data/AT-USTC"
+
+
+def test_image_root_order(tmp_path):
+    """--root, then the split's root (given, or split.json beside the table), then the manifest's, then the run's."""
+    table = tmp_path / "demo.parquet"
+    with pytest.raises(AtustcError, match=r"demo.parquet: no manifest demo.manifest.json .*pass --root"):
+        image_root(None, table_path=table)
+    assert image_root(None, table_path=table, run_root="/run") == Path("/run")
+    manifest_path(table).write_text(json.dumps({"root": "/manifest"}))
+    assert image_root(None, table_path=table, run_root="/run") == Path("/manifest")
+    assert image_root(None, table_path=table, split_info={"root": None}) == Path("/manifest")
+    assert image_root(None, table_path=table, split_info={"root": "/split"}) == Path("/split")
+    (tmp_path / "split.json").write_text(json.dumps({"root": "/beside"}))
+    assert image_root(None, table_path=table) == Path("/beside")
+    assert image_root(None, table_path=table, split_info={"root": "/split"}) == Path("/split")
+    assert image_root("/user", table_path=table, split_info={"root": "/split"}, run_root="/run") == Path("/user")
+    with pytest.raises(AtustcError, match="no split or run records an image root; pass --root"):
+        image_root()
+
+
+def test_every_command_resolves_the_root_through_image_root():
+    """One rule: no other module reads a manifest's or split's ``root`` to find images."""
+    import re
+
+    root = Path(__file__).resolve().parents[1] / "atustc"
+    readers = {
+        str(p.relative_to(root))
+        for p in root.rglob("*.py")
+        if re.search(r"""(info|read_json\(.*\))(\.get\(|\[)["']root["']""", p.read_text())
+    }
+    assert readers <= {"table.py", "runfolder.py"}, readers  # runfolder: the run's recorded root, an input

@@ -1,7 +1,9 @@
 """The leaderboard as text: CSV, markdown, LaTeX and a rich table (:mod:`atustc.bench.leaderboard` builds it).
 
 Human-facing tables print percentages with two decimals and bold the best value of each column
-(highest, except parameters and training time: lowest).
+(highest, except parameters and training time: lowest). Wall-clock cost figures of a row whose
+runs ran on a loaded machine are marked ``*``, those of runs from several machines ``†``, and
+footnote lines name the machine(s) (:mod:`atustc.bench.costs`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import io
 import os
 from typing import TYPE_CHECKING, Literal
 
+from atustc.bench.costs import MARKS, WALL_CLOCK_METRICS, cost_notes
 from atustc.bench.layout import Column, build_layout
 from atustc.bench.leaderboard import COST_METRICS, DEFAULT_PROTOCOLS, Leaderboard
 from atustc.errors import AtustcError
@@ -79,8 +82,11 @@ def _format_std(metric: str, std: float) -> str:
     return f"{100 * std:.2f}"
 
 
-def _cells(board: Leaderboard) -> tuple[list[Column], list[list[tuple[str, str, bool]]]]:
-    """Per row and column: (value text, ± text or "", bold?)."""
+Cell = tuple[str, str, bool, str]
+
+
+def _cells(board: Leaderboard) -> tuple[list[Column], list[list[Cell]]]:
+    """Per row and column: (value text, ± text or "", bold?, cost marks or "")."""
     cols = _display_columns(board)
     frame = board.frame
     best: dict[str, str] = {}
@@ -96,7 +102,9 @@ def _cells(board: Leaderboard) -> tuple[list[Column], list[list[tuple[str, str, 
     rows = []
     for _, rec in frame.iterrows():
         failed = rec["status"] != "finished"
-        line: list[tuple[str, str, bool]] = []
+        flags = str(rec.get("cost_flag") or "").split(";")
+        marks = "".join(MARKS[f] for f in MARKS if f in flags)
+        line: list[Cell] = []
         for col in cols:
             if col.metric is None:
                 text = {
@@ -107,15 +115,16 @@ def _cells(board: Leaderboard) -> tuple[list[Column], list[list[tuple[str, str, 
                     "Data": str(rec["data_hash"])[:8],
                     "Seeds": _seeds_text(rec),
                 }[col.label]
-                line.append((str(text), "", False))
+                line.append((str(text), "", False, ""))
                 continue
             mean, std = rec[f"{col.metric}_mean"], rec[f"{col.metric}_std"]
             if failed or mean != mean:  # NaN: missing
-                line.append(("failed" if failed and col is first_metric else "-", "", False))
+                line.append(("failed" if failed and col is first_metric else "-", "", False, ""))
                 continue
             text = _format_value(col.metric, float(mean))
             pm = _format_std(col.metric, float(std)) if std == std else ""
-            line.append((text, pm, best.get(col.metric) == text))
+            mark = marks if col.metric in WALL_CLOCK_METRICS else ""
+            line.append((text, pm, best.get(col.metric) == text, mark))
         rows.append(line)
     return cols, rows
 
@@ -127,6 +136,17 @@ def _seeds_text(rec: pd.Series) -> str:
     if int(rec["n_failed"]):
         parts.append(f"(+{int(rec['n_failed'])} failed)")
     return " ".join(parts) or "-"
+
+
+def _notes(board: Leaderboard) -> list[str]:
+    """The footnotes: the board's own (e.g. the cross-domain average), the machines of the finished rows and the meaning of the cost marks."""
+    rows: dict[str, list[str]] = {}
+    ok = board.frame[board.frame["status"] == "finished"]
+    for _, rec in ok.iterrows():
+        for machine in filter(None, str(rec.get("machine") or "").split("; ")):
+            rows.setdefault(machine, []).append(str(rec["method"]))
+    costs = cost_notes({m: list(dict.fromkeys(r)) for m, r in rows.items()}, ok.get("cost_flag", []))
+    return [*board.notes, *costs]
 
 
 def _failure_lines(board: Leaderboard) -> list[str]:
@@ -143,12 +163,13 @@ def to_markdown(board: Leaderboard) -> str:
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(rule) + " |"]
     for line in rows:
         cells = []
-        for text, pm, bold in line:
+        for text, pm, bold, mark in line:
             cell = f"**{text}**" if bold else text
-            cells.append(f"{cell} ± {pm}" if pm else cell)
+            cells.append((f"{cell} ± {pm}" if pm else cell) + mark.replace("*", "\\*"))
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    if board.notes:
-        lines += ["", *board.notes]
+    notes = _notes(board)
+    if notes:
+        lines += [""] + [n.replace("*", "\\*", 1) if n.startswith("*") else n for n in notes]
     failures = _failure_lines(board)
     if failures:
         lines += ["", "Failed or unfinished runs (not averaged):", ""] + [f"- {f}" for f in failures]
@@ -172,6 +193,11 @@ _LATEX_SPECIALS = {
 def latex_escape(text: str) -> str:
     """Escape LaTeX special characters in plain text."""
     return "".join(_LATEX_SPECIALS.get(ch, ch) for ch in text)
+
+
+def _latex_marks(marks: str) -> str:
+    """Cost marks as LaTeX superscripts (``*`` and a dagger)."""
+    return "".join(r"\textsuperscript{*}" if m == "*" else r"\textsuperscript{\dag}" for m in marks)
 
 
 def to_latex(
@@ -209,14 +235,20 @@ def to_latex(
     ]
     for line in rows:
         cells = []
-        for text, pm, bold in line:
+        for text, pm, bold, mark in line:
             body = latex_escape(text)
             if pm:
                 body += rf"$\pm${latex_escape(pm)}"
-            cells.append(rf"\textbf{{{body}}}" if bold else body)
+            cells.append((rf"\textbf{{{body}}}" if bold else body) + _latex_marks(mark))
         out.append(" & ".join(cells) + r" \\")
-    out += [r"\bottomrule", r"\end{tabular}}", r"\end{table}"]
-    out += [f"% {note}" for note in board.notes]
+    out += [r"\bottomrule", r"\end{tabular}}"]
+    notes = _notes(board)
+    if notes:
+        text = r" \\ ".join(
+            _latex_marks(n[0]) + latex_escape(n[1:]) if n[0] in "*†" else latex_escape(n) for n in notes
+        )
+        out.append(rf"\par\smallskip{{\footnotesize {text}}}")
+    out.append(r"\end{table}")
     failures = _failure_lines(board)
     if failures:
         out += ["% Failed or unfinished runs (not averaged):"] + [f"% {f}" for f in failures]
@@ -251,13 +283,13 @@ def print_leaderboard(board: Leaderboard, console: Console | None = None) -> Non
         cells = []
         for _, idx in merged:
             parts = [line[i] for i in idx]
-            value = "/".join(f"[bold]{t}[/bold]" if b else t for t, _, b in parts)
-            stds = [pm for _, pm, _ in parts if pm]
+            value = "/".join((f"[bold]{t}[/bold]" if b else t) + m for t, _, b, m in parts)
+            stds = [pm for _, pm, _, _ in parts if pm]
             cells.append(value + ("\n±" + "/±".join(stds) if stds else ""))
         table.add_row(*cells)
     console.print(table)
-    for note in board.notes:
-        console.print(note, highlight=False)
+    for note in _notes(board):
+        console.print(note, highlight=False, markup=False)
     for failure in _failure_lines(board):
         console.print(f"[red]{failure}[/red]", highlight=False)
 

@@ -159,7 +159,7 @@ def run_bench(
     check_overrides(list(specs.values()), preset, overrides)
     for name in pretrained or {}:
         if name not in specs:
-            raise AtustcError(f"pretrained weights given for {name!r}, which is not benchmarked")
+            raise AtustcError(f"--pretrained {name}=...: {name!r} is not benchmarked (--methods {', '.join(methods)})")
     runs_dir = Path(out)
     plan = [(m, s, runs_dir / run_name(m, preset, s)) for m in methods for s in seeds]
     info = split_protocols(data)

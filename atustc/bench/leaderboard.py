@@ -11,7 +11,9 @@ Where the numbers come from, per run folder ``RUN/``:
 - ``status.json``: ``state`` (``finished``/``failed``/``running``), ``error``, ``method``,
   ``preset``, ``seed``, ``params``, ``train_time_s``, ``images_per_s``, ``step_time_s``;
 - ``config.json``: ``family`` if present (else the method registry is asked);
-- ``manifest.json``: ``table_hash`` (the data) and ``split_hash``;
+- ``manifest.json``: ``table_hash`` (the data), ``split_hash``, ``machine`` and ``device``;
+- ``status.json``'s ``train_cpu_s`` beside ``train_time_s``: whether the machine was loaded
+  (:mod:`atustc.bench.costs`);
 - ``protocols`` in ``config.json`` or ``manifest.json`` (the split's record, see
   :mod:`atustc.split.protocols`; AT-USTC's ``atustc`` + ``atustc-mixed`` when absent);
 - ``eval/xd-<dataset>@<checkpoint>.json``: the cross-domain block (:mod:`atustc.bench.xd_columns`);
@@ -35,6 +37,9 @@ fractions in [0, 1] at full precision, as in the run's JSON):
 - ``n_runs``: finished runs averaged; ``n_splits``: distinct split hashes among them;
 - ``n_failed``: failed or unfinished runs of the same key (not averaged);
 - ``status``: ``finished`` or ``failed`` (no finished run); ``error``: the first failure reason;
+- ``machine``: the machines of the finished runs (``; ``-joined, empty for runs that record none);
+- ``cost_flag``: ``loaded`` and/or ``machines`` (``;``-joined, :mod:`atustc.bench.costs`) when the
+  wall-clock cost figures came from a loaded machine or from several machines;
 - for each metric: ``<metric>_mean`` and ``<metric>_std`` (``std`` is empty with one run). For
   AT-USTC (:data:`METRICS`): ``<S>_R1``, ``<S>_mAP``, ``<S>_mINP`` for ``S`` in ``Any-Time``,
   ``DT-ST``, ``DT-LT``, ``NT-ST``, ``NT-LT``, ``AD-ST``, ``AD-LT`` (protocol ``atustc``);
@@ -61,6 +66,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from atustc.bench.costs import cpu_utilisation, machine_label, row_flags
 from atustc.bench.layout import Column, Layout, build_layout, merge_layouts
 from atustc.bench.xd_columns import (
     average_over,
@@ -90,7 +96,7 @@ COST_METRICS: tuple[str, ...] = ("params", "train_time_s", "images_per_s", "step
 #: The rule of records without a scored checkpoint (failed or unscored runs): the bench's.
 CHECKPOINT_RULE = "last"
 KEY_COLUMNS: tuple[str, ...] = ("family", "method", "preset", "data_hash", "checkpoint")
-INFO_COLUMNS: tuple[str, ...] = ("seeds", "n_runs", "n_splits", "n_failed", "status", "error")
+INFO_COLUMNS: tuple[str, ...] = ("seeds", "n_runs", "n_splits", "n_failed", "status", "error", "machine", "cost_flag")
 
 
 def metric_keys(layouts: Sequence[Layout], xd: Sequence[str] = ()) -> tuple[str, ...]:
@@ -127,6 +133,8 @@ class RunRecord:
     protocols: tuple[str, ...] = DEFAULT_PROTOCOLS
     checkpoint: str = CHECKPOINT_RULE
     dataset: str = "?"  # the training dataset (config.json, else the split's split.json)
+    machine: str | None = None  # :func:`atustc.bench.costs.machine_label`
+    cpu_util: float | None = None  # :func:`atustc.bench.costs.cpu_utilisation`
 
     @property
     def counted(self) -> bool:
@@ -182,6 +190,8 @@ def read_run_records(run_dir: str | os.PathLike[str]) -> list[RunRecord]:
         split_hash=str(manifest.get("split_hash") or config.get("split_hash") or "?"),
         protocols=protocols,
         dataset=_run_dataset(config),
+        machine=machine_label(manifest),
+        cpu_util=cpu_utilisation(status, manifest),
     )
     state = str(status.get("state") or "running")
     error = str(status.get("error")) if status.get("error") else None
@@ -244,6 +254,7 @@ def build_leaderboard(records: Iterable[RunRecord]) -> Leaderboard:
     xd = xd_datasets(r.metrics for r in records)
     over = average_over(xd)
     metric_cols = metric_keys(layouts, xd)
+    board_machines = len({r.machine for r in records if r.counted and r.machine is not None})
     groups: dict[tuple[str, str, str, str, str], list[RunRecord]] = {}
     for rec in records:
         groups.setdefault(row_key(rec), []).append(rec)
@@ -260,6 +271,8 @@ def build_leaderboard(records: Iterable[RunRecord]) -> Leaderboard:
             n_failed=len(bad),
             status="finished" if done else "failed",
             error=next((f"{r.path.name}: {r.error or r.state}" for r in bad), ""),
+            machine="; ".join(sorted({r.machine for r in done if r.machine is not None})),
+            cost_flag=row_flags([r.machine for r in done], [r.cpu_util for r in done], board_machines),
         )
         if xd:
             row["xd_avg_over"] = ";".join(over)

@@ -33,7 +33,7 @@ import click
     "--root",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
-    help="Image root (default: the table's).",
+    help="Image root (default: the --split's, else the table manifest's, else the run's).",
 )
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
 @click.option("--batch-size", type=int, default=None, help="Images per batch (default: the run's).")
@@ -61,20 +61,21 @@ def command(
     from atustc.engine.embed import embed_run
     from atustc.errors import AtustcError
     from atustc.features import save_features
-    from atustc.table import dataset_root, load_table, manifest_path
+    from atustc.runfolder import RunFolder
+    from atustc.table import image_root, load_table
 
     if batch_size is not None and batch_size < 1:
         raise AtustcError(f"--batch-size must be >= 1, got {batch_size}")
     df = load_table(table)
+    split_info = None
     if split_dir is not None:
         from atustc.split import load_split
 
         split = load_split(split_dir)
         df = df[df["relpath"].isin(set(split.test["relpath"]))].reset_index(drop=True)
-        if root is None and split.info.get("root"):
-            root = Path(split.info["root"])
-    if root is None and manifest_path(table).is_file():
-        root = dataset_root(table)
+        split_info = split.info
+    run_root = RunFolder(run_dir).trained_root()
+    root = image_root(root, table_path=table, split_info=split_info, run_root=run_root)
     feats = embed_run(
         run_dir, df, root, checkpoint=checkpoint, batch_size=batch_size, progress=not quiet, device=device
     )

@@ -6,47 +6,29 @@ from pathlib import Path
 
 import click
 
+from atustc.commands.options import (
+    checkpoint_option,
+    features_option,
+    progress_option,
+    root_option,
+    run_option,
+    table_option,
+)
 from atustc.errors import AtustcError
 
 
 @click.command("eval")
-@click.option(
-    "--table",
-    "table_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Annotation table (.parquet): an index table or a split's table.parquet.",
-)
-@click.option(
-    "--features",
-    "features_path",
-    type=click.Path(path_type=Path),
-    help="Saved features (.npz with relpath, heads, feat).",
-)
-@click.option(
-    "--run",
-    "run_dir",
-    type=click.Path(path_type=Path),
-    help="A run folder: embed the protocol's images with its model, store RUN/eval/<protocol>@<checkpoint>.json.",
-)
+@table_option("Annotation table (.parquet): an index table or a split's table.parquet.")
+@features_option()
+@run_option("A run folder: embed the protocol's images with its model, store RUN/eval/<protocol>@<checkpoint>.json.")
 @click.option(
     "--protocol",
     "protocol_name",
     default=None,
     help="Protocol name (a file in protocols/) or path to a .toml file [default: with --run the split's default protocol, else atustc].",
 )
-@click.option(
-    "--root",
-    type=click.Path(path_type=Path),
-    help="Image root for --run (default: the table's manifest or split.json, else the run's).",
-)
-@click.option(
-    "--checkpoint",
-    type=click.Choice(["best", "last"]),
-    default="best",
-    show_default=True,
-    help="Checkpoint used with --run.",
-)
+@root_option("Image root for --run (default: the table's split.json or manifest root, else the run's).")
+@checkpoint_option()
 @click.option(
     "--json",
     "json_path",
@@ -79,7 +61,7 @@ from atustc.errors import AtustcError
     metavar="k1=20,k2=6,lambda=0.3",
     help="k-reciprocal re-ranking (Zhong et al., CVPR 2017) before ranking; any subset of the keys, or 'default'. Convention of the authors' code: squared Euclidean distance on L2-normalised features (raw ones under a euclidean protocol) over query+gallery of each ranked block, each row divided by its maximum; final = (1-lambda)*Jaccard + lambda*that distance. Memory stays bounded (sparse).",
 )
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars on stderr.")
+@progress_option()
 def command(
     table_path: Path,
     features_path: Path | None,
@@ -109,7 +91,7 @@ def command(
     from atustc.provenance import checkpoint_record, provenance
     from atustc.querycounts import add_counts, query_counts
     from atustc.runfolder import RunFolder
-    from atustc.table import load_table
+    from atustc.table import image_root, load_table
 
     if (features_path is None) == (run_dir is None):
         raise AtustcError("give exactly one of --features or --run")
@@ -143,7 +125,8 @@ def command(
                 raise AtustcError(f"--rerank: run {run_dir} is already scored with {scoring.describe()}; drop --rerank")
             hook = scoring.hook()
         subset = table.iloc[needed_rows(protocol, table)]
-        features = embed_run(run_dir, subset, _image_root(table_path, root), checkpoint=checkpoint, progress=progress)
+        root = image_root(root, table_path=table_path, run_root=folder.trained_root())
+        features = embed_run(run_dir, subset, root, checkpoint=checkpoint, progress=progress)
     # A run also keeps its per-query results (what `leaderboard --compare` resamples).
     keep_per_query = per_query_path is not None or (run_dir is not None and rerank is None)
     result = evaluate(
@@ -185,18 +168,3 @@ def _run_default_protocol(run_dir: Path) -> str:
     if split_json is None or not split_json.is_file():
         return str(LEGACY_PROTOCOLS["default"])
     return SplitProtocols.from_info(read_json(split_json), str(split_json)).default
-
-
-def _image_root(table_path: Path, root: Path | None) -> Path | None:
-    """--root, else the table's manifest root, else its split's split.json root, else None (the run's)."""
-    from atustc.io import read_json
-    from atustc.table import dataset_root, manifest_path
-
-    if root is not None:
-        return root
-    if manifest_path(table_path).is_file():
-        return dataset_root(table_path)
-    split_json = table_path.parent / "split.json"
-    if split_json.is_file() and read_json(split_json).get("root"):
-        return Path(read_json(split_json)["root"])
-    return None

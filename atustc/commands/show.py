@@ -6,6 +6,14 @@ from pathlib import Path
 
 import click
 
+from atustc.commands.options import (
+    checkpoint_option,
+    features_option,
+    progress_option,
+    root_option,
+    run_option,
+    table_option,
+)
 from atustc.errors import AtustcError
 
 
@@ -15,28 +23,13 @@ def command() -> None:
 
 
 @command.command("ranks")
-@click.option(
-    "--table", "table_path", required=True, type=click.Path(path_type=Path), help="Annotation table (.parquet)."
-)
-@click.option("--features", "features_path", type=click.Path(path_type=Path), help="Saved features (.npz).")
-@click.option(
-    "--run",
-    "run_dir",
-    type=click.Path(path_type=Path),
-    help="A run folder: embed the scenario's images with its model, as `atustc eval --run` does.",
-)
-@click.option(
-    "--checkpoint",
-    type=click.Choice(["best", "last"]),
-    default="best",
-    show_default=True,
-    help="Checkpoint used with --run.",
-)
+@table_option()
+@features_option()
+@run_option("A run folder: embed the scenario's images with its model, as `atustc eval --run` does.")
+@checkpoint_option()
 @click.option("--protocol", "protocol_name", default="atustc", show_default=True, help="Protocol name or .toml path.")
 @click.option("--scenario", required=True, help="Scenario of the protocol to draw, e.g. DT-LT.")
-@click.option(
-    "--root", type=click.Path(path_type=Path), help="Image root (default: the table's manifest or split.json root)."
-)
+@root_option()
 @click.option(
     "--sort",
     "sort",
@@ -68,7 +61,7 @@ def command() -> None:
 @click.option(
     "-o", "--output", required=True, type=click.Path(path_type=Path, dir_okay=False), help="Output .png file."
 )
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars on stderr.")
+@progress_option()
 def ranks(
     table_path: Path,
     features_path: Path | None,
@@ -88,13 +81,13 @@ def ranks(
     """Draw rank lists: each query and its top-k gallery images (green positive, red negative, grey junk)."""
     import dataclasses
 
-    from atustc.commands.eval import _image_root
     from atustc.evaluate import evaluate, needed_rows
     from atustc.features import load_features
     from atustc.protocol import load_protocol
+    from atustc.runfolder import RunFolder
     from atustc.show.cmc import save
     from atustc.show.ranks import pick_queries, plot_ranks, ranks_title
-    from atustc.table import load_table
+    from atustc.table import image_root, load_table
 
     if (features_path is None) == (run_dir is None):
         raise AtustcError("give exactly one of --features or --run")
@@ -108,24 +101,21 @@ def ranks(
         protocol, scenarios=tuple(s for s in protocol.scenarios if s.name == scenario), aggregates=()
     )
     table = load_table(table_path)
-    image_root = _image_root(table_path, root)
     if features_path is not None:
         features = load_features(features_path)
+        root = image_root(root, table_path=table_path)
     else:
         from atustc.engine import embed_run
 
         if not run_dir.is_dir():
             raise AtustcError(f"{run_dir}: run folder not found")
+        root = image_root(root, table_path=table_path, run_root=RunFolder(run_dir).trained_root())
         subset = table.iloc[needed_rows(protocol, table)]
-        features = embed_run(run_dir, subset, image_root, checkpoint=checkpoint, progress=progress)
-        if image_root is None:
-            from atustc.io import read_json
-
-            image_root = Path(read_json(run_dir / "config.json")["root"])  # what embed_run read
+        features = embed_run(run_dir, subset, root, checkpoint=checkpoint, progress=progress)
     per_query = evaluate(protocol, table, features, progress=progress, top_k=top_k).per_query
     chosen = pick_queries(per_query, sort, n_queries, seed)  # type: ignore[arg-type]
     title = ranks_title(scenario, sort, len(chosen), int(per_query["valid"].sum()), seed, top_k)  # type: ignore[arg-type]
-    fig = plot_ranks(chosen, image_root, title=title, junk=junk, top_k=top_k)  # type: ignore[arg-type]
+    fig = plot_ranks(chosen, root, title=title, junk=junk, top_k=top_k)  # type: ignore[arg-type]
     save(fig, output.with_suffix(""), ("png",))
     click.echo(f"wrote {output} ({len(chosen)} queries, {title.split(': ', 1)[1]})")
 

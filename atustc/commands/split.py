@@ -94,15 +94,17 @@ def command(
         if output is not None:  # an audit added to a folder (often the split folder itself)
             write_json_atomic(output / "describe.json", record)
     else:
-        from atustc.table import dataset_root, load_table, manifest_path
+        from atustc.table import image_root, load_table
 
         if output is None and not describe:
             raise AtustcError("missing -o/--output: the split folder to write")
         if output is not None and output.is_dir() and any(output.iterdir()) and not overwrite:
             raise AtustcError(f"{output}: folder exists and is not empty; pass --overwrite to replace it")
         table = load_table(source)
-        if root is None and manifest_path(source).is_file():
-            root = dataset_root(source)
+        try:
+            root = image_root(root, table_path=source)  # what split.json records
+        except AtustcError:
+            root = None  # no root known yet: later commands ask for --root
         split = make_split(
             table,
             strategy,
@@ -110,6 +112,7 @@ def command(
             root=root,
             val_fraction=val_fraction,  # type: ignore[arg-type]
             dataset=dataset,
+            source=str(source),
         )
         record = describe_split(split) if describe else None
         if output is not None:

@@ -61,7 +61,7 @@ from atustc.methods.contract import PRESETS
     "--root",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
-    help="Image root (default: the split's).",
+    help="Image root (default: the split's, else the table manifest's).",
 )
 @click.option(
     "--nproc",

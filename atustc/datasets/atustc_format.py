@@ -91,7 +91,7 @@ def _walk(root: Path) -> tuple[list[tuple[str, tuple[int, int, int], list[str]]]
     return captures, rejected, seen
 
 
-def _parse_names(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def parse_names(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """``(ok, [n, 3] int64 camera/flag/frame)`` for file names; rows of bad names hold -1.
 
     The names are joined into one string: one regex pass checks them, numpy turns every
@@ -121,7 +121,7 @@ def scan_atustc(root: Path) -> Scan:
     relpath = np.array([rel + n for rel, _, files in captures for n in files], dtype=object)
     dir_keys = np.array([k for _, k, _ in captures], dtype=np.int64).reshape(-1, 3)
     pid, date, clothes = (np.repeat(dir_keys[:, i], counts) for i in range(3))
-    ok, ints = _parse_names(names)
+    ok, ints = parse_names(names)
     camera, flag, frame = ints.T
     for i in np.flatnonzero(~ok):
         if (root / relpath[i]).is_dir():

@@ -42,13 +42,12 @@ class EngineConfig:
     val_metric: str = "mAP"
 
     def __post_init__(self) -> None:
-        if self.num_workers < 0 or self.log_every < 1 or self.checkpoint_every < 0 or self.eval_batch_size < 1:
-            raise AtustcError(
-                "engine settings: need num_workers >= 0, log_every >= 1, checkpoint_every >= 0, eval_batch_size >= 1"
-            )
+        for name, low in (("num_workers", 0), ("log_every", 1), ("checkpoint_every", 0), ("eval_batch_size", 1)):
+            if getattr(self, name) < low:
+                raise AtustcError(f"engine setting {name} must be >= {low}, got {getattr(self, name)}")
         if self.val_metric not in ("R1", "R5", "R10", "R20", "mAP", "mINP"):
             raise AtustcError(
-                f"engine settings: val_metric must be R1, R5, R10, R20, mAP or mINP, got {self.val_metric!r}"
+                f"engine setting val_metric must be R1, R5, R10, R20, mAP or mINP, got {self.val_metric!r}"
             )
 
 
@@ -103,7 +102,11 @@ def apply_overrides(
             raise AtustcError(f"--set {key}: unknown key; known keys: {known}")
     if extra != recipe.extra:
         rec_changes["extra"] = extra
-    return dataclasses.replace(recipe, **rec_changes), dataclasses.replace(engine, **eng_changes)
+    try:
+        return dataclasses.replace(recipe, **rec_changes), dataclasses.replace(engine, **eng_changes)
+    except AtustcError as exc:  # the recipe's or the engine's own check: name the options that led there
+        given = " ".join(f"{k}={v}" for k, v in (overrides or {}).items())
+        raise AtustcError(f"--set {given}: {exc.message}") from None
 
 
 def _parse_json(text: str) -> Any:
@@ -154,11 +157,14 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(recipe)))
 
 
-def recipe_from_dict(d: dict[str, Any]) -> Recipe:
-    """Inverse of :func:`recipe_to_dict`."""
+def recipe_from_dict(d: dict[str, Any], source: str = "recipe") -> Recipe:
+    """Inverse of :func:`recipe_to_dict`; ``source`` (e.g. a run's ``config.json``) names it in errors."""
     fields = {f.name for f in dataclasses.fields(Recipe)}
     kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in fields}
-    return Recipe(**kwargs)
+    try:
+        return Recipe(**kwargs)
+    except (AtustcError, TypeError) as exc:
+        raise AtustcError(f"{source}: {getattr(exc, 'message', exc)}") from None
 
 
 def import_plugins(modules: Sequence[str]) -> None:

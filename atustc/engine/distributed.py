@@ -138,4 +138,6 @@ def launch(nproc: int, argv: Sequence[str]) -> None:
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     rc = subprocess.call(cmd, env=env)
     if rc != 0:
-        raise AtustcError(f"distributed training with {nproc} processes failed (exit status {rc})")
+        out = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--out", "-o")), None)
+        where = f"; the workers' errors are above and in {out}/train.log" if out else "; the workers' errors are above"
+        raise AtustcError(f"--nproc {nproc}: distributed training failed (torchrun exit status {rc}){where}")

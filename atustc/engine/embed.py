@@ -92,7 +92,8 @@ def embed_run(
     Args:
         run_dir: a run folder written by :func:`~atustc.engine.train_run`.
         table: an annotation table or its parquet path (every row is embedded).
-        root: image root; default: the table's manifest root (for a path), else the run's root.
+        root: image root; default (:func:`atustc.table.image_root`): for a table path, its split's
+            or manifest's root; else the root the run was trained on.
         checkpoint: ``best`` (selected on validation) or ``last``.
         batch_size: images per batch (default: the run's ``eval_batch_size``).
         progress: show a progress bar.
@@ -106,7 +107,7 @@ def embed_run(
     from atustc.engine.distributed import env_info, resolve_device
     from atustc.engine.run import RunFolder
     from atustc.methods import get_method
-    from atustc.table import dataset_root, load_table, manifest_path
+    from atustc.table import image_root, load_table
 
     if checkpoint not in ("best", "last"):
         raise AtustcError(f"--checkpoint {checkpoint!r}: expected best or last")
@@ -114,15 +115,11 @@ def embed_run(
     cfg = run.read_config()
     import_plugins(cfg.get("plugins", []))
     spec = get_method(cfg["method"])
-    recipe = recipe_from_dict(cfg["recipe"])
+    recipe = recipe_from_dict(cfg["recipe"], str(run.config))
     labels = LabelMaps.from_dict(cfg["labels"])
-    if isinstance(table, pd.DataFrame):
-        df = table
-    else:
-        df = load_table(table)
-        if root is None and manifest_path(table).is_file():
-            root = dataset_root(table)
-    root_path = Path(root) if root is not None else Path(cfg["root"])
+    df = table if isinstance(table, pd.DataFrame) else load_table(table)
+    table_path = None if isinstance(table, pd.DataFrame) else table
+    root_path = image_root(root, table_path=table_path, run_root=run.trained_root())
     check_images(df, root_path)
     path = run.best if checkpoint == "best" else run.last
     if not path.is_file():

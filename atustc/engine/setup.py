@@ -145,16 +145,19 @@ def prepare(request: TrainRequest, world: int = 1) -> TrainSetup:
     check_needs(spec, train, f"{r.split}/train.parquet")
     labels = build_label_maps(train, f"{r.split}/train.parquet")
     enc = labels.encode(train)
-    plan = BatchPlan(
-        enc["pid"],
-        enc["modality"],
-        recipe.sampler,
-        recipe.num_identities,
-        recipe.num_instances,
-        recipe.iters_per_epoch,
-        r.seed,
-        world,
-    )
+    try:
+        plan = BatchPlan(
+            enc["pid"],
+            enc["modality"],
+            recipe.sampler,
+            recipe.num_identities,
+            recipe.num_instances,
+            recipe.iters_per_epoch,
+            r.seed,
+            world,
+        )
+    except AtustcError as exc:  # the batch plan does not fit this table: name it
+        raise AtustcError(f"{r.split}/train.parquet: {exc.message}") from None
     split_protocols = SplitProtocols.from_info(split.info, f"{r.split}/split.json")
     val_protocol = split_protocols.validation
     val, val_note = _validation_rows(val, val_protocol)
@@ -243,7 +246,9 @@ def _resumed_recipe(
             )
     fields = {f.name for f in dataclasses.fields(EngineConfig)}
     saved_engine = EngineConfig(**{k: v for k, v in cfg.get("engine", {}).items() if k in fields})
-    recipe, engine = apply_overrides(recipe_from_dict(cfg["recipe"]), saved_engine, overrides, spec.options)
+    recipe, engine = apply_overrides(
+        recipe_from_dict(cfg["recipe"], str(run.config)), saved_engine, overrides, spec.options
+    )
     now = recipe_to_dict(recipe)
     changed = [
         f"{k} ({cfg['recipe'].get(k)!r} there, {now.get(k)!r} now)" for k in now if now[k] != cfg["recipe"].get(k)

@@ -1,6 +1,7 @@
 """Splits of an annotation table, for any registered dataset: the official split or a seeded resplit.
 
-See :mod:`atustc.split.core` for :class:`Split`, its files and validation;
+See :mod:`atustc.split.core` for :class:`Split` and its validation; :mod:`atustc.split.store`
+for the split folder;
 :mod:`atustc.split.flags` for the AT-USTC flag rules (shared with ``atustc synth``);
 :mod:`atustc.split.assign` for the rules of datasets without flags; :mod:`atustc.split.audit`
 for the statistics and the ``--describe`` audit.
@@ -12,13 +13,11 @@ from atustc.split.core import (
     SPLIT_LISTS,
     STRATEGIES,
     Split,
-    load_split,
-    load_split_for,
     make_split,
     validate_split,
-    write_split,
 )
 from atustc.split.flags import assign_flags, select_clip_pools, split_identities
+from atustc.split.store import load_split, load_split_for, write_split
 
 __all__ = [
     "POOLS",

@@ -1,8 +1,8 @@
 """Splits: train / val / test tables and query / gallery pools, for any registered dataset.
 
-A :class:`Split` is a value: :func:`make_split` builds it from an annotation table,
-:func:`write_split` saves it as a folder and :func:`load_split` reads it back. Every split is
-validated when made and when loaded (see :func:`validate_split`).
+A :class:`Split` is a value: :func:`make_split` builds it from an annotation table;
+:mod:`atustc.split.store` saves it as a folder and reads it back. Every split is validated when
+made and when loaded (see :func:`validate_split`).
 
 How a dataset is split follows its :class:`~atustc.datasets.DatasetSpec` (looked up by the
 table's ``dataset`` column):
@@ -70,13 +70,6 @@ SPLIT_LISTS: dict[str, tuple[str, ...]] = {
 }
 TRAIN_SPLITS: tuple[str, ...] = ("train", "val")
 TEST_SPLITS: tuple[str, ...] = SPLIT_LISTS["test"]
-_FILES = {
-    "table": "table.parquet",
-    "train": "train.parquet",
-    "val": "val.parquet",
-    "test": "test.parquet",
-    "val_protocol": "val-protocol.parquet",
-}
 
 
 @dataclass
@@ -176,6 +169,7 @@ def make_split(
     root: str | os.PathLike[str] | None = None,
     val_fraction: float | None = None,
     dataset: str | None = None,
+    source: str = "table",
 ) -> Split:
     """Build and validate a split of an annotation table.
 
@@ -189,6 +183,7 @@ def make_split(
             AT-USTC's official split takes validation from its flags).
         dataset: the registered dataset whose rules and protocols apply (default: the one
             named by the table's ``dataset`` column).
+        source: what the messages call the table (its file name, from the CLI).
 
     Returns:
         The split.
@@ -203,9 +198,9 @@ def make_split(
         raise AtustcError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     table = validate_table(table)
     if len(table) == 0:
-        raise AtustcError("the table is empty: nothing to split")
+        raise AtustcError(f"{source}: the table is empty: nothing to split")
     if dataset is None:
-        spec = dataset_of(table)
+        spec = dataset_of(table, source)
     else:
         from atustc.datasets import get_dataset
 
@@ -217,13 +212,13 @@ def make_split(
         )
     frac = spec.val_fraction if val_fraction is None else float(val_fraction)
     if spec.validation == "flags":
-        full, val_protocol = _flag_split(table, strategy, seed, frac)
+        full, val_protocol = _flag_split(table, strategy, seed, frac, source)
     else:
         from atustc.split.assign import fraction_splits
 
         if spec.validation == "release" and not (table["split"] == "val").any():
             raise AtustcError(
-                f"table: dataset {spec.name} takes its validation identities from the release's val "
+                f"{source}: dataset {spec.name} takes its validation identities from the release's val "
                 "rows, and the table has none"
             )
         draw = 0.0 if spec.validation == "release" else frac
@@ -250,12 +245,12 @@ def make_split(
             "root": None if root is None else str(Path(root).resolve()),
         },
     )
-    split.info["summary"] = validate_split(split)
+    split.info["summary"] = validate_split(split, source)
     return split
 
 
 def _flag_split(
-    table: pd.DataFrame, strategy: str, seed: int, val_fraction: float
+    table: pd.DataFrame, strategy: str, seed: int, val_fraction: float, source: str
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """AT-USTC: the table re-flagged (official: as released) and its validation protocol rows."""
     if strategy == "official":
@@ -263,7 +258,7 @@ def _flag_split(
         if bad.any():
             i = int(bad.argmax())
             raise AtustcError(
-                f"row {i} ({table['relpath'].iloc[i]}): flag {table['flag'].iloc[i]} is not an AT-USTC flag 0-10; "
+                f"{source}: row {i} ({table['relpath'].iloc[i]}): flag {table['flag'].iloc[i]} is not an AT-USTC flag 0-10; "
                 "use --strategy resplit"
             )
         flags = table["flag"].to_numpy()
@@ -282,13 +277,14 @@ def _flag_split(
     return full, (_with_flags(val, _clip_flags(val, seed)) if len(val) else val.copy())
 
 
-def validate_split(split: Split) -> dict[str, Any]:
+def validate_split(split: Split, source: str = "split") -> dict[str, Any]:
     """Check a split and return its summary counts.
 
     Checks: train (``train``/``val``) and test (``query``/``gallery``/``test``) identities are
     disjoint; for AT-USTC, no image (same pid, clothes, camera, date and frame) sits in two
     pools; every scenario of every protocol the split is scored on has at least one query with
-    a valid positive, counted by the protocol engine (:mod:`atustc.coverage`).
+    a valid positive, counted by the protocol engine (:mod:`atustc.coverage`). Messages start
+    with ``source``, the table or split folder the split came from.
 
     Returns:
         ``{"images", "identities", "scenarios" (default protocol), "protocols" ({protocol:
@@ -311,11 +307,14 @@ def validate_split(split: Split) -> dict[str, Any]:
         rows = t[(t["pid"] == both[0])]
         ex_tr = rows[rows["split"].isin(TRAIN_SPLITS)]["relpath"].iloc[0]
         ex_te = rows[rows["split"].isin(TEST_SPLITS)]["relpath"].iloc[0]
-        raise AtustcError(f"{len(both)} identities are in both train and test, e.g. pid {both[0]} ({ex_tr} vs {ex_te})")
+        raise AtustcError(
+            f"{source}: {len(both)} identities are in both train and test, e.g. pid {both[0]} ({ex_tr} vs {ex_te})"
+        )
     if split.uses_flags:
-        _check_no_image_in_two_pools(t)
+        _check_no_image_in_two_pools(t, source)
     if len(split.test) == 0:
-        raise AtustcError("the split has no test images (no query, gallery or test rows)")
+        what = "flags 2-10" if split.uses_flags else "split query, gallery or test"
+        raise AtustcError(f"{source}: the split has no test images (no rows with {what})")
     protocols = split.protocols
     counts = {}
     for name in protocols.scored:
@@ -323,7 +322,7 @@ def validate_split(split: Split) -> dict[str, Any]:
         for scenario, c in counts[name].items():
             if c["valid"] == 0:
                 raise AtustcError(
-                    f"protocol {name}: scenario {scenario} has no query with a valid positive "
+                    f"{source}: protocol {name}: scenario {scenario} has no query with a valid positive "
                     f"({c['queries']} queries, {c['gallery']} gallery images)"
                 )
     vp = split.val_protocol
@@ -343,7 +342,7 @@ def validate_split(split: Split) -> dict[str, Any]:
     }
 
 
-def _check_no_image_in_two_pools(t: pd.DataFrame) -> None:
+def _check_no_image_in_two_pools(t: pd.DataFrame, source: str) -> None:
     """AT-USTC: no image (pid, clothes, camera, date, frame) in two of the query/gallery pools (flags 2-9)."""
     keys = ["pid", "clothes", "camera", "date", "frame"]
     known = t[(t["frame"] >= 0) & (t["flag"].between(2, 9))]
@@ -353,74 +352,7 @@ def _check_no_image_in_two_pools(t: pd.DataFrame) -> None:
         first = d.iloc[0]
         other = d[(d[keys] == first[keys]).all(axis=1)]
         raise AtustcError(
-            f"image in two pools: {other['relpath'].iloc[0]} (flag {other['flag'].iloc[0]}) and "
+            f"{source}: image in two pools: {other['relpath'].iloc[0]} (flag {other['flag'].iloc[0]}) and "
             f"{other['relpath'].iloc[1]} (flag {other['flag'].iloc[1]}) are the same pid, clothes, camera, "
             "date and frame"
         )
-
-
-def write_split(split: Split, out_dir: str | os.PathLike[str]) -> Path:
-    """Write a split folder: tables, ``lists/<pool>.txt`` (relpaths) and ``split.json``.
-
-    Every file is written atomically. Returns the folder.
-    """
-    from atustc.io import write_json_atomic, write_text_atomic
-    from atustc.table import save_table
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for attr, name in _FILES.items():
-        save_table(getattr(split, attr), out / name)
-    relpath = split.table["relpath"].to_numpy()
-    for name, mask in split.lists().items():
-        write_text_atomic(out / "lists" / f"{name}.txt", "".join(r + "\n" for r in relpath[mask]))
-    write_json_atomic(out / "split.json", split.info)
-    return out
-
-
-def load_split(split_dir: str | os.PathLike[str]) -> Split:
-    """Read a split folder written by :func:`write_split` and validate it again.
-
-    Raises:
-        AtustcError: a missing file, a broken table, or a failed validation.
-    """
-    from atustc.io import read_json
-    from atustc.table import load_table
-
-    d = Path(split_dir)
-    if not (d / "split.json").is_file():
-        raise AtustcError(f"{d}: not a split folder (no split.json); create one with `atustc split TABLE -o {d}`")
-    tables = {attr: load_table(d / name) for attr, name in _FILES.items()}
-    split = Split(**tables, info=read_json(d / "split.json"))
-    split.info["summary"] = validate_split(split)
-    return split
-
-
-def load_split_for(
-    table_path: str | os.PathLike[str], split_dir: str | os.PathLike[str], root: str | os.PathLike[str] | None
-) -> tuple[pd.DataFrame, Split, str, Path]:
-    """Load a table and its split, check they belong together, and find the image root.
-
-    The root is ``root`` if given, else the split's recorded root, else the table manifest's.
-
-    Returns:
-        ``(table, split, table_hash, root)``.
-
-    Raises:
-        AtustcError: unreadable table or split, a split made from another table, no image root.
-    """
-    from atustc.table import dataset_root, load_table, table_hash
-
-    table = load_table(table_path)
-    split = load_split(split_dir)
-    src_hash = split.info.get("source_table_hash")
-    thash = table_hash(table)
-    if src_hash is not None and src_hash != thash:
-        raise AtustcError(f"split {split_dir} was made from another table (hash {src_hash}, {table_path} has {thash})")
-    if root is not None:
-        root_path = Path(root)
-    elif split.info.get("root"):
-        root_path = Path(split.info["root"])
-    else:
-        root_path = dataset_root(table_path)
-    return table, split, thash, root_path

@@ -308,7 +308,10 @@ def table_stats(table: pd.DataFrame, label: str | None = None) -> TableStats:
         label = "+".join(sorted(table["dataset"].astype(str).unique())) or "empty"
     if len(table) == 0:
         raise AtustcError(f"{label}: the table has no rows")
-    combos, cells = _collapse(table)
+    try:
+        combos, cells = _collapse(table)
+    except AtustcError as exc:  # a bad column value: name the table
+        raise AtustcError(f"{label}: {exc.message}") from None
     groups = _group_cells(cells)
     names = list(groups)
     expanded = _expand(combos, groups)

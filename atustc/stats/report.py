@@ -119,7 +119,10 @@ def build_report(
             k += 1
             label = f"{base} #{k}"
         used.add(label)
-        stats.append(table_stats(table, label=label))
+        try:
+            stats.append(table_stats(table, label=label))
+        except AtustcError as exc:
+            raise AtustcError(f"{src}: {exc.message}") from None
         infos.append({"path": str(src), "dataset": label, "rows": len(table)})
     summary = pd.concat([s.summary for s in stats], ignore_index=True)
     identities = pd.concat([s.identities.astype({"group": "str"}) for s in stats], ignore_index=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from atustc.errors import AtustcError
-from atustc.io import make_temp_dir
+from atustc.io import atomic_dir
 from atustc.synth.config import SynthConfig
 from atustc.synth.people import Camera, draw_camera, draw_identity, draw_outfit
 from atustc.synth.plan import Plan, make_plan
@@ -114,9 +113,7 @@ def synthesize(
         raise AtustcError(f"workers must be at least 1, got {workers}")
     t0 = time.perf_counter()
     plan = make_plan(config)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = make_temp_dir(out.parent, prefix=f".{out.name}.tmp-")  # the mode of an ordinary mkdir
-    try:
+    with atomic_dir(out) as tmp:  # the mode of an ordinary mkdir; the old tree kept on failure
         for d in sorted({r.split("/", 1)[0] for r in plan.relpath}):
             (tmp / d).mkdir()
         chunks = _chunks(plan, per_chunk=max(16, len(plan) // (workers * 8) + 1))
@@ -129,19 +126,4 @@ def synthesize(
                     futures = [pool.submit(_write_rows, config, str(tmp), chunk) for chunk in chunks]
                     for fut in as_completed(futures):
                         advance(fut.result())
-        _publish(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return SynthResult(out.resolve(), len(plan), config.identities, time.perf_counter() - t0)
-
-
-def _publish(tmp: Path, out: Path) -> None:
-    """Move the finished tree onto ``out``, replacing what was there."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -8,16 +8,15 @@ miniature's seed, so the same seed gives the same bytes.
 from __future__ import annotations
 
 import io
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from atustc.errors import AtustcError
+from atustc.io import atomic_dir
 from atustc.synth.config import SynthConfig
-from atustc.synth.generate import _publish, render_image
+from atustc.synth.generate import render_image
 from atustc.synth.render import encode_jpeg
 
 #: pixel size of miniature crops (height, width): small, so that each miniature takes about a second.
@@ -58,9 +57,7 @@ def write_tree(out: Path, shots: list[Shot], texts: dict[str, str], seed: int, o
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise AtustcError(f"{out}: folder exists and is not empty; pass --overwrite to replace it")
     config = SynthConfig(seed=seed, image_size=IMAGE_SIZE)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
+    with atomic_dir(out) as tmp:  # the mode of an ordinary mkdir; the old tree kept on failure
         for s in shots:
             assert 1 <= s.camera <= 8, s  # miniatures of RGB datasets use the renderer's RGB cameras
             path = tmp / s.relpath
@@ -69,10 +66,6 @@ def write_tree(out: Path, shots: list[Shot], texts: dict[str, str], seed: int, o
         for rel, text in texts.items():
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp / rel).write_text(text, encoding="utf-8")
-        _publish(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return len(shots)
 
 
