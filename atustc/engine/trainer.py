@@ -66,7 +66,31 @@ class Trainer:
                 s.run.truncate_metrics(self.start)
         if self.info.is_main:
             params = sum(p.numel() for p in model.parameters())
-            s.run.write_status(params=params, heads=list(model.head_names), total_iters=self.total)
+            missing = self._report_data(tuple(model.head_names))
+            s.run.write_status(
+                params=params,
+                heads=list(model.head_names),
+                heads_without_data=missing,
+                data_notes=list(s.data_notes),
+                total_iters=self.total,
+            )
+
+    def _report_data(self, heads: tuple[str, ...]) -> dict[str, str]:
+        """Log and print how the recipe met the data, and the heads the train table cannot teach."""
+        import sys
+
+        from atustc.engine.headdata import heads_without_data
+
+        s = self.s
+        t = s.train
+        missing = heads_without_data(
+            heads, t["pid"].to_numpy(), (t["modality"] == "ir").to_numpy(), t["clothes"].to_numpy()
+        )
+        lines = [*s.data_notes] + [f"head {h} gets no training signal: {why}" for h, why in missing.items()]
+        for line in lines:
+            s.run.log(f"warning: {line}")
+            print(f"warning: {line}", file=sys.stderr)
+        return missing
 
     def _loader(self) -> torch.utils.data.DataLoader:
         s = self.s
@@ -177,9 +201,10 @@ class Trainer:
         if not self.info.is_main:
             return
         result = evaluate(load_protocol(s.val_protocol), s.val, feats).to_dict()
-        value = float(result["summary"][_main_aggregate(result)][s.engine.val_metric])
+        group, name = _selection_row(result)
+        value = float(result[group][name][s.engine.val_metric])
         run.append_metrics({"iter": done, "epoch": epoch, "val": {"protocol": s.val_protocol, **result}})
-        metric = f"val/{s.val_protocol}/{_main_aggregate(result)}/{s.engine.val_metric}"
+        metric = f"val/{s.val_protocol}/{name}/{s.engine.val_metric}"
         run.log(f"epoch {epoch} iter {done}: {metric} = {value:.4f}")
         if math.isnan(value) or s.val_note is not None:  # logged, but not selected on
             return
@@ -215,12 +240,15 @@ class Trainer:
         )
 
 
-def _main_aggregate(result: dict[str, Any]) -> str:
-    """The aggregate model selection reads: the protocol's last, overall one (``Any-Time``; mixed: ``Anytime``).
+def _selection_row(result: dict[str, Any]) -> tuple[str, str]:
+    """``(group, name)`` of the row model selection reads: the protocol's last, overall aggregate
+    (``Any-Time``; mixed: ``Anytime``), else its last scenario (Market-1501's ``single-query``;
+    PRCC's and LTCC's ``clothes-change``, the value their papers report).
 
     Raises:
-        AtustcError: the validation protocol has no aggregate to select on.
+        AtustcError: the validation protocol has neither an aggregate nor a scenario.
     """
-    if not result["summary"]:
-        raise AtustcError(f"validation protocol {result['protocol']}: no aggregate to select best.pt on")
-    return list(result["summary"])[-1]
+    for group in ("summary", "scenarios"):
+        if result[group]:
+            return group, list(result[group])[-1]
+    raise AtustcError(f"validation protocol {result['protocol']}: no row to select best.pt on")
