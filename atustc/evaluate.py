@@ -174,8 +174,12 @@ def evaluate(
     chunk_size: int | None = None,
     top_k: int | None = None,
     scores: ScoreHook | None = None,
+    in_place: bool = False,
 ) -> ProtocolResult:
     """Score ``features`` on every scenario of ``protocol`` over the rows of ``table``.
+
+    Feature rows are used as views where a pool's rows are consecutive in ``features`` (as in a
+    file embedded in table order), else gathered once per ranked block.
 
     Args:
         protocol: a loaded protocol (:func:`atustc.protocol.load_protocol`).
@@ -186,6 +190,9 @@ def evaluate(
         top_k: also build the per-query frame (:attr:`ProtocolResult.per_query`) with top-k lists.
         scores: replaces the score matrix of each ranked block (default: the protocol's metric
             on the features).
+        in_place: ``features.feat`` is the caller's to give up: a ``cosine`` protocol L2-normalises
+            the heads it uses in place, once, instead of normalising a copy of every gallery (the
+            same numbers, no feature copy where pools are consecutive rows; ``features`` is changed).
 
     Returns:
         The per-scenario metrics and the protocol's aggregates.
@@ -209,6 +216,11 @@ def evaluate(
         for c in LABEL_COLUMNS
     }
     runs = [_runs(s, q, g, table) for s, (q, g) in zip(protocol.scenarios, plans, strict=True)]
+    normalized = in_place and scores is None and protocol.metric == "cosine"
+    if normalized:
+        feat = torch.from_numpy(features.feat)
+        for h in sorted(set(heads.values())):
+            torch.nn.functional.normalize(feat[:, h], dim=1, out=feat[:, h])
     total = sum(len(q) for rs in runs for q, _ in rs)
 
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
@@ -232,6 +244,7 @@ def evaluate(
                     advance,
                     top_k,
                     scores,
+                    normalized,
                 )
                 summaries.append(_summarize(qm))
                 if top_k is not None:
@@ -362,10 +375,12 @@ def _rank_run(
     advance: Callable[[int], None],
     top_k: int | None = None,
     scores: ScoreHook | None = None,
+    normalized: bool = False,
 ) -> QueryMetrics:
     """Rank one (query rows, gallery rows) run of a scenario, block by modality where the rules allow.
 
-    With ``top_k``, the top lists hold table row indices (-1 = padding).
+    With ``top_k``, the top lists hold table row indices (-1 = padding). ``normalized``: the
+    features are already L2-normalised (cosine).
     """
     import torch
 
@@ -381,7 +396,7 @@ def _rank_run(
         ql = {k: v[qi] for k, v in labels.items()}
         gl = {k: v[gi] for k, v in labels.items()}
         junk_same, junk_other = scenario.compile_junk(ql, gl, skip_modality_blocks=split)
-        qf, gf = torch.from_numpy(feat[fpos[qi]]), torch.from_numpy(feat[fpos[gi]])
+        (qf, _), (gf, g_copied) = _feature_block(feat, fpos[qi]), _feature_block(feat, fpos[gi])
         common = dict(
             junk_same=junk_same,
             junk_other=junk_other,
@@ -391,8 +406,10 @@ def _rank_run(
             top_k=top_k,
         )
         if scores is None:
-            # overwrite: the gallery tensor is this call's own copy
-            qm = rank_features(qf, gf, ql["pid"], gl["pid"], metric=metric, overwrite=True, **common)  # type: ignore[arg-type]
+            # overwrite: only a gathered gallery is this call's own copy
+            qm = rank_features(
+                qf, gf, ql["pid"], gl["pid"], metric=metric, overwrite=g_copied, normalized=normalized, **common
+            )  # type: ignore[arg-type]
         else:
             qm = rank_chunks(scores(qf, gf, metric), ql["pid"], gl["pid"], **common)  # type: ignore[arg-type]
         if top_k is not None:
@@ -402,6 +419,15 @@ def _rank_run(
     if skipped:
         advance(skipped)
     return out
+
+
+def _feature_block(feat: np.ndarray, pos: np.ndarray) -> tuple[torch.Tensor, bool]:
+    """The feature rows ``pos`` as a tensor, and whether it is a copy (a view when they are consecutive)."""
+    import torch
+
+    if pos.size and int(pos[-1]) - int(pos[0]) == pos.size - 1 and bool((np.diff(pos) == 1).all()):
+        return torch.from_numpy(feat[int(pos[0]) : int(pos[-1]) + 1]), False
+    return torch.from_numpy(feat[pos]), True
 
 
 def _average(name: str, summaries: list[Summary]) -> MetricRow:

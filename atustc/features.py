@@ -74,8 +74,10 @@ def load_features(path: str | os.PathLike[str]) -> Features:
         feat = feat.astype(np.float32)
     if feat.ndim == 2:
         feat = feat[:, None, :]
-    bad = ~np.isfinite(feat)
-    if bad.any():
-        row = int(np.argwhere(bad)[0][0])
-        raise AtustcError(f"{p}: row {row} ({relpath[row]}): feature has NaN or infinite values")
+    step = max(1, (1 << 22) // max(1, feat[0].size)) if len(feat) else 1
+    for a in range(0, len(feat), step):  # in row blocks: no mask of the whole array
+        bad = ~np.isfinite(feat[a : a + step]).reshape(len(feat[a : a + step]), -1).all(axis=1)
+        if bad.any():
+            row = a + int(np.flatnonzero(bad)[0])
+            raise AtustcError(f"{p}: row {row} ({relpath[row]}): feature has NaN or infinite values")
     return Features(relpath=relpath, heads=tuple(heads.tolist()), feat=feat, source=str(p))

@@ -45,7 +45,7 @@ def features_hash(features: Features) -> str:
     h = hashlib.sha256()
     h.update("\n".join(map(str, features.relpath)).encode())
     h.update(b"\0" + "\n".join(features.heads).encode() + b"\0")
-    h.update(np.ascontiguousarray(features.feat, dtype=np.float32).tobytes())
+    h.update(memoryview(np.ascontiguousarray(features.feat, dtype=np.float32)).cast("B"))  # no copy of the bytes
     return h.hexdigest()
 
 

@@ -60,8 +60,12 @@ from atustc.errors import AtustcError
 
 #: CMC is computed for ranks 1..MAX_RANK.
 MAX_RANK = 20
-#: Target number of query x gallery cells per chunk (memory: ~30 bytes per cell at most).
+#: Target number of query x gallery cells per ranking chunk (memory: ~30 bytes per cell at most).
 CHUNK_CELLS = 1 << 22
+#: Target number of cells of one scored block of :func:`rank_features` (one matrix product into
+#: a reused float32 buffer, 64 MB; ranked chunk by chunk): a product of a few hundred query rows
+#: runs near the BLAS peak, one of ~50 rows at a fraction of it (the gallery is re-read each time).
+SCORE_CELLS = 1 << 24
 
 Metric = Literal["cosine", "euclidean"]
 #: ``junk(q_index, g_index) -> bool``: True where the (query, gallery) pair is junk. The two index
@@ -391,12 +395,13 @@ def same_identity_pairs(q_pid: torch.Tensor, g_pid: torch.Tensor) -> tuple[torch
     return rows, order[start[rows] + within]
 
 
-def _scores(q: torch.Tensor, g: torch.Tensor, g_sqnorm: torch.Tensor | None) -> torch.Tensor:
-    s = q @ g.T
+def _scores(q: torch.Tensor, g: torch.Tensor, g_sqnorm: torch.Tensor | None, out: torch.Tensor) -> torch.Tensor:
+    """``q @ g.T`` into ``out`` (``[len(q), G]``); with ``g_sqnorm`` the negated squared distance, in place."""
+    torch.mm(q, g.T, out=out)
     if g_sqnorm is None:
-        return s
-    # Negated squared Euclidean distance: -(|q|^2 - 2 q.g + |g|^2).
-    return -((q * q).sum(1, keepdim=True) - 2 * s + g_sqnorm[None, :])
+        return out
+    # -(|q|^2 - 2 q.g + |g|^2), in place and with the same roundings: -2 s + |q|^2 == |q|^2 - 2 s.
+    return out.mul_(-2).add_((q * q).sum(1, keepdim=True)).add_(g_sqnorm[None, :]).neg_()
 
 
 def chunk_rows(n_query: int, n_gallery: int, chunk_size: int | None = None) -> list[slice]:
@@ -427,9 +432,15 @@ def rank_features(
     chunk_size: int | None = None,
     on_chunk: Callable[[int], None] | None = None,
     overwrite: bool = False,
+    normalized: bool = False,
     top_k: int | None = None,
 ) -> QueryMetrics:
-    """Exact per-query metrics from features, scored and ranked chunk by chunk.
+    """Exact per-query metrics from features, scored block by block and ranked chunk by chunk.
+
+    Scores are computed for blocks of about :data:`SCORE_CELLS` cells, each one matrix product
+    into the same preallocated buffer, and each block is ranked in chunks of about
+    :data:`CHUNK_CELLS` cells (or ``chunk_size`` queries, then also the block size), so memory
+    stays bounded whatever the number of queries and no ``[Q, G]`` matrix is ever held.
 
     Args:
         query: ``[Q, D]`` query features.
@@ -444,6 +455,8 @@ def rank_features(
         chunk_size: queries per chunk (default: about :data:`CHUNK_CELLS` cells per chunk).
         on_chunk: called with the number of queries after each chunk (progress).
         overwrite: the caller's ``gallery`` (float32) may be normalised in place, saving a copy.
+        normalized: ``cosine`` only: query and gallery rows are already L2-normalised (by the same
+            :func:`torch.nn.functional.normalize`), so they are used as they are.
         top_k: also return each query's top list (see :class:`QueryMetrics`).
 
     Returns:
@@ -454,13 +467,17 @@ def rank_features(
     """
     q, g = check_features(query, gallery, metric)
     cosine = metric == "cosine"
-    if cosine:
+    if cosine and not normalized:
         g = torch.nn.functional.normalize(g, dim=1, out=g if overwrite and g is gallery else None)
     g_sqnorm = None if cosine else (g * g).sum(1)
+    rows = score_rows(len(q), len(g), chunk_size)
+    buffer = torch.empty((min(rows, len(q)), len(g)), dtype=torch.float32)
 
     def score_chunk(chunk: slice) -> torch.Tensor:
-        q_chunk = torch.nn.functional.normalize(q[chunk], dim=1) if cosine else q[chunk]
-        return _scores(q_chunk, g, g_sqnorm)
+        q_chunk = q[chunk]
+        if cosine and not normalized:
+            q_chunk = torch.nn.functional.normalize(q_chunk, dim=1)
+        return _scores(q_chunk, g, g_sqnorm, buffer[: chunk.stop - chunk.start])
 
     return rank_chunks(
         score_chunk,
@@ -472,7 +489,13 @@ def rank_features(
         chunk_size=chunk_size,
         on_chunk=on_chunk,
         top_k=top_k,
+        block_rows=rows,
     )
+
+
+def score_rows(n_query: int, n_gallery: int, chunk_size: int | None = None) -> int:
+    """Query rows of one scored block: about :data:`SCORE_CELLS` cells, at least a ranking chunk (``chunk_size`` when given)."""
+    return max(1, chunk_size or max(SCORE_CELLS, CHUNK_CELLS) // max(n_gallery, 1))
 
 
 def check_features(query: torch.Tensor, gallery: torch.Tensor, metric: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -503,16 +526,19 @@ def rank_chunks(
     chunk_size: int | None = None,
     on_chunk: Callable[[int], None] | None = None,
     top_k: int | None = None,
+    block_rows: int | None = None,
 ) -> QueryMetrics:
-    """Exact per-query metrics of scores produced chunk by chunk (higher = better).
+    """Exact per-query metrics of scores produced block by block (higher = better).
 
     Args:
         score_chunk: ``score_chunk(rows)`` returns the ``[len(rows), G]`` scores of the queries
-            in the slice ``rows`` (finite values).
+            in the slice ``rows`` (finite values); the result is only read until the next call.
         q_pid: ``[Q]`` query identities.
         g_pid: ``[G]`` gallery identities.
         junk_same, junk_other, gallery_index, chunk_size, on_chunk, top_k: as in
             :func:`rank_features`.
+        block_rows: ask ``score_chunk`` for consecutive ranking chunks together, up to this many
+            rows (default: one ranking chunk per call).
 
     Returns:
         Per-query results, in query order.
@@ -523,11 +549,19 @@ def rank_chunks(
     chunks = chunk_rows(len(q_pid), len(g_pid), chunk_size)
     bounds = torch.searchsorted(rows, torch.tensor([ch.start for ch in chunks] + [len(q_pid)]))
     parts = []
+    block, block_start = None, 0
     for k, chunk in enumerate(chunks):
+        if block is None or chunk.stop > block_start + len(block):
+            stop = chunk.stop
+            for later in chunks[k + 1 :]:  # whole ranking chunks, up to block_rows rows
+                if later.stop - chunk.start > (block_rows or 0):
+                    break
+                stop = later.stop
+            block, block_start = score_chunk(slice(chunk.start, stop)).to(torch.float32), chunk.start
         a, b = int(bounds[k]), int(bounds[k + 1])
         parts.append(
             rank_block(
-                score_chunk(chunk).to(torch.float32),
+                block[chunk.start - block_start : chunk.stop - block_start],
                 gi,
                 rows[a:b] - chunk.start,
                 cols[a:b],

@@ -118,10 +118,10 @@ def main() -> None:
             t0 = time.perf_counter()
             n = (build_msmt17 if args.dataset == "msmt17" else build_deepchange)(root)
             print(f"built {n:,} zero-byte {args.dataset} files in {time.perf_counter() - t0:.1f} s")
-        from atustc.datasets import list_indexers
+        from atustc.datasets import list_datasets
 
         out = tmp / "t.parquet"
-        if args.dataset in list_indexers():
+        if args.dataset in list_datasets():
             cmd = [
                 str(Path(sys.executable).with_name("atustc")),
                 "index",

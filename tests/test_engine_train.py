@@ -329,7 +329,13 @@ def test_bad_data_errors(data, tmp_path):
     )
     cases = [
         (no_train, no_train_split, [], r"train.parquet: no train rows"),
-        (rgb_only, rgb_only_split, [], r"pk_modality needs at least P=4 identities with both RGB and IR .* has 0"),
+        # asked for explicitly on RGB-only train rows (the recipe's own pk_modality falls back to pk)
+        (
+            rgb_only,
+            rgb_only_split,
+            ["--set", "sampler=pk_modality"],
+            r"pk_modality needs at least P=4 identities with both RGB and IR .* has 0",
+        ),
         (table, no_train_split, [], r"was made from another table"),
         (table, split, ["--root", str(tmp_path)], r"image p\d{3}-d01-c0\d/cam\d\d-f0-\d{4}.png not found under"),
     ]

@@ -129,15 +129,22 @@ def command(
         features = embed_run(run_dir, subset, root, checkpoint=checkpoint, progress=progress)
     # A run also keeps its per-query results (what `leaderboard --compare` resamples).
     keep_per_query = per_query_path is not None or (run_dir is not None and rerank is None)
+    prov = provenance(protocol, features, ckpt)  # before evaluate, which normalises the features in place
     result = evaluate(
-        protocol, table, features, progress=progress, top_k=top_k if keep_per_query else None, scores=hook
+        protocol,
+        table,
+        features,
+        progress=progress,
+        top_k=top_k if keep_per_query else None,
+        scores=hook,
+        in_place=True,
     )
     counts = query_counts(protocol, table)
     print_result(result, counts=counts)
     if per_query_path is not None:
         with atomic_path(per_query_path, suffix=".parquet") as tmp:
             result.per_query.to_parquet(tmp, index=False)
-    record = {**add_counts(result.to_dict(), counts), "provenance": provenance(protocol, features, ckpt)}
+    record = {**add_counts(result.to_dict(), counts), "provenance": prov}
     if rerank is not None:
         record["rerank"] = rerank.describe()
     elif hook is not None:

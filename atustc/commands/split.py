@@ -60,6 +60,14 @@ if TYPE_CHECKING:
     is_flag=True,
     help="Audit the split (shared identities, outfits, images, dates, modalities); SOURCE may then be a split folder.",
 )
+@click.option(
+    "--train-set",
+    type=click.Choice(["train", "train+val"]),
+    default="train",
+    show_default=True,
+    help="Where the release has a validation set (MSMT17's list_val.txt): train keeps it for validation; "
+    "train+val trains on both (the published train set) and leaves no validation. Recorded in split.json.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace the -o folder if it exists and is not empty.")
 def command(
     source: Path,
@@ -70,6 +78,7 @@ def command(
     dataset: str | None,
     root: Path | None,
     describe: bool,
+    train_set: str,
     overwrite: bool,
 ) -> None:
     """Split SOURCE (a table .parquet, or with --describe a split folder) and print its statistics.
@@ -113,6 +122,7 @@ def command(
             val_fraction=val_fraction,  # type: ignore[arg-type]
             dataset=dataset,
             source=str(source),
+            train_set=train_set,  # type: ignore[arg-type]
         )
         record = describe_split(split) if describe else None
         if output is not None:

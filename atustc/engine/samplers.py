@@ -157,3 +157,16 @@ class BatchStream:
             seeds = np.random.default_rng([self.plan.seed, 1, it]).integers(0, 2**62, size=len(rows))
             rows, seeds = self.plan.shard(rows, self.rank), self.plan.shard(seeds, self.rank)
             yield [(int(r), int(s)) for r, s in zip(rows, seeds)]
+
+
+def choose_sampler(kind: SamplerKind, modality: np.ndarray, explicit: bool = False) -> tuple[SamplerKind, str | None]:
+    """The sampler a run uses on its train table, and a note when it is not the recipe's.
+
+    A recipe's ``pk_modality`` becomes ``pk`` on a single-modality train table (Market-1501, PRCC,
+    ...: no IR, or no RGB, image at all), where there is no second modality to balance; a sampler
+    set explicitly (``--set sampler=...``) is kept, and :meth:`BatchPlan.check` judges it.
+    """
+    if kind != "pk_modality" or explicit or len(np.unique(modality)) > 1:
+        return kind, None
+    only = "RGB" if len(modality) == 0 or int(modality[0]) == 0 else "IR"
+    return "pk", f"sampler pk_modality -> pk: the train table has {only} images only"

@@ -20,7 +20,7 @@ from atustc.engine.config import EngineConfig, apply_overrides, import_plugins, 
 from atustc.engine.data import LabelMaps, build_label_maps, check_images
 from atustc.engine.distributed import env_info, resolve_device
 from atustc.engine.request import AMP_MODES, TrainRequest
-from atustc.engine.samplers import BatchPlan
+from atustc.engine.samplers import BatchPlan, choose_sampler
 from atustc.errors import AtustcError
 from atustc.methods import MethodSpec, Recipe, get_method
 from atustc.runfolder import RunFolder
@@ -50,6 +50,7 @@ class TrainSetup:
     resume: bool
     val_protocol: str  # the split's validation protocol (split.json; AT-USTC's for older splits)
     val_note: str | None = None  # why there is no model selection, if there is none (validation may still be logged)
+    data_notes: tuple[str, ...] = ()  # how the recipe was fitted to the train table (e.g. the sampler on RGB-only data)
     checkpoint: dict[str, Any] | None = None  # last.pt, read and checked before anything is written
     dataset: str = "atustc"  # the split's dataset (split.json)
     protocols: dict[str, Any] | None = None  # the split's protocols record (split.json), for the leaderboard
@@ -145,6 +146,12 @@ def prepare(request: TrainRequest, world: int = 1) -> TrainSetup:
     check_needs(spec, train, f"{r.split}/train.parquet")
     labels = build_label_maps(train, f"{r.split}/train.parquet")
     enc = labels.encode(train)
+    notes: list[str] = []
+    if not resuming:  # a resumed run keeps its saved recipe's sampler
+        sampler, note = choose_sampler(recipe.sampler, enc["modality"], explicit="sampler" in r.overrides)
+        if note is not None:
+            recipe = dataclasses.replace(recipe, sampler=sampler)
+            notes.append(note)
     try:
         plan = BatchPlan(
             enc["pid"],
@@ -187,6 +194,7 @@ def prepare(request: TrainRequest, world: int = 1) -> TrainSetup:
         resume=resuming,
         val_protocol=val_protocol,
         val_note=val_note,
+        data_notes=tuple(notes),
         checkpoint=checkpoint,
         dataset=str(split.info.get("dataset", "atustc")),
         protocols=split_protocols.to_dict(),

@@ -69,7 +69,31 @@ class Trainer:
                 s.run.truncate_metrics(self.start)
         if self.info.is_main:
             params = sum(p.numel() for p in model.parameters())
-            s.run.write_status(params=params, heads=list(model.head_names), total_iters=self.total)
+            missing = self._report_data(tuple(model.head_names))
+            s.run.write_status(
+                params=params,
+                heads=list(model.head_names),
+                heads_without_data=missing,
+                data_notes=list(s.data_notes),
+                total_iters=self.total,
+            )
+
+    def _report_data(self, heads: tuple[str, ...]) -> dict[str, str]:
+        """Log and print how the recipe met the data, and the heads the train table cannot teach."""
+        import sys
+
+        from atustc.engine.headdata import heads_without_data
+
+        s = self.s
+        t = s.train
+        missing = heads_without_data(
+            heads, t["pid"].to_numpy(), (t["modality"] == "ir").to_numpy(), t["clothes"].to_numpy()
+        )
+        lines = [*s.data_notes] + [f"head {h} gets no training signal: {why}" for h, why in missing.items()]
+        for line in lines:
+            s.run.log(f"warning: {line}")
+            print(f"warning: {line}", file=sys.stderr)
+        return missing
 
     def _loader(self) -> torch.utils.data.DataLoader:
         s = self.s
@@ -185,7 +209,8 @@ class Trainer:
         if not self.info.is_main:
             return
         result = evaluate(load_protocol(s.val_protocol), s.val, feats).to_dict()
-        name, value = _selection_value(result, s.engine.val_metric)
+        group, name = _selection_row(result)
+        value = float(result[group][name][s.engine.val_metric])
         run.append_metrics({"iter": done, "epoch": epoch, "val": {"protocol": s.val_protocol, **result}})
         metric = f"val/{s.val_protocol}/{name}/{s.engine.val_metric}"
         run.log(f"epoch {epoch} iter {done}: {metric} = {value:.4f}")
@@ -224,15 +249,15 @@ class Trainer:
         )
 
 
-def _selection_value(result: dict[str, Any], metric: str) -> tuple[str, float]:
-    """What model selection reads: the protocol's last, overall aggregate (``Any-Time``; mixed: ``Anytime``).
+def _selection_row(result: dict[str, Any]) -> tuple[str, str]:
+    """``(group, name)`` of the row model selection reads: the protocol's last, overall aggregate
+    (``Any-Time``; mixed: ``Anytime``), else its last scenario (Market-1501's ``single-query``;
+    PRCC's and LTCC's ``clothes-change``, the value their papers report).
 
-    A protocol without aggregates (Market-1501, PRCC, ...) is read on its one scenario, or on the
-    unweighted mean of its scenarios (``scenario-mean``) when it has several.
+    Raises:
+        AtustcError: the validation protocol has neither an aggregate nor a scenario.
     """
-    if result["summary"]:
-        name = list(result["summary"])[-1]
-        return name, float(result["summary"][name][metric])
-    blocks = list(result["scenarios"].items())
-    values = [float(block[metric]) for _, block in blocks]
-    return (blocks[0][0] if len(blocks) == 1 else "scenario-mean"), sum(values) / len(values)
+    for group in ("summary", "scenarios"):
+        if result[group]:
+            return group, list(result[group])[-1]
+    raise AtustcError(f"validation protocol {result['protocol']}: no row to select best.pt on")

@@ -41,6 +41,12 @@ if TYPE_CHECKING:
 
 Strategy = Literal["official", "resplit"]
 STRATEGIES: tuple[str, ...] = ("official", "resplit")
+TrainSet = Literal["train", "train+val"]
+#: What a run trains on where the release has its own validation set (``validation = "release"``,
+#: MSMT17's ``list_val.txt``): ``train`` keeps it for validation (torchreid's default);
+#: ``train+val`` trains on both, the release's published train set (torchreid's ``combineall``),
+#: and leaves no validation rows (best.pt is then the last weights).
+TRAIN_SETS: tuple[str, ...] = ("train", "train+val")
 
 #: AT-USTC list name -> flags; the per-scenario pools use the official loader's names
 POOLS: dict[str, tuple[int, ...]] = {
@@ -170,6 +176,7 @@ def make_split(
     val_fraction: float | None = None,
     dataset: str | None = None,
     source: str = "table",
+    train_set: TrainSet = "train",
 ) -> Split:
     """Build and validate a split of an annotation table.
 
@@ -184,6 +191,8 @@ def make_split(
         dataset: the registered dataset whose rules and protocols apply (default: the one
             named by the table's ``dataset`` column).
         source: what the messages call the table (its file name, from the CLI).
+        train_set: ``train`` or ``train+val`` (see :data:`TRAIN_SETS`; only a dataset with a
+            release validation set has a choice); recorded in ``info["train_set"]``.
 
     Returns:
         The split.
@@ -199,6 +208,7 @@ def make_split(
     table = validate_table(table)
     if len(table) == 0:
         raise AtustcError(f"{source}: the table is empty: nothing to split")
+    source_hash = table_hash(table)
     if dataset is None:
         spec = dataset_of(table, source)
     else:
@@ -210,13 +220,22 @@ def make_split(
             f"--strategy resplit: dataset {spec.name} keeps its official split only "
             "(its protocol relies on the release's query/gallery choice)"
         )
+    if train_set not in TRAIN_SETS:
+        raise AtustcError(f"--train-set must be one of {', '.join(TRAIN_SETS)}, got {train_set!r}")
+    if train_set == "train+val":
+        if spec.validation != "release":
+            raise AtustcError(
+                f"--train-set train+val: dataset {spec.name} has no release validation set to add "
+                "(its validation identities are drawn from train)"
+            )
+        table = table.assign(split=table["split"].replace("val", "train"))
     frac = spec.val_fraction if val_fraction is None else float(val_fraction)
     if spec.validation == "flags":
         full, val_protocol = _flag_split(table, strategy, seed, frac, source)
     else:
         from atustc.split.assign import fraction_splits
 
-        if spec.validation == "release" and not (table["split"] == "val").any():
+        if spec.validation == "release" and train_set == "train" and not (table["split"] == "val").any():
             raise AtustcError(
                 f"{source}: dataset {spec.name} takes its validation identities from the release's val "
                 "rows, and the table has none"
@@ -240,8 +259,9 @@ def make_split(
             "validation": spec.validation,
             "val_fraction": frac,
             "strategy": strategy,
+            "train_set": train_set,
             "seed": int(seed),
-            "source_table_hash": table_hash(table),
+            "source_table_hash": source_hash,
             "root": None if root is None else str(Path(root).resolve()),
         },
     )

@@ -68,8 +68,10 @@ def load_split_for(
 ) -> tuple[pd.DataFrame, Split, str, Path]:
     """Load a table and its split, check they belong together, and find the image root.
 
-    The root follows :func:`atustc.table.image_root`: ``root`` if given, else the split's recorded
-    root, else the table manifest's.
+    The table is the one the split was made from, or the split folder's own ``table.parquet``
+    (the same rows with the split's ``split`` column; its source's hash is then returned). The root
+    follows :func:`atustc.table.image_root`: ``root`` if given, else the split's recorded root, else
+    the table manifest's.
 
     Returns:
         ``(table, split, table_hash, root)``.
@@ -83,6 +85,8 @@ def load_split_for(
     split = load_split(split_dir)
     src_hash = split.info.get("source_table_hash")
     thash = table_hash(table)
+    if src_hash is not None and src_hash != thash and table_hash(split.table) == thash:
+        thash = src_hash  # the split folder's own table.parquet
     if src_hash is not None and src_hash != thash:
         raise AtustcError(f"split {split_dir} was made from another table (hash {src_hash}, {table_path} has {thash})")
     return table, split, thash, image_root(root, table_path=table_path, split_info=split.info)
