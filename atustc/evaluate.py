@@ -17,7 +17,7 @@ matrix of every ranked block, which then goes through the same exact ranking and
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -102,14 +102,25 @@ class ProtocolResult:
     scenarios: dict[str, MetricRow]
     summary: dict[str, MetricRow]
     per_query: pd.DataFrame | None = None  # with ``top_k`` only: :data:`PER_QUERY_COLUMNS`
+    #: Scenarios with gallery sampling -> one record per run (:func:`trial_record`), in run order.
+    trials: dict[str, list[dict[str, Any]]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: ``{"protocol", "scenarios": {name: metrics}, "summary": {name: metrics}}``."""
-        return {
+        """JSON-ready: ``{"protocol", "scenarios": {name: metrics}, "summary": {name: metrics}}``.
+
+        A protocol with gallery sampling adds ``"trials"``: ``{scenario: [{"run", "trial",
+        "direction", "seed", "metrics", "gallery": [relpaths]}]}``, every drawn gallery, so that
+        the result can be re-scored elsewhere (``atustc eval --galleries``). Without sampling the
+        key is absent (the record is unchanged).
+        """
+        out: dict[str, Any] = {
             "protocol": self.protocol,
             "scenarios": {k: r.to_dict() for k, r in self.scenarios.items()},
             "summary": {k: r.to_dict() for k, r in self.summary.items()},
         }
+        if self.trials:
+            out["trials"] = self.trials
+        return out
 
     def to_frame(self) -> pd.DataFrame:
         """One row per scenario then per aggregate: protocol, kind, name, R1..mINP, valid_queries, queries."""
@@ -174,6 +185,7 @@ def evaluate(
     chunk_size: int | None = None,
     top_k: int | None = None,
     scores: ScoreHook | None = None,
+    galleries: Mapping[str, Sequence[np.ndarray]] | None = None,
 ) -> ProtocolResult:
     """Score ``features`` on every scenario of ``protocol`` over the rows of ``table``.
 
@@ -186,6 +198,9 @@ def evaluate(
         top_k: also build the per-query frame (:attr:`ProtocolResult.per_query`) with top-k lists.
         scores: replaces the score matrix of each ranked block (default: the protocol's metric
             on the features).
+        galleries: scenario -> the gallery table rows of each of its sampled runs, in run
+            order, used instead of drawing them (recorded trials, or an official draw file:
+            :mod:`atustc.galleries`).
 
     Returns:
         The per-scenario metrics and the protocol's aggregates.
@@ -208,18 +223,21 @@ def evaluate(
         c: torch.from_numpy(np.array(table[c].map(MODALITY_CODE) if c == "modality" else table[c], dtype=np.int64))
         for c in LABEL_COLUMNS
     }
-    runs = [_runs(s, q, g, table) for s, (q, g) in zip(protocol.scenarios, plans, strict=True)]
-    total = sum(len(q) for rs in runs for q, _ in rs)
+    given = _check_galleries(protocol, galleries or {})
+    runs = [_runs(s, q, g, table, given.get(s.name)) for s, (q, g) in zip(protocol.scenarios, plans, strict=True)]
+    total = sum(len(r.query) for rs in runs for r in rs)
 
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise AtustcError(f"top_k must be a positive integer, got {top_k!r}")
     frames = []
     with progress_bar(f"evaluating {protocol.name}", total, enabled=progress, transient=True) as advance:
         rows = {}
+        trials: dict[str, list[dict[str, Any]]] = {}
         for scenario, scenario_runs in zip(protocol.scenarios, runs, strict=True):
             head = heads[scenario.name]
             summaries = []
-            for n, (q, g) in enumerate(scenario_runs):
+            for n, run in enumerate(scenario_runs):
+                q, g = run.query, run.gallery
                 qm = _rank_run(
                     scenario,
                     q,
@@ -236,6 +254,8 @@ def evaluate(
                 summaries.append(_summarize(qm))
                 if top_k is not None:
                     frames.append(_per_query_frame(scenario.name, n, q, qm, table))
+                if run.trial is not None:
+                    trials.setdefault(scenario.name, []).append(trial_record(n, run, summaries[-1], table))
             rows[scenario.name] = _average(scenario.name, summaries)
     summary = {a.name: _aggregate(a.name, [rows[n] for n in a.scenarios], a.weight) for a in protocol.aggregates}
     per_query = None
@@ -243,7 +263,37 @@ def evaluate(
         import pandas as pd
 
         per_query = pd.concat(frames, ignore_index=True)
-    return ProtocolResult(protocol.name, rows, summary, per_query)
+    return ProtocolResult(protocol.name, rows, summary, per_query, trials or None)
+
+
+def trial_record(n: int, run: Run, summary: Summary, table: pd.DataFrame) -> dict[str, Any]:
+    """The record of one sampled run: its number, trial, direction, seed, metrics and gallery relpaths."""
+    row = _average("run", [summary]).to_dict()
+    return {
+        "run": n,
+        "trial": run.trial,
+        "direction": run.direction,
+        "seed": None if run.seed is None else list(run.seed),
+        "metrics": row,
+        "gallery": table["relpath"].to_numpy()[run.gallery].astype(str).tolist(),
+    }
+
+
+def _check_galleries(protocol: Protocol, galleries: Mapping[str, Sequence[np.ndarray]]) -> dict[str, list]:
+    """Given galleries, checked against the protocol: sampled scenarios and their number of runs."""
+    by_name = {s.name: s for s in protocol.scenarios}
+    out = {}
+    for name, runs in galleries.items():
+        s = by_name.get(name)
+        if s is None or s.sampling is None:
+            raise AtustcError(f"galleries: scenario {name!r} is not a sampled scenario of protocol {protocol.name}")
+        want = s.sampling.trials * (1 if s.directions == "forward" else 2)
+        if len(runs) != want:
+            raise AtustcError(
+                f"galleries: scenario {name!r} has {len(runs)} galleries, protocol {protocol.name} runs it {want} times"
+            )
+        out[name] = list(runs)
+    return out
 
 
 def _summarize(qm: QueryMetrics) -> Summary:
@@ -330,24 +380,64 @@ def _feature_rows(features: Features, table: pd.DataFrame, needed: np.ndarray) -
     return pos
 
 
-def _runs(scenario: Scenario, q: np.ndarray, g: np.ndarray, table: pd.DataFrame) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(query rows, gallery rows) of every trial and direction of a scenario."""
-    pairs = [(q, g)] if scenario.directions == "forward" else [(q, g), (g, q)]
+@dataclass(frozen=True)
+class Run:
+    """One ranked (query rows, gallery rows) pair of a scenario: a trial and a direction.
+
+    Attributes:
+        query: table rows of the queries.
+        gallery: table rows of the gallery (after sampling).
+        trial: the sampling trial (None without sampling).
+        direction: ``"forward"`` (query pool -> gallery pool) or ``"reverse"``.
+        seed: the ``default_rng`` seed of the draw (None without sampling or for a given gallery).
+    """
+
+    query: np.ndarray
+    gallery: np.ndarray
+    trial: int | None = None
+    direction: str = "forward"
+    seed: tuple[int, int] | None = None
+
+
+def _runs(
+    scenario: Scenario, q: np.ndarray, g: np.ndarray, table: pd.DataFrame, given: Sequence[np.ndarray] | None = None
+) -> list[Run]:
+    """Every trial and direction of a scenario; ``given`` replaces the drawn galleries, run by run."""
+    pairs = [("forward", q, g)] if scenario.directions == "forward" else [("forward", q, g), ("reverse", g, q)]
     if scenario.sampling is None:
-        return pairs
+        return [Run(qr, gr, None, d) for d, qr, gr in pairs]
     s = scenario.sampling
-    return [(qr, single_shot(gr, table, s.seed + t)) for t in range(s.trials) for qr, gr in pairs]
+    out = []
+    for t in range(s.trials):
+        for d, qr, gr in pairs:
+            if given is None:
+                out.append(Run(qr, draw_gallery(gr, table, s.shots, s.seed, t), t, d, (s.seed, t)))
+            else:
+                out.append(Run(qr, np.asarray(given[len(out)], dtype=np.int64), t, d, None))
+    return out
 
 
-def single_shot(rows: np.ndarray, table: pd.DataFrame, seed: int) -> np.ndarray:
-    """Keep one row per (pid, camera), drawn with ``seed``; the kept rows stay in table order."""
-    rng = np.random.default_rng(seed)
+def draw_gallery(rows: np.ndarray, table: pd.DataFrame, shots: int, seed: int, trial: int) -> np.ndarray:
+    """Keep ``shots`` random rows per (pid, camera) (all of a smaller group), for ``trial`` of ``seed``.
+
+    The draw uses ``numpy.random.default_rng([seed, trial])`` over the rows sorted by ``relpath``,
+    so it depends on neither the table's row order nor the machine, and trials are independent
+    streams (not ``seed + trial``, which would make trial 1 of seed 0 equal trial 0 of seed 1).
+    The kept rows are returned in table order.
+    """
+    relpath = table["relpath"].to_numpy()[rows].astype(str)
+    by_name = np.argsort(relpath, kind="stable")
+    key = np.empty(rows.size)
+    key[by_name] = np.random.default_rng([seed, trial]).random(rows.size)
     pid = table["pid"].to_numpy()[rows]
     cam = table["camera"].to_numpy()[rows]
-    order = np.lexsort((rng.random(rows.size), cam, pid))
-    first = np.ones(rows.size, dtype=bool)
-    first[1:] = (pid[order][1:] != pid[order][:-1]) | (cam[order][1:] != cam[order][:-1])
-    return np.sort(rows[order[first]])
+    order = np.lexsort((key, cam, pid))
+    p, c = pid[order], cam[order]
+    start = np.ones(rows.size, dtype=bool)
+    start[1:] = (p[1:] != p[:-1]) | (c[1:] != c[:-1])
+    group_start = np.maximum.accumulate(np.where(start, np.arange(rows.size), 0))
+    keep = (np.arange(rows.size) - group_start) < shots
+    return np.sort(rows[order[keep]])
 
 
 def _rank_run(
