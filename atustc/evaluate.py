@@ -266,6 +266,18 @@ def evaluate(
     return ProtocolResult(protocol.name, rows, summary, per_query, trials or None)
 
 
+def average_results(results: list[ProtocolResult], protocol: Protocol) -> ProtocolResult:
+    """The mean of several results of one protocol (e.g. RegDB's released trials, one table each).
+
+    Each scenario row is the unweighted mean of its rows (as trials are averaged); the
+    protocol's aggregates are computed again from the means. Per-query frames and recorded
+    trials stay with the single results.
+    """
+    rows = {name: _average(name, [r.scenarios[name] for r in results]) for name in results[0].scenarios}
+    summary = {a.name: _aggregate(a.name, [rows[n] for n in a.scenarios], a.weight) for a in protocol.aggregates}
+    return ProtocolResult(protocol.name, rows, summary)
+
+
 def trial_record(n: int, run: Run, summary: Summary, table: pd.DataFrame) -> dict[str, Any]:
     """The record of one sampled run: its number, trial, direction, seed, metrics and gallery relpaths."""
     row = _average("run", [summary]).to_dict()
@@ -494,7 +506,7 @@ def _rank_run(
     return out
 
 
-def _average(name: str, summaries: list[Summary]) -> MetricRow:
+def _average(name: str, summaries: list[Summary] | list[MetricRow]) -> MetricRow:
     """Average trials/directions (one summary passes through unchanged)."""
     return MetricRow(
         name,
