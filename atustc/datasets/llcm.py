@@ -57,7 +57,7 @@ def scan(root: Path) -> Scan:
             is missing, or a test identity without images.
     """
     parts = [f"{p}_{m}" for p in ("train", "test") for m in MODALITIES]
-    require(root, "llcm", [*parts, *(p for p, _ in TRAIN_LISTS), TEST_IDS], "LLCM")
+    require(root, "llcm", [*parts, "idx"], "LLCM")
     rejected: list[dict[str, str]] = []
     folders = [f for p in parts for f in _camera_folders(root, p, rejected)]
     tree = walk_pid_folders(root, folders, rejected)

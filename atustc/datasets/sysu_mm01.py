@@ -50,7 +50,7 @@ def scan(root: Path) -> Scan:
         AtustcError: not a SYSU-MM01 root, a missing or malformed id list, an identity in two
             lists, or a listed identity without images.
     """
-    require(root, "sysu-mm01", [*(f"cam{c}" for c in CAMERAS), *(p for _, p in LISTS)], "SYSU-MM01")
+    require(root, "sysu-mm01", [*(f"cam{c}" for c in CAMERAS), "exp"], "SYSU-MM01")
     ids = {part: read_ids(root / path) for part, path in LISTS}
     owner: dict[int, str] = {}
     for part, path in LISTS:
@@ -97,12 +97,13 @@ def rand_perm_galleries(path: Path, protocol: Protocol, table: pd.DataFrame) -> 
             drawn image that is not a row of the table.
     """
     from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
 
     from atustc.evaluate import _plan
 
     try:
         perm = loadmat(str(path))["rand_perm_cam"]
-    except (OSError, ValueError, KeyError, NotImplementedError) as exc:
+    except (OSError, ValueError, KeyError, NotImplementedError, MatReadError) as exc:
         raise AtustcError(f"{path}: not a SYSU-MM01 rand_perm_cam.mat file ({exc})") from None
     index = {r: i for i, r in enumerate(table["relpath"].astype(str))}
     out: dict[str, list[np.ndarray]] = {}
