@@ -230,6 +230,9 @@ def evaluate(
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise AtustcError(f"top_k must be a positive integer, got {top_k!r}")
     frames = []
+    from atustc.poolscores import PoolScores
+
+    pool_scores = PoolScores(features.feat, fpos, protocol.metric)
     with progress_bar(f"evaluating {protocol.name}", total, enabled=progress, transient=True) as advance:
         rows = {}
         trials: dict[str, list[dict[str, Any]]] = {}
@@ -238,6 +241,9 @@ def evaluate(
             summaries = []
             for n, run in enumerate(scenario_runs):
                 q, g = run.query, run.gallery
+                shared = None
+                if run.pool is not None and scores is None and np.isin(g, run.pool).all():
+                    shared = pool_scores.scorer(head, q, run.pool)
                 qm = _rank_run(
                     scenario,
                     q,
@@ -250,6 +256,7 @@ def evaluate(
                     advance,
                     top_k,
                     scores,
+                    shared,
                 )
                 summaries.append(_summarize(qm))
                 if top_k is not None:
@@ -409,6 +416,7 @@ class Run:
     trial: int | None = None
     direction: str = "forward"
     seed: tuple[int, int] | None = None
+    pool: np.ndarray | None = None  # with sampling: the gallery pool the draw came from
 
 
 def _runs(
@@ -423,9 +431,9 @@ def _runs(
     for t in range(s.trials):
         for d, qr, gr in pairs:
             if given is None:
-                out.append(Run(qr, draw_gallery(gr, table, s.shots, s.seed, t), t, d, (s.seed, t)))
+                out.append(Run(qr, draw_gallery(gr, table, s.shots, s.seed, t), t, d, (s.seed, t), gr))
             else:
-                out.append(Run(qr, np.asarray(given[len(out)], dtype=np.int64), t, d, None))
+                out.append(Run(qr, np.asarray(given[len(out)], dtype=np.int64), t, d, None, gr))
     return out
 
 
@@ -464,10 +472,13 @@ def _rank_run(
     advance: Callable[[int], None],
     top_k: int | None = None,
     scores: ScoreHook | None = None,
+    shared: Callable[[np.ndarray, np.ndarray], Callable[[slice], torch.Tensor]] | None = None,
 ) -> QueryMetrics:
     """Rank one (query rows, gallery rows) run of a scenario, block by modality where the rules allow.
 
-    With ``top_k``, the top lists hold table row indices (-1 = padding).
+    With ``top_k``, the top lists hold table row indices (-1 = padding). ``shared`` gives the
+    scores of (query rows, gallery rows) from a matrix computed once for a sampled scenario
+    (:class:`atustc.poolscores.PoolScores`).
     """
     import torch
 
@@ -483,7 +494,6 @@ def _rank_run(
         ql = {k: v[qi] for k, v in labels.items()}
         gl = {k: v[gi] for k, v in labels.items()}
         junk_same, junk_other = scenario.compile_junk(ql, gl, skip_modality_blocks=split)
-        qf, gf = torch.from_numpy(feat[fpos[qi]]), torch.from_numpy(feat[fpos[gi]])
         common = dict(
             junk_same=junk_same,
             junk_other=junk_other,
@@ -492,11 +502,15 @@ def _rank_run(
             on_chunk=advance,
             top_k=top_k,
         )
-        if scores is None:
-            # overwrite: the gallery tensor is this call's own copy
-            qm = rank_features(qf, gf, ql["pid"], gl["pid"], metric=metric, overwrite=True, **common)  # type: ignore[arg-type]
+        if shared is not None:
+            qm = rank_chunks(shared(qi, gi), ql["pid"], gl["pid"], **common)  # type: ignore[arg-type]
         else:
-            qm = rank_chunks(scores(qf, gf, metric), ql["pid"], gl["pid"], **common)  # type: ignore[arg-type]
+            qf, gf = torch.from_numpy(feat[fpos[qi]]), torch.from_numpy(feat[fpos[gi]])
+            if scores is None:
+                # overwrite: the gallery tensor is this call's own copy
+                qm = rank_features(qf, gf, ql["pid"], gl["pid"], metric=metric, overwrite=True, **common)  # type: ignore[arg-type]
+            else:
+                qm = rank_chunks(scores(qf, gf, metric), ql["pid"], gl["pid"], **common)  # type: ignore[arg-type]
         if top_k is not None:
             qm.top_index[:] = np.where(qm.top_index >= 0, gi[np.maximum(qm.top_index, 0)], -1)
         qm.scatter(out, qsel)

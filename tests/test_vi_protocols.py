@@ -354,3 +354,16 @@ def test_atustc_eval_json_is_byte_identical_without_sampling(tmp_path, capsys):
     assert "trials" not in json.loads(data)
     assert hashlib.sha256(data).hexdigest() == ATUSTC_EVAL_SHA256
     capsys.readouterr()
+
+
+def test_shared_pool_scores_give_the_numbers_of_scoring_each_run(vi_tables, monkeypatch):
+    import atustc.poolscores
+
+    table = vi_tables["sysu-mm01"]
+    feats = features_for(table, 1)
+    proto = load_protocol("sysu-mm01:all-settings")
+    shared = evaluate(proto, table, feats, top_k=5)
+    monkeypatch.setattr(atustc.poolscores, "MAX_CELLS", 0)  # nothing fits: every run scores its own gallery
+    alone = evaluate(proto, table, feats, top_k=5)
+    assert shared.to_dict() == alone.to_dict()
+    pd.testing.assert_frame_equal(shared.per_query, alone.per_query)
