@@ -57,9 +57,13 @@ class PoolScores:
             self.left -= query.size * pool.size
 
         def make(qi: np.ndarray, gi: np.ndarray) -> Callable[[slice], torch.Tensor]:
-            qpos = torch.from_numpy(np.searchsorted(entry.query, qi))
+            qpos = np.searchsorted(entry.query, qi)
             gpos = torch.from_numpy(np.searchsorted(entry.gallery, gi))
-            return lambda rows: entry.scores[qpos[rows]][:, gpos]
+            if qpos.size and qpos[-1] - qpos[0] + 1 == qpos.size:  # contiguous rows: a view, then the columns
+                first = int(qpos[0])
+                return lambda rows: entry.scores[first + rows.start : first + rows.stop].index_select(1, gpos)
+            rows_of = torch.from_numpy(qpos)
+            return lambda rows: entry.scores.index_select(0, rows_of[rows]).index_select(1, gpos)
 
         return make
 

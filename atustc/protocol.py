@@ -46,7 +46,7 @@ Gallery sampling ``single_shot`` keeps one random gallery image per (pid, camera
 ``trials`` trials, ``multi_shot`` keeps ``shots`` of them (all of a smaller group); trial ``t``
 draws with ``numpy.random.default_rng([seed, t])`` over the gallery rows sorted by ``relpath``,
 so a draw depends on neither the table's row order nor the machine (see
-:func:`atustc.evaluate.draw_gallery`); metrics are averaged over trials and directions, and
+:func:`atustc.trials.draw_gallery`); metrics are averaged over trials and directions, and
 every drawn gallery is recorded in the result (:attr:`atustc.evaluate.ProtocolResult.trials`).
 """
 

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from atustc.errors import AtustcError
-from atustc.evaluate import draw_gallery, evaluate
+from atustc.evaluate import evaluate
 from atustc.features import Features
 from atustc.protocol import load_protocol, parse_protocol, protocol_variants
+from atustc.trials import draw_gallery
 from ranking_reference import exact_features, make_table, path, reference_metrics, reference_scenario  # noqa: F401
 
 METRICS = ("R1", "R5", "R10", "R20", "mAP", "mINP")

@@ -12,11 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from atustc.evaluate import draw_gallery, evaluate
+from atustc.evaluate import evaluate
 from atustc.features import Features
 from atustc.protocol import load_protocol
 from atustc.synth.layouts import write_layout
 from atustc.table import validate_table
+from atustc.trials import draw_gallery
 from tests.ranking_reference import reference_metrics, reference_query
 from tests.reid_standin import features_for, index_root, miniature_root
 

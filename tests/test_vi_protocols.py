@@ -18,12 +18,13 @@ import pytest
 
 from atustc.cli import main
 from atustc.errors import AtustcError
-from atustc.evaluate import draw_gallery, evaluate
+from atustc.evaluate import evaluate
 from atustc.features import Features, save_features
 from atustc.galleries import load_galleries
 from atustc.protocol import load_protocol, parse_protocol
 from atustc.synth.layouts import write_layout
 from atustc.table import save_table, validate_table
+from atustc.trials import draw_gallery
 from tests.reid_standin import features_for, index_root
 
 SPECS = ("sysu-mm01", "sysu-mm01:all-settings", "regdb", "llcm", "llcm:atreid")
