@@ -17,7 +17,7 @@ matrix of every ranked block, which then goes through the same exact ranking and
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,7 @@ import numpy as np
 from atustc.errors import AtustcError
 from atustc.protocol import LABEL_COLUMNS, MODALITY_CODE, Pool, Protocol, Scenario
 from atustc.richprogress import progress_bar
+from atustc.trials import Run, check_galleries, plan_runs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -102,14 +103,25 @@ class ProtocolResult:
     scenarios: dict[str, MetricRow]
     summary: dict[str, MetricRow]
     per_query: pd.DataFrame | None = None  # with ``top_k`` only: :data:`PER_QUERY_COLUMNS`
+    #: Scenarios with gallery sampling -> one record per run (:func:`trial_record`), in run order.
+    trials: dict[str, list[dict[str, Any]]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: ``{"protocol", "scenarios": {name: metrics}, "summary": {name: metrics}}``."""
-        return {
+        """JSON-ready: ``{"protocol", "scenarios": {name: metrics}, "summary": {name: metrics}}``.
+
+        A protocol with gallery sampling adds ``"trials"``: ``{scenario: [{"run", "trial",
+        "direction", "seed", "metrics", "gallery": [relpaths]}]}``, every drawn gallery, so that
+        the result can be re-scored elsewhere (``atustc eval --galleries``). Without sampling the
+        key is absent (the record is unchanged).
+        """
+        out: dict[str, Any] = {
             "protocol": self.protocol,
             "scenarios": {k: r.to_dict() for k, r in self.scenarios.items()},
             "summary": {k: r.to_dict() for k, r in self.summary.items()},
         }
+        if self.trials:
+            out["trials"] = self.trials
+        return out
 
     def to_frame(self) -> pd.DataFrame:
         """One row per scenario then per aggregate: protocol, kind, name, R1..mINP, valid_queries, queries."""
@@ -175,6 +187,7 @@ def evaluate(
     top_k: int | None = None,
     scores: ScoreHook | None = None,
     in_place: bool = False,
+    galleries: Mapping[str, Sequence[np.ndarray]] | None = None,
 ) -> ProtocolResult:
     """Score ``features`` on every scenario of ``protocol`` over the rows of ``table``.
 
@@ -193,6 +206,9 @@ def evaluate(
         in_place: ``features.feat`` is the caller's to give up: a ``cosine`` protocol L2-normalises
             the heads it uses in place, once, instead of normalising a copy of every gallery (the
             same numbers, no feature copy where pools are consecutive rows; ``features`` is changed).
+        galleries: scenario -> the gallery table rows of each of its sampled runs, in run
+            order, used instead of drawing them (recorded trials, or an official draw file:
+            :mod:`atustc.galleries`).
 
     Returns:
         The per-scenario metrics and the protocol's aggregates.
@@ -203,7 +219,7 @@ def evaluate(
     """
     import torch
 
-    plans = [_plan(protocol, s, table) for s in protocol.scenarios]
+    plans = [scenario_rows(protocol, s, table) for s in protocol.scenarios]
     fpos = _feature_rows(features, table, _union(plans))
     heads = {}
     for s in protocol.scenarios:
@@ -215,23 +231,32 @@ def evaluate(
         c: torch.from_numpy(np.array(table[c].map(MODALITY_CODE) if c == "modality" else table[c], dtype=np.int64))
         for c in LABEL_COLUMNS
     }
-    runs = [_runs(s, q, g, table) for s, (q, g) in zip(protocol.scenarios, plans, strict=True)]
+    given = check_galleries(protocol, galleries or {})
+    runs = [plan_runs(s, q, g, table, given.get(s.name)) for s, (q, g) in zip(protocol.scenarios, plans, strict=True)]
     normalized = in_place and scores is None and protocol.metric == "cosine"
     if normalized:
         feat = torch.from_numpy(features.feat)
         for h in sorted(set(heads.values())):
             torch.nn.functional.normalize(feat[:, h], dim=1, out=feat[:, h])
-    total = sum(len(q) for rs in runs for q, _ in rs)
+    total = sum(len(r.query) for rs in runs for r in rs)
 
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise AtustcError(f"top_k must be a positive integer, got {top_k!r}")
     frames = []
+    from atustc.poolscores import PoolScores
+
+    pool_scores = PoolScores(features.feat, fpos, protocol.metric)
     with progress_bar(f"evaluating {protocol.name}", total, enabled=progress, transient=True) as advance:
         rows = {}
+        trials: dict[str, list[dict[str, Any]]] = {}
         for scenario, scenario_runs in zip(protocol.scenarios, runs, strict=True):
             head = heads[scenario.name]
             summaries = []
-            for n, (q, g) in enumerate(scenario_runs):
+            for n, run in enumerate(scenario_runs):
+                q, g = run.query, run.gallery
+                shared = None
+                if run.pool is not None and scores is None and np.isin(g, run.pool).all():
+                    shared = pool_scores.scorer(head, q, run.pool)
                 qm = _rank_run(
                     scenario,
                     q,
@@ -245,10 +270,13 @@ def evaluate(
                     top_k,
                     scores,
                     normalized,
+                    shared,
                 )
                 summaries.append(_summarize(qm))
                 if top_k is not None:
                     frames.append(_per_query_frame(scenario.name, n, q, qm, table))
+                if run.trial is not None:
+                    trials.setdefault(scenario.name, []).append(trial_record(n, run, summaries[-1], table))
             rows[scenario.name] = _average(scenario.name, summaries)
     summary = {a.name: _aggregate(a.name, [rows[n] for n in a.scenarios], a.weight) for a in protocol.aggregates}
     per_query = None
@@ -256,7 +284,32 @@ def evaluate(
         import pandas as pd
 
         per_query = pd.concat(frames, ignore_index=True)
-    return ProtocolResult(protocol.name, rows, summary, per_query)
+    return ProtocolResult(protocol.name, rows, summary, per_query, trials or None)
+
+
+def average_results(results: list[ProtocolResult], protocol: Protocol) -> ProtocolResult:
+    """The mean of several results of one protocol (e.g. RegDB's released trials, one table each).
+
+    Each scenario row is the unweighted mean of its rows (as trials are averaged); the
+    protocol's aggregates are computed again from the means. Per-query frames and recorded
+    trials stay with the single results.
+    """
+    rows = {name: _average(name, [r.scenarios[name] for r in results]) for name in results[0].scenarios}
+    summary = {a.name: _aggregate(a.name, [rows[n] for n in a.scenarios], a.weight) for a in protocol.aggregates}
+    return ProtocolResult(protocol.name, rows, summary)
+
+
+def trial_record(n: int, run: Run, summary: Summary, table: pd.DataFrame) -> dict[str, Any]:
+    """The record of one sampled run: its number, trial, direction, seed, metrics and gallery relpaths."""
+    row = _average("run", [summary]).to_dict()
+    return {
+        "run": n,
+        "trial": run.trial,
+        "direction": run.direction,
+        "seed": None if run.seed is None else list(run.seed),
+        "metrics": row,
+        "gallery": table["relpath"].to_numpy()[run.gallery].astype(str).tolist(),
+    }
 
 
 def _summarize(qm: QueryMetrics) -> Summary:
@@ -298,14 +351,14 @@ def needed_rows(protocol: Protocol, table: pd.DataFrame) -> np.ndarray:
     Raises:
         AtustcError: a scenario's pool matches no row.
     """
-    return _union([_plan(protocol, s, table) for s in protocol.scenarios])
+    return _union([scenario_rows(protocol, s, table) for s in protocol.scenarios])
 
 
 def _union(plans: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     return np.unique(np.concatenate([np.concatenate(p) for p in plans]))
 
 
-def _plan(protocol: Protocol, scenario: Scenario, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def scenario_rows(protocol: Protocol, scenario: Scenario, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     out = []
     masks = scenario.select(table)
     for role, pool, mask in zip(("query", "gallery"), (scenario.query, scenario.gallery), masks, strict=True):
@@ -343,26 +396,6 @@ def _feature_rows(features: Features, table: pd.DataFrame, needed: np.ndarray) -
     return pos
 
 
-def _runs(scenario: Scenario, q: np.ndarray, g: np.ndarray, table: pd.DataFrame) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(query rows, gallery rows) of every trial and direction of a scenario."""
-    pairs = [(q, g)] if scenario.directions == "forward" else [(q, g), (g, q)]
-    if scenario.sampling is None:
-        return pairs
-    s = scenario.sampling
-    return [(qr, single_shot(gr, table, s.seed + t)) for t in range(s.trials) for qr, gr in pairs]
-
-
-def single_shot(rows: np.ndarray, table: pd.DataFrame, seed: int) -> np.ndarray:
-    """Keep one row per (pid, camera), drawn with ``seed``; the kept rows stay in table order."""
-    rng = np.random.default_rng(seed)
-    pid = table["pid"].to_numpy()[rows]
-    cam = table["camera"].to_numpy()[rows]
-    order = np.lexsort((rng.random(rows.size), cam, pid))
-    first = np.ones(rows.size, dtype=bool)
-    first[1:] = (pid[order][1:] != pid[order][:-1]) | (cam[order][1:] != cam[order][:-1])
-    return np.sort(rows[order[first]])
-
-
 def _rank_run(
     scenario: Scenario,
     q_rows: np.ndarray,
@@ -376,11 +409,14 @@ def _rank_run(
     top_k: int | None = None,
     scores: ScoreHook | None = None,
     normalized: bool = False,
+    shared: Callable[[np.ndarray, np.ndarray], Callable[[slice], torch.Tensor]] | None = None,
 ) -> QueryMetrics:
     """Rank one (query rows, gallery rows) run of a scenario, block by modality where the rules allow.
 
     With ``top_k``, the top lists hold table row indices (-1 = padding). ``normalized``: the
-    features are already L2-normalised (cosine).
+    features are already L2-normalised (cosine). ``shared`` gives the scores of (query rows,
+    gallery rows) from a matrix computed once for a sampled scenario
+    (:class:`atustc.poolscores.PoolScores`).
     """
     import torch
 
@@ -396,7 +432,6 @@ def _rank_run(
         ql = {k: v[qi] for k, v in labels.items()}
         gl = {k: v[gi] for k, v in labels.items()}
         junk_same, junk_other = scenario.compile_junk(ql, gl, skip_modality_blocks=split)
-        (qf, _), (gf, g_copied) = _feature_block(feat, fpos[qi]), _feature_block(feat, fpos[gi])
         common = dict(
             junk_same=junk_same,
             junk_other=junk_other,
@@ -405,13 +440,17 @@ def _rank_run(
             on_chunk=advance,
             top_k=top_k,
         )
-        if scores is None:
-            # overwrite: only a gathered gallery is this call's own copy
-            qm = rank_features(
-                qf, gf, ql["pid"], gl["pid"], metric=metric, overwrite=g_copied, normalized=normalized, **common
-            )  # type: ignore[arg-type]
+        if shared is not None:
+            qm = rank_chunks(shared(qi, gi), ql["pid"], gl["pid"], **common)  # type: ignore[arg-type]
         else:
-            qm = rank_chunks(scores(qf, gf, metric), ql["pid"], gl["pid"], **common)  # type: ignore[arg-type]
+            (qf, _), (gf, g_copied) = _feature_block(feat, fpos[qi]), _feature_block(feat, fpos[gi])
+            if scores is None:
+                # overwrite: only a gathered gallery is this call's own copy
+                qm = rank_features(
+                    qf, gf, ql["pid"], gl["pid"], metric=metric, overwrite=g_copied, normalized=normalized, **common
+                )  # type: ignore[arg-type]
+            else:
+                qm = rank_chunks(scores(qf, gf, metric), ql["pid"], gl["pid"], **common)  # type: ignore[arg-type]
         if top_k is not None:
             qm.top_index[:] = np.where(qm.top_index >= 0, gi[np.maximum(qm.top_index, 0)], -1)
         qm.scatter(out, qsel)
@@ -430,7 +469,7 @@ def _feature_block(feat: np.ndarray, pos: np.ndarray) -> tuple[torch.Tensor, boo
     return torch.from_numpy(feat[pos]), True
 
 
-def _average(name: str, summaries: list[Summary]) -> MetricRow:
+def _average(name: str, summaries: list[Summary] | list[MetricRow]) -> MetricRow:
     """Average trials/directions (one summary passes through unchanged)."""
     return MetricRow(
         name,

@@ -21,6 +21,7 @@ A protocol is a TOML file (named ones live in the ``protocols`` package). Every 
     ]
     directions = "forward"           # forward (default) | both (also gallery -> query; averaged)
     sampling = { mode = "single_shot", trials = 10, seed = 0 }   # optional gallery sampling
+    # or { mode = "multi_shot", shots = 10, trials = 10, seed = 0 }
     same_camera_junk = true          # false: no always-on same-pid same-camera rule
     identities = "clothes_change"    # optional: only identities seen in > 1 outfit in the pools
 
@@ -42,8 +43,11 @@ Named variants: ``[variants.NAME]`` tables in the same file, loaded as ``FILE:NA
 over the base section by section (see :mod:`atustc.protocol_variants` and ``protocols/README.md``).
 
 Gallery sampling ``single_shot`` keeps one random gallery image per (pid, camera) in each of
-``trials`` trials (trial ``t`` draws with seed ``seed + t``); metrics are averaged over trials
-and directions.
+``trials`` trials, ``multi_shot`` keeps ``shots`` of them (all of a smaller group); trial ``t``
+draws with ``numpy.random.default_rng([seed, t])`` over the gallery rows sorted by ``relpath``,
+so a draw depends on neither the table's row order nor the machine (see
+:func:`atustc.trials.draw_gallery`); metrics are averaged over trials and directions, and
+every drawn gallery is recorded in the result (:attr:`atustc.evaluate.ProtocolResult.trials`).
 """
 
 from __future__ import annotations
@@ -79,7 +83,7 @@ RULES: dict[str, tuple[str, ...]] = {
 SCOPES: tuple[str, ...] = ("all", "same_pid")
 METRICS: tuple[str, ...] = ("cosine", "euclidean")
 DIRECTIONS: tuple[str, ...] = ("forward", "both")
-SAMPLING_MODES: tuple[str, ...] = ("single_shot",)
+SAMPLING_MODES: tuple[str, ...] = ("single_shot", "multi_shot")
 WEIGHTS: tuple[str, ...] = ("mean", "valid")
 #: Values of a scenario's ``identities`` filter.
 IDENTITY_FILTERS: tuple[str, ...] = ("clothes_change",)
@@ -172,11 +176,12 @@ SAME_CAMERA_JUNK = JunkRule("camera", "different", "same_pid")
 
 @dataclass(frozen=True)
 class Sampling:
-    """Gallery sampling: ``trials`` draws of one image per (pid, camera)."""
+    """Gallery sampling: ``trials`` draws of ``shots`` images per (pid, camera) (1 for ``single_shot``)."""
 
     mode: str
     trials: int
     seed: int
+    shots: int = 1
 
 
 @dataclass(frozen=True)
@@ -520,11 +525,17 @@ class _Validator:
         if "sampling" in body:
             skey = f"{key}.sampling"
             s = self.table(body["sampling"], skey)
-            self.keys(s, skey, {"mode", "trials", "seed"})
+            self.keys(s, skey, {"mode", "trials", "seed", "shots"})
             mode = self.choice(self.required(s, "mode", skey), f"{skey}.mode", SAMPLING_MODES)
             trials = self.integer(self.required(s, "trials", skey), f"{skey}.trials", minimum=1)
             seed = self.integer(s.get("seed", 0), f"{skey}.seed", minimum=0)
-            sampling = Sampling(mode, trials, seed)
+            if mode == "single_shot":
+                if "shots" in s:
+                    raise self.fail(f"{skey}.shots", "only multi_shot takes 'shots' (single_shot keeps 1)")
+                shots = 1
+            else:
+                shots = self.integer(self.required(s, "shots", skey), f"{skey}.shots", minimum=1)
+            sampling = Sampling(mode, trials, seed, shots)
         same_camera = body.get("same_camera_junk", True)
         if not isinstance(same_camera, bool):
             raise self.fail(f"{key}.same_camera_junk", f"expected true or false, got {same_camera!r}")

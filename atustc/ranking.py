@@ -395,8 +395,13 @@ def same_identity_pairs(q_pid: torch.Tensor, g_pid: torch.Tensor) -> tuple[torch
     return rows, order[start[rows] + within]
 
 
-def _scores(q: torch.Tensor, g: torch.Tensor, g_sqnorm: torch.Tensor | None, out: torch.Tensor) -> torch.Tensor:
-    """``q @ g.T`` into ``out`` (``[len(q), G]``); with ``g_sqnorm`` the negated squared distance, in place."""
+def pair_scores(
+    q: torch.Tensor, g: torch.Tensor, g_sqnorm: torch.Tensor | None, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``q @ g.T`` into ``out`` (``[len(q), G]``, allocated when None); with ``g_sqnorm`` the negated squared
+    distance, in place."""
+    if out is None:
+        out = torch.empty(len(q), len(g), dtype=q.dtype, device=q.device)
     torch.mm(q, g.T, out=out)
     if g_sqnorm is None:
         return out
@@ -477,7 +482,7 @@ def rank_features(
         q_chunk = q[chunk]
         if cosine and not normalized:
             q_chunk = torch.nn.functional.normalize(q_chunk, dim=1)
-        return _scores(q_chunk, g, g_sqnorm, buffer[: chunk.stop - chunk.start])
+        return pair_scores(q_chunk, g, g_sqnorm, buffer[: chunk.stop - chunk.start])
 
     return rank_chunks(
         score_chunk,

@@ -140,7 +140,14 @@ def _block(r1: float, m_ap: float) -> dict:
     return {"R1": r1, "R5": 1.0, "R10": 1.0, "R20": 1.0, "mAP": m_ap, "mINP": m_ap / 2, "valid_queries": 10}
 
 
-XD_PROTOCOL = {"market1501": "market1501", "cuhk03": "cuhk03", "prcc": "prcc", "ltcc": "ltcc", "msmt17": "msmt17"}
+XD_PROTOCOL = {
+    "market1501": "market1501",
+    "cuhk03": "cuhk03",
+    "prcc": "prcc",
+    "ltcc": "ltcc",
+    "msmt17": "msmt17",
+    "sysu-mm01": "sysu-mm01",
+}
 
 
 def write_run(root: Path, train: str, seed: int, xd: dict[str, tuple[float, float]], method: str = "m") -> Path:

@@ -102,12 +102,12 @@ def test_unattributable_parameter_is_an_error() -> None:
 
 
 def test_bench_list_shows_paper_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
-    from atustc.bench import harness
+    from atustc.bench import methods_info
     from atustc.cli import cli
 
     row = {"name": "bot", "family": "Tr-ReID", "heads": "global", "params_tiny": 3_390_000,
            "recipe_tiny": "t", "recipe_paper": "p"}  # fmt: skip
-    monkeypatch.setattr(harness, "describe_methods", lambda: [row])
+    monkeypatch.setattr(methods_info, "describe_methods", lambda: [row])
     result = CliRunner().invoke(cli, ["bench", "--list"])
     assert result.exit_code == 0, result.output
     line = next(s for s in result.output.splitlines() if "│ bot" in s)

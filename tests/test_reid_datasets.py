@@ -14,7 +14,7 @@ import pytest
 from atustc.cli import main
 from atustc.datasets import msmt17
 from atustc.errors import AtustcError
-from atustc.synth.layouts import LAYOUTS, write_layout
+from atustc.synth.layouts import write_layout
 from tests.reid_standin import MODULES, index_root, miniature_root, tree_bytes
 
 #: (train, val, query, gallery) rows of each miniature at seed 0
@@ -31,9 +31,9 @@ COUNTS = {
 @pytest.fixture(scope="module")
 def minis(tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("minis")
-    for name in LAYOUTS:
+    for name in COUNTS:
         write_layout(base / name, name, seed=0)
-    return {name: base / name for name in LAYOUTS}
+    return {name: base / name for name in COUNTS}
 
 
 def touch(root: Path, *relpaths: str) -> None:
@@ -47,7 +47,7 @@ def codes(root: Path, name: str) -> dict[str, str]:
     return {r["path"]: r["code"] for r in MODULES[name].scan(root).rejected}
 
 
-@pytest.mark.parametrize("name", list(LAYOUTS))
+@pytest.mark.parametrize("name", list(COUNTS))
 def test_miniature_indexes_in_its_release_layout(minis, name):
     root = miniature_root(minis[name], name)
     scan = MODULES[name].scan(root)

@@ -12,11 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from atustc.evaluate import evaluate, single_shot
+from atustc.evaluate import evaluate
 from atustc.features import Features
 from atustc.protocol import load_protocol
 from atustc.synth.layouts import write_layout
 from atustc.table import validate_table
+from atustc.trials import draw_gallery
 from tests.ranking_reference import reference_metrics, reference_query
 from tests.reid_standin import features_for, index_root, miniature_root
 
@@ -100,7 +101,7 @@ def test_prcc_hand_case_a_gallery_b_and_c_queries():
         assert r[sc]["mAP"] == pytest.approx(0.5)
     # single-shot: one pid-1 image kept per draw, at rank 2 (row 3 drawn) or rank 3 (row 5 drawn)
     g = np.flatnonzero(table["split"] == "gallery")
-    ranks = [2 if 3 in single_shot(g, table, 3 + t) else 3 for t in range(10)]
+    ranks = [2 if 3 in draw_gallery(g, table, 1, 3, t) else 3 for t in range(10)]
     r = scores("prcc:single-shot", table, feats)["clothes-change"]
     assert r["mAP"] == pytest.approx(np.mean([1 / k for k in ranks])) and r["R1"] == 0.0
     assert 2 in ranks and 3 in ranks  # both draws happen in 10 trials
@@ -178,7 +179,7 @@ def plain_eval(spec: str, scenario: str, t: pd.DataFrame, f: Features) -> dict:
     qi, gi = plain_sets(spec, scenario, t)
     x = f.feat[:, 0].astype(np.float64)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    trials = [gi] if spec != "prcc:single-shot" else [single_shot(gi, t, 3 + k) for k in range(10)]
+    trials = [gi] if spec != "prcc:single-shot" else [draw_gallery(gi, t, 1, 3, k) for k in range(10)]
     runs = []
     for g_rows in trials:
         g = t.iloc[g_rows]

@@ -16,7 +16,7 @@ import pytest
 from atustc.cli import main
 from atustc.engine.headdata import heads_without_data
 from atustc.engine.samplers import choose_sampler
-from atustc.engine.trainer import _selection_row
+from atustc.engine.trainer import selection_row
 from atustc.errors import AtustcError
 from atustc.scenarios import SCENARIOS
 from atustc.split import make_split
@@ -69,13 +69,13 @@ def test_choose_sampler_falls_back_to_pk_on_single_modality_only():
 
 
 def test_selection_reads_the_last_aggregate_else_the_last_scenario():
-    assert _selection_row({"protocol": "a", "scenarios": {"x": {}, "y": {}}, "summary": {"A": {}, "B": {}}}) == (
+    assert selection_row({"protocol": "a", "scenarios": {"x": {}, "y": {}}, "summary": {"A": {}, "B": {}}}) == (
         "summary",
         "B",
     )
-    assert _selection_row({"protocol": "p", "scenarios": {"same": {}, "cc": {}}, "summary": {}}) == ("scenarios", "cc")
+    assert selection_row({"protocol": "p", "scenarios": {"same": {}, "cc": {}}, "summary": {}}) == ("scenarios", "cc")
     with pytest.raises(AtustcError, match="validation protocol e: no row to select"):
-        _selection_row({"protocol": "e", "scenarios": {}, "summary": {}})
+        selection_row({"protocol": "e", "scenarios": {}, "summary": {}})
 
 
 def test_msmt17_train_or_train_plus_val_is_recorded(tmp_path):

@@ -34,9 +34,23 @@ from atustc.errors import AtustcError
 )
 @click.option("--verify-images", is_flag=True, help="Decode every image (in parallel); reject corrupt ones.")
 @click.option("--workers", type=int, default=None, help="Decoding threads for --verify-images.")
+@click.option(
+    "--trial",
+    type=int,
+    default=None,
+    help="The released split to read, for datasets that release several (regdb: 1-10, default 1); "
+    "the manifest records it.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Only errors.")
 def command(
-    root: Path, output: Path, fmt: str, strict: bool, verify_images: bool, workers: int | None, quiet: bool
+    root: Path,
+    output: Path,
+    fmt: str,
+    strict: bool,
+    verify_images: bool,
+    workers: int | None,
+    trial: int | None,
+    quiet: bool,
 ) -> None:
     """Index ROOT (one pass over the tree) into an annotation table and a manifest.
 
@@ -50,7 +64,7 @@ def command(
 
     if output.suffix != ".parquet":
         raise AtustcError(f"{output}: the table file must end in .parquet")
-    result = index_dataset(root, fmt, verify_images, workers=workers, progress=not quiet)
+    result = index_dataset(root, fmt, verify_images, workers=workers, progress=not quiet, trial=trial)
     rejected = result.manifest["rejected"]
     if strict and rejected:
         first = rejected[0]

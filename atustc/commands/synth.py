@@ -46,7 +46,8 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
     "--layout",
     default="atustc",
     show_default=True,
-    help="Release layout: atustc, or a miniature of market1501, cuhk03, msmt17, prcc, ltcc, deepchange "
+    help="Release layout: atustc, or a miniature of market1501, cuhk03, msmt17, prcc, ltcc, deepchange, "
+    "sysu-mm01, regdb, llcm "
     "(folders, names and list files as released; --size, --identities, --image-size do not apply).",
 )
 def command(

@@ -48,6 +48,7 @@ def index_dataset(
     *,
     workers: int | None = None,
     progress: bool = False,
+    trial: int | None = None,
 ) -> IndexResult:
     """Index a dataset tree.
 
@@ -57,14 +58,17 @@ def index_dataset(
         verify_images: decode every image (in parallel) and reject corrupt or truncated ones.
         workers: decoding threads for ``verify_images``.
         progress: show a progress bar while verifying.
+        trial: the released split to read, for a dataset that releases several (its scan takes
+            a ``trial`` keyword, e.g. RegDB's trials 1-10; default: the scan's default). The
+            manifest records it.
 
     Returns:
         The table (rows as the indexer gives them, ``split`` included) and the manifest, whose
         ``published_check`` lists every count that differs from :attr:`DatasetSpec.published`.
 
     Raises:
-        AtustcError: an unknown format, a missing / non-folder / empty root, or no image
-            accepted at all.
+        AtustcError: an unknown format, a missing / non-folder / empty root, ``trial`` for a
+            dataset with one split, or no image accepted at all.
     """
     import pandas as pd
 
@@ -77,7 +81,16 @@ def index_dataset(
         raise AtustcError(f"{r}: dataset root not found")
     if not r.is_dir():
         raise AtustcError(f"{r}: dataset root is not a folder")
-    scan: Scan = spec.scan(r)
+    import inspect
+
+    takes_trial = inspect.signature(spec.scan).parameters.get("trial")
+    if trial is not None and takes_trial is None:
+        raise AtustcError(f"--trial: dataset {fmt} releases one split (only e.g. regdb takes --trial)")
+    if takes_trial is not None:
+        trial = takes_trial.default if trial is None else trial
+        scan: Scan = spec.scan(r, trial=trial)
+    else:
+        scan = spec.scan(r)
     if scan.files_seen == 0:
         raise AtustcError(f"{r}: dataset root is empty (no files found)")
     cols = dict(scan.columns)
@@ -112,6 +125,7 @@ def index_dataset(
         "indexer": {"name": spec.name, "version": spec.version},
         "atustc_version": __version__,
         "verified_images": bool(verify_images),
+        **({"trial": int(trial)} if takes_trial is not None else {}),
         "counts": {
             "files": scan.files_seen,
             "images": n,

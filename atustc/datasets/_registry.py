@@ -17,7 +17,18 @@ from typing import Any, Literal
 from atustc.errors import AtustcError, unknown_name
 
 #: The dataset modules of ``atustc/datasets`` that register a dataset (the one registration line).
-BUILTIN: tuple[str, ...] = ("atustc_format", "market1501", "cuhk03", "msmt17", "prcc", "ltcc", "deepchange")
+BUILTIN: tuple[str, ...] = (
+    "atustc_format",
+    "market1501",
+    "cuhk03",
+    "msmt17",
+    "prcc",
+    "ltcc",
+    "deepchange",
+    "sysu_mm01",
+    "regdb",
+    "llcm",
+)
 #: ReID tasks of a dataset (:attr:`DatasetSpec.task`): person, clothes-changing, visible-infrared, AT-USTC.
 Task = Literal["tr", "cc", "vi", "at"]
 TASKS: tuple[str, ...] = ("tr", "cc", "vi", "at")

@@ -1,4 +1,4 @@
-"""Shared parts of the indexers of released ReID layouts (Market-1501, CUHK03-NP, MSMT17, PRCC, LTCC, DeepChange).
+"""Shared parts of the indexers of released ReID layouts (Market-1501, CUHK03-NP, MSMT17, PRCC, LTCC, DeepChange, SYSU-MM01, RegDB, LLCM).
 
 Each indexer lists its release's folders once (``os.listdir``, no per-file stat), checks every
 file name with one regular expression over the joined names (as the AT-USTC indexer does) and
@@ -19,10 +19,13 @@ import numpy as np
 from atustc.datasets._registry import Scan
 from atustc.errors import AtustcError
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
 
 #: layout name -> paths (relative to the root) whose presence identifies it, for the hint in errors.
 SIGNATURES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "sysu-mm01": (("cam1", "cam3", "exp/test_id.txt"),),
+    "regdb": (("Visible", "Thermal", "idx"),),
+    "llcm": (("test_vis", "test_nir", "idx/test_id.txt"),),
     "msmt17": (("list_train.txt", "train", "test"), ("list_train.txt", "mask_train_v2", "mask_test_v2")),
     "deepchange": (("train-set", "test-set-query", "test-set-gallery"),),
     "prcc": (("rgb/train", "rgb/test"),),
@@ -189,7 +192,8 @@ def make_scan(
     """The :class:`Scan` of the rows ``keep`` (bool or index array) of full-length ``columns``.
 
     ``columns`` holds ``relpath``, ``pid``, ``camera``, ``split`` and optionally ``clothes``,
-    ``date``, ``frame``; the rest are filled (``modality`` rgb, unknown ints -1, ``flag`` -1).
+    ``date``, ``frame``, ``modality``; the rest are filled (``modality`` rgb, unknown ints -1,
+    ``flag`` -1).
     """
     idx = np.flatnonzero(keep) if keep.dtype == bool else keep
     n = len(idx)
@@ -200,7 +204,7 @@ def make_scan(
         "pid": columns["pid"][idx].astype(np.int64),
         "clothes": columns["clothes"][idx].astype(np.int64) if "clothes" in columns else minus,
         "camera": columns["camera"][idx].astype(np.int64),
-        "modality": np.full(n, "rgb", dtype=object),
+        "modality": columns["modality"][idx] if "modality" in columns else np.full(n, "rgb", dtype=object),
         "date": columns["date"][idx].astype(np.int64) if "date" in columns else minus.copy(),
         "frame": columns["frame"][idx].astype(np.int64) if "frame" in columns else minus.copy(),
         "flag": minus.copy(),

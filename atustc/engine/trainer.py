@@ -209,7 +209,7 @@ class Trainer:
         if not self.info.is_main:
             return
         result = evaluate(load_protocol(s.val_protocol), s.val, feats).to_dict()
-        group, name = _selection_row(result)
+        group, name = selection_row(result)
         value = float(result[group][name][s.engine.val_metric])
         run.append_metrics({"iter": done, "epoch": epoch, "val": {"protocol": s.val_protocol, **result}})
         metric = f"val/{s.val_protocol}/{name}/{s.engine.val_metric}"
@@ -249,7 +249,7 @@ class Trainer:
         )
 
 
-def _selection_row(result: dict[str, Any]) -> tuple[str, str]:
+def selection_row(result: dict[str, Any]) -> tuple[str, str]:
     """``(group, name)`` of the row model selection reads: the protocol's last, overall aggregate
     (``Any-Time``; mixed: ``Anytime``), else its last scenario (Market-1501's ``single-query``;
     PRCC's and LTCC's ``clothes-change``, the value their papers report).

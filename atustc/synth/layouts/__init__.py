@@ -2,7 +2,7 @@
 
 Each layout function draws a small plan from a seeded generator (folders, file names, list
 files exactly as the release names them) and :func:`write_layout` renders every image with the
-AT-USTC renderer (RGB cameras 1-8) and publishes the tree atomically. A miniature is small
+AT-USTC renderer (RGB cameras 1-8, IR cameras 9-16 for the visible-infrared datasets) and publishes the tree atomically. A miniature is small
 (100-250 images of 64x32 pixels), so that every indexer and protocol is tested end to end
 without the data.
 """
@@ -21,6 +21,7 @@ from atustc.synth.layouts._tree import Shot, write_tree
 from atustc.synth.layouts.clothes_change import deepchange, ltcc, prcc
 from atustc.synth.layouts.market_style import cuhk03, market1501
 from atustc.synth.layouts.msmt17 import msmt17
+from atustc.synth.layouts.vi import llcm, regdb, sysu_mm01
 
 Plan = Callable[[np.random.Generator], tuple[list[Shot], dict[str, str]]]
 
@@ -32,6 +33,9 @@ LAYOUTS: dict[str, Plan] = {
     "prcc": prcc,
     "ltcc": ltcc,
     "deepchange": deepchange,
+    "sysu-mm01": sysu_mm01,
+    "regdb": regdb,
+    "llcm": llcm,
 }
 
 #: layout -> the folder inside the written tree that ``atustc index`` takes as the dataset root

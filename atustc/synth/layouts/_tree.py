@@ -25,7 +25,7 @@ IMAGE_SIZE = (64, 32)
 
 @dataclass(frozen=True)
 class Shot:
-    """One image of a miniature: its relpath and the render arguments (person, day, outfit, camera 1-8, frame)."""
+    """One image of a miniature: its relpath and the render arguments (person, day, outfit, camera 1-16, frame)."""
 
     relpath: str
     person: int
@@ -36,12 +36,13 @@ class Shot:
 
 
 def encode(pixels: np.ndarray, relpath: str) -> bytes:
-    """JPEG (quality 90) or PNG bytes, by the relpath's extension."""
-    if relpath.lower().endswith(".png"):
+    """JPEG (quality 90), PNG or BMP bytes, by the relpath's extension."""
+    kind = {".png": "PNG", ".bmp": "BMP"}.get(relpath.lower()[-4:])
+    if kind is not None:
         from PIL import Image
 
         buf = io.BytesIO()
-        Image.fromarray(pixels, "RGB").save(buf, format="PNG")
+        Image.fromarray(pixels, "RGB").save(buf, format=kind)
         return buf.getvalue()
     return encode_jpeg(pixels, 90)
 
@@ -59,7 +60,7 @@ def write_tree(out: Path, shots: list[Shot], texts: dict[str, str], seed: int, o
     config = SynthConfig(seed=seed, image_size=IMAGE_SIZE)
     with atomic_dir(out) as tmp:  # the mode of an ordinary mkdir; the old tree kept on failure
         for s in shots:
-            assert 1 <= s.camera <= 8, s  # miniatures of RGB datasets use the renderer's RGB cameras
+            assert 1 <= s.camera <= 16, s  # renderer cameras: 1-8 RGB, 9-16 IR
             path = tmp / s.relpath
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(encode(render_image(config, s.person, s.date, s.clothes, s.camera, s.frame), s.relpath))
