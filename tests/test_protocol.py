@@ -351,7 +351,7 @@ def test_schema_examples_in_protocols_readme_are_valid(tmp_path):
 
     text = (Path(__file__).parents[1] / "protocols" / "README.md").read_text()
     blocks = re.findall(r"```toml\n(.*?)```", text, flags=re.S)
-    assert len(blocks) == 3
+    assert len(blocks) == 2
     for i, block in enumerate(blocks):
         data = tomllib.loads(block)
         variants = data.pop("variants", {})
