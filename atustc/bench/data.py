@@ -204,10 +204,12 @@ def _given_data(name: str, src: Path, folder: Path) -> BenchData:
         info = read_json(src / "split.json")
         if info.get("dataset") not in (None, name):
             raise AtustcError(f"split {src} is a split of {info.get('dataset')}, not {name}")
-        if not info.get("root") or not info.get("source_table_hash"):
-            raise AtustcError(f"split {src} records no image root or source table; give its table (NAME=TABLE.parquet)")
-        table = src / "table.parquet"
-        return BenchData(table, src, Path(info["root"]), str(info["source_table_hash"]), synthetic=False, dataset=name)
+        if not info.get("source_table_hash"):
+            raise AtustcError(f"split {src} records no source table; give its table (NAME=TABLE.parquet)")
+        from atustc.table import image_root
+
+        root = image_root(split_info=info, table_path=src / "table.parquet")
+        return BenchData(src / "table.parquet", src, root, str(info["source_table_hash"]), synthetic=False, dataset=name)
     if src.is_file():
         from atustc.table import dataset_root, load_table, table_hash
 
