@@ -209,7 +209,9 @@ def _given_data(name: str, src: Path, folder: Path) -> BenchData:
         from atustc.table import image_root
 
         root = image_root(split_info=info, table_path=src / "table.parquet")
-        return BenchData(src / "table.parquet", src, root, str(info["source_table_hash"]), synthetic=False, dataset=name)
+        return BenchData(
+            src / "table.parquet", src, root, str(info["source_table_hash"]), synthetic=False, dataset=name
+        )
     if src.is_file():
         from atustc.table import dataset_root, load_table, table_hash
 
