@@ -157,9 +157,9 @@ def run_scoring(run_dir: str | os.PathLike[str]) -> Any | None:
     from atustc.methods import get_method
 
     run = RunFolder(run_dir)
-    if not run.config.is_file():
+    cfg = run.read_config() if run.config.is_file() else {}
+    if "method" not in cfg:
         return None
-    cfg = run.read_config()
     import_plugins(cfg.get("plugins", []))
     spec = get_method(cfg["method"])
     return spec.scoring(recipe_from_dict(cfg["recipe"])) if spec.scoring is not None else None
