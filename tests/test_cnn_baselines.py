@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from baseline_helpers import LABELS, build_seeded, make_batch
 
-from atustc.methods import Batch, LabelSpace, get_method
+from atustc.methods import Batch, get_method
 from atustc.methods.budget import TINY
 from atustc.models.losses import (
     batch_hard_triplet,
@@ -19,37 +20,22 @@ from atustc.models.losses import (
 )
 from atustc.models.nonlocal_block import NonLocalBlock
 
-LABELS = LabelSpace(num_pids=4, num_outfits=8, outfit_to_pid=(0, 0, 1, 1, 2, 2, 3, 3), num_cameras=4)
-
 
 def _batch(n: int = 8, size: tuple[int, int] = (128, 64), seed: int = 0) -> Batch:
-    g = torch.Generator().manual_seed(seed)
-    outfit = torch.arange(n) % 8
-    return Batch(
-        images=torch.randn(n, 3, *size, generator=g),
-        pid=torch.tensor(LABELS.outfit_to_pid)[outfit],
-        outfit=outfit,
-        modality=torch.arange(n) % 2,
-        camera=torch.arange(n) % 4,
-    )
-
-
-def _build(name: str, preset: str = "tiny"):
-    torch.manual_seed(0)
-    return get_method(name).build(LABELS, preset, None)
+    return make_batch(n, size, seed)
 
 
 @pytest.mark.parametrize(
     ("name", "dim"), [("bot", 1280), ("agw", 1280), ("pcb", 6 * 1280), ("cal", 2560), ("aim", 2560)]
 )
 def test_tiny_embedding_sizes(name: str, dim: int) -> None:
-    model = _build(name).eval()
+    model = build_seeded(name).eval()
     emb = model.embed(_batch(2))
     assert emb.shape == (2, 1, dim) and model.embed_dim == dim and model.head_names == ("global",)
 
 
 def test_bot_loss_and_center_optimiser_group() -> None:
-    model = _build("bot").train()
+    model = build_seeded("bot").train()
     batch = _batch()
     out = model(batch)
     losses = model.loss(out, batch)
@@ -86,7 +72,7 @@ def test_agw_nonlocal_positions_gem_and_wrt(preset: str) -> None:
     assert cfg.backbone.nonlocal_after == expected
     if preset == "paper":
         return
-    model = _build("agw").train()
+    model = build_seeded("agw").train()
     blocks = [m for m in model.modules() if isinstance(m, NonLocalBlock)]
     assert len(blocks) == 5 and all(b.inter_channels == 1 for b in blocks)
     assert [b.theta.in_channels for b in blocks] == [40, 40, 112, 112, 112]
@@ -104,7 +90,7 @@ def test_agw_nonlocal_positions_gem_and_wrt(preset: str) -> None:
 def test_pcb_stripes_loss_and_embedding() -> None:
     from atustc.models.pooling import stripe_pool
 
-    model = _build("pcb").train()
+    model = build_seeded("pcb").train()
     batch = _batch()
     out = model(batch)
     assert len(out["logits"]) == 6 and all(z.shape == (8, 4) for z in out["logits"])
@@ -148,7 +134,7 @@ def test_pcb_h_feature_and_rpp_switch() -> None:
 
 
 def test_cal_switch_and_gradient_isolation() -> None:
-    model = _build("cal").train()
+    model = build_seeded("cal").train()
     start = model.config.start_epoch
     assert start == round(25 * TINY.epochs / 60)
     batch = _batch()
@@ -181,7 +167,7 @@ def test_cal_switch_and_gradient_isolation() -> None:
 
 
 def test_aim_switch_fusion_and_main_branch_only_at_test() -> None:
-    model = _build("aim").train()
+    model = build_seeded("aim").train()
     start = model.config.start_epoch
     assert start == round(25 * TINY.epochs / 100)
     batch = _batch()
@@ -312,7 +298,7 @@ def _paper_sizes(name: str) -> tuple[int, int]:
 
 @pytest.mark.parametrize("name", ["bot", "agw", "pcb", "cal", "aim"])
 def test_paper_architectures_match_the_published_sizes(name: str) -> None:
-    model = _build(name, "paper")
+    model = build_seeded(name, "paper")
     params, dim = _paper_sizes(name)
     assert sum(p.numel() for p in model.parameters()) == params
     assert model.embed_dim == dim

@@ -9,33 +9,19 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from baseline_helpers import LABELS, build_seeded, make_batch
 
 from atustc.errors import AtustcError
-from atustc.methods import Batch, LabelSpace, get_method
+from atustc.methods import Batch, get_method
 from atustc.methods.budget import TINY
 from atustc.models.bnneck import ModalityBN
 from atustc.models.losses import center_separation_loss, part_diversity_loss, soft_cross_entropy
 from atustc.models.mam import MAM
 from atustc.models.pooling import PartPrototypes
 
-LABELS = LabelSpace(num_pids=4, num_outfits=8, outfit_to_pid=(0, 0, 1, 1, 2, 2, 3, 3), num_cameras=4)
-
 
 def _batch(n: int = 8, size: tuple[int, int] = (96, 48), seed: int = 0) -> Batch:
-    g = torch.Generator().manual_seed(seed)
-    outfit = torch.arange(n) % 8
-    return Batch(
-        images=torch.randn(n, 3, *size, generator=g),
-        pid=torch.tensor(LABELS.outfit_to_pid)[outfit],
-        outfit=outfit,
-        modality=torch.arange(n) % 2,
-        camera=torch.arange(n) % 4,
-    )
-
-
-def _build(name: str, preset: str = "tiny"):
-    torch.manual_seed(0)
-    return get_method(name).build(LABELS, preset, None)
+    return make_batch(n, size, seed)
 
 
 @pytest.mark.parametrize(
@@ -45,7 +31,7 @@ def _build(name: str, preset: str = "tiny"):
 def test_tiny_embedding_sizes_and_registration(name: str, dim: int) -> None:
     spec = get_method(name)
     assert spec.family == "CM-ReID" and spec.needs == ("modality",)
-    model = _build(name).eval()
+    model = build_seeded(name).eval()
     emb = model.embed(_batch(2))
     assert emb.shape == (2, 1, dim) and model.embed_dim == dim and model.head_names == ("global",)
     assert (spec.scoring is not None) == (name == "saai-ai")
@@ -147,7 +133,7 @@ def test_part_prototypes_hand_computed_and_resized_grid() -> None:
 
 
 def test_saai_ema_update_and_consistency_loss_hand_computed() -> None:
-    model = _build("saai").train()
+    model = build_seeded("saai").train()
     batch = _batch()
     assert model.config.ema_epoch == round(100 * TINY.epochs / 160)
     model.set_epoch(0)
@@ -192,7 +178,7 @@ def test_saai_ema_update_and_consistency_loss_hand_computed() -> None:
 
 
 def test_saai_embedding_is_the_dual_bn_feature() -> None:
-    model = _build("saai").eval()
+    model = build_seeded("saai").eval()
     batch = _batch(4)
     with torch.no_grad():
         model.neck.bns[1].weight.mul_(2.0)
@@ -206,7 +192,7 @@ def test_saai_embedding_is_the_dual_bn_feature() -> None:
 
 
 def test_cift_transfer_hand_computed() -> None:
-    model = _build("cift")
+    model = build_seeded("cift")
     dim = model.embed_dim
     for module in (model.graph_homo, model.graph_hetero):
         with torch.no_grad():
@@ -234,12 +220,12 @@ def test_cift_transfer_hand_computed() -> None:
 
 def test_cift_losses_per_variant_and_cri_effect() -> None:
     batch = _batch()
-    base = _build("cift-base").train()
+    base = build_seeded("cift-base").train()
     out = base(batch)
     assert set(base.loss(out, batch)) == {"total", "id", "triplet"} and not hasattr(base, "graph_homo")
-    h2ft = _build("cift-h2ft").train()
+    h2ft = build_seeded("cift-h2ft").train()
     assert set(h2ft.loss(h2ft(batch), batch)) == {"total", "id", "triplet", "h2ft"}
-    model = _build("cift").train()
+    model = build_seeded("cift").train()
     out = model(batch)
     losses = model.loss(out, batch)
     assert set(losses) == {"total", "id", "triplet", "h2ft", "cri"}
@@ -294,7 +280,7 @@ def test_recipes_paper_and_tiny() -> None:
     # the graph modules and necks train at 10x the backbone's lr
     from atustc.engine.optim import param_groups
 
-    groups = param_groups(_build("cift"), get_method("cift").recipe("tiny"))
+    groups = param_groups(build_seeded("cift"), get_method("cift").recipe("tiny"))
     boosted = {n.split(".")[0] for g in groups if g["lr_scale"] == 10.0 for n in g["names"]}
     assert boosted == {"neck", "graph_homo", "graph_hetero", "graph_neck"}
     with pytest.raises(AtustcError, match="saai: unknown preset 'huge'"):
@@ -323,7 +309,7 @@ def _paper_params(name: str) -> int:
 
 @pytest.mark.parametrize("name", ["saai", "cift", "cift-base"])
 def test_paper_architectures_match_hand_counted_sizes(name: str) -> None:
-    model = _build(name, "paper")
+    model = build_seeded(name, "paper")
     assert sum(p.numel() for p in model.parameters()) == _paper_params(name)
     assert model.embed_dim == (8 * 2048 if name == "saai" else 2048)
 
@@ -331,7 +317,7 @@ def test_paper_architectures_match_hand_counted_sizes(name: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["saai", "cift"])
 def test_few_steps_lower_the_loss(name: str) -> None:
-    model = _build(name).train()
+    model = build_seeded(name).train()
     batch = _batch(n=8, seed=3)
     opt = torch.optim.Adam(model.parameters(), lr=3e-4)
     first = None
