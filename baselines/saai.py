@@ -61,7 +61,7 @@ from torch import nn
 from atustc.errors import AtustcError
 from atustc.methods import Batch, LabelSpace, MethodSpec, Recipe, register_method
 from atustc.models.cnn import BackboneConfig
-from baselines._cnn import backbone_kind, check_preset, log_random_init, scale_epoch, tiny_from_paper
+from baselines._cnn import backbone_kind, check_preset, cnn_builder, scale_epoch, tiny_from_paper
 
 #: MAM positions per backbone: after ResNet layer3/layer4; after Lite0's blocks.4 (stride 16) and conv_head.
 SAAI_MAM: dict[str, tuple[int, ...]] = {"resnet50": (2, 3), "lite0": (4, 7)}
@@ -223,10 +223,7 @@ def saai_config(preset: str) -> SAAIConfig:
     )
 
 
-def build_saai(labels: LabelSpace, preset: str, pretrained: Path | None = None) -> SAAI:
-    """Build SAAI at a preset."""
-    log_random_init("saai", preset, pretrained)
-    return SAAI(saai_config(preset), labels, pretrained)
+build_saai = cnn_builder("saai", SAAI, saai_config)
 
 
 def affinity_scoring(recipe: Recipe) -> Any:
