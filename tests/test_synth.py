@@ -34,7 +34,8 @@ def test_set(tmp_path_factory):
 
 def test_layout_names_and_pixels(test_set):
     root, result = test_set
-    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p.suffix == ".jpg")
+    assert sorted(p.name for p in root.iterdir() if p.is_file()) == ["atustc-synth.json"]  # the marker only
     assert len(files) == result.images == len(make_plan(SynthConfig.named("test")))
     assert all(NAME.fullmatch(f) for f in files)
     cams = {int(NAME.fullmatch(f)[4]) for f in files}

@@ -50,7 +50,8 @@ def command(
     DT-ST ... AD-LT (protocols/atustc.toml) have a valid query/positive pair; for a table of a
     registered dataset, also the valid queries of its default protocol on its query/gallery. A table of a published dataset (by its
     `dataset` column: Market1501, CUHK03, MSMT17, RegDB, SYSU-MM01, LLCM, PRCC, LTCC,
-    DeepChange, AT-USTC) is drawn beside that dataset's published figures, marked *.
+    DeepChange, AT-USTC) is drawn beside that dataset's published figures, marked *; a table
+    whose images `atustc synth` drew (its index manifest says so) is labelled "(synthetic)".
     """
     from rich.console import Console
 
@@ -64,7 +65,8 @@ def command(
         raise AtustcError(f"--label: got {len(labels)} name(s) for {len(tables)} table(s); give one per table")
     err = Console(stderr=True)
     loaded = {path: load_table(path) for path in tables}
-    report = build_report(loaded, published=not no_published, labels=list(labels) or None)
+    synthetic = [path for path in tables if _is_synthetic(path)]
+    report = build_report(loaded, published=not no_published, labels=list(labels) or None, synthetic=synthetic)
     if out_dir is not None:
         written = write_report(report, out_dir, plots=not no_plots, combined=combined)
         err.print(f"wrote {len(written)} files to {out_dir}", highlight=False)
@@ -75,3 +77,15 @@ def command(
             out.print(table)
     else:
         click.echo(format_summary(report, fmt), nl=False)  # type: ignore[arg-type]
+
+
+def _is_synthetic(table_path: str) -> bool:
+    """Whether the table's index manifest (beside it) says ``atustc synth`` drew its images."""
+    from atustc.io import read_json
+    from atustc.table import manifest_path
+
+    path = manifest_path(table_path)
+    if not path.is_file():
+        return False
+    manifest = read_json(path)  # a malformed manifest is an error that names it
+    return isinstance(manifest, dict) and "synthetic" in manifest

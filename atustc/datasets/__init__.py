@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from atustc.datasets._registry import DatasetSpec, Scan, get_dataset, list_datasets, register_dataset
 from atustc.errors import AtustcError
+from atustc.synthmark import MARKER_NAME, read_marker
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,7 +65,8 @@ def index_dataset(
 
     Returns:
         The table (rows as the indexer gives them, ``split`` included) and the manifest, whose
-        ``published_check`` lists every count that differs from :attr:`DatasetSpec.published`.
+        ``published_check`` lists every count that differs from :attr:`DatasetSpec.published`;
+        a tree drawn by ``atustc synth`` adds ``synthetic`` (what drew it, from its marker).
 
     Raises:
         AtustcError: an unknown format, a missing / non-folder / empty root, ``trial`` for a
@@ -93,6 +95,9 @@ def index_dataset(
         scan = spec.scan(r)
     if scan.files_seen == 0:
         raise AtustcError(f"{r}: dataset root is empty (no files found)")
+    synthetic = read_marker(r)
+    if synthetic is not None:  # the marker of atustc synth is not a release file: never "rejected"
+        scan.rejected[:] = [rej for rej in scan.rejected if rej["path"] != MARKER_NAME]
     cols = dict(scan.columns)
     if verify_images and len(cols["relpath"]):
         from atustc.datasets.verify import verify_images as _verify
@@ -138,6 +143,7 @@ def index_dataset(
         },
         "table_hash": table_hash(table),
         "published_check": published_check(table, spec.published),
+        **({"synthetic": synthetic} if synthetic is not None else {}),
         "rejected": scan.rejected,
     }
     return IndexResult(table=table, manifest=manifest)

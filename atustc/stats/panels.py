@@ -55,7 +55,7 @@ def _names(stats: list[TableStats], published: pd.DataFrame | None) -> list[tupl
     taken = set(published["dataset"]) if published is not None else set()
     out = []
     for s in stats:
-        raw = re.sub(r" \([^()]*\)$", "", s.label)  # "atustc (train)": a table told apart by its file stem
+        raw = re.sub(r"( \([^()]*\))+$", "", s.label)  # "atustc (train) (synthetic)": told apart by file stem
         canonical = match_published(raw, published) if published is not None else None
         family = str(published.loc[published["dataset"] == canonical, "family"].iloc[0]) if canonical else ""
         name = s.label if s.label not in taken else f"{s.label} (computed)"

@@ -40,6 +40,9 @@ STYLE: dict[str, object] = {
 OUTFIT_COLOR = "#4C9A5B"
 DATE_COLOR = "#8E6BB8"
 COMPUTED_NOTE = "* computed from the given table (published figures are kept beside it)"
+#: Suffix of the label of a table drawn by ``atustc synth`` (its index manifest says ``synthetic``).
+SYNTHETIC_SUFFIX = " (synthetic)"
+SYNTHETIC_NOTE = "(synthetic): drawn by atustc synth, not the real dataset"
 
 
 def styled(fn: Callable[P, R]) -> Callable[P, R]:
@@ -80,6 +83,14 @@ def new_axes(
     fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
     return fig.add_axes((left / width, bottom / height, body[0] / width, body[1] / height))
+
+
+def computed_notes(frame: pd.DataFrame) -> list[str]:
+    """The footnotes that the computed rows of a panel's frame need: ``*``, and "synthetic" if any."""
+    computed = frame.loc[frame["source"] == "computed", "dataset"].astype(str)
+    if computed.empty:
+        return []
+    return [COMPUTED_NOTE] + ([SYNTHETIC_NOTE] if computed.str.endswith(SYNTHETIC_SUFFIX).any() else [])
 
 
 def row_label(row: pd.Series) -> str:

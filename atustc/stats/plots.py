@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 
 from atustc.scenarios import SCENARIOS
 from atustc.stats.plotkit import (
-    COMPUTED_NOTE,
     DATE_COLOR,
     FAMILY_COLORS,
     IR_COLOR,
     OUTFIT_COLOR,
     RGB_COLOR,
+    computed_notes,
     family_handles,
     footnote,
     log_limits,
@@ -52,7 +52,7 @@ def plot_coverage(coverage: pd.DataFrame, ax: Axes | None = None) -> Figure:
     first = df.drop_duplicates("dataset").set_index("dataset")
     labels = [row_label(first.loc[n].to_dict() | {"dataset": n}) for n in datasets]
     notes = wrap_notes(
-        ([COMPUTED_NOTE] if (first["source"] == "computed").any() else [])
+        computed_notes(first.reset_index())
         + [
             "\u2713 = at least one query with a positive from another camera (DT: RGB-RGB, NT: IR-IR, "
             "AD: RGB-IR; ST: same clothes, LT: other clothes)"
@@ -101,7 +101,7 @@ def plot_cameras(cameras: pd.DataFrame, distribution: pd.DataFrame | None = None
     labels = [row_label(r) for _, r in cameras.iterrows()]
     has_spread = distribution is not None and (cameras["source"] == "computed").any()
     notes = wrap_notes(
-        ([COMPUTED_NOTE] if (cameras["source"] == "computed").any() else [])
+        computed_notes(cameras)
         + (["n/a: not published as a number"] if cameras["rgb_cameras_per_id"].isna().any() else [])
     )
     if ax is None:
@@ -156,7 +156,7 @@ def plot_outfits_dates(outfits_dates: pd.DataFrame, distribution: pd.DataFrame, 
     n = len(outfits_dates)
     labels = [row_label(r) for _, r in outfits_dates.iterrows()]
     notes = wrap_notes(
-        ([COMPUTED_NOTE] if n else [])
+        computed_notes(outfits_dates)
         + ["computed tables only: the comparison datasets publish neither figure per identity"]
     )
     if ax is None:
@@ -198,10 +198,7 @@ def plot_captures(captures: pd.DataFrame, distribution: pd.DataFrame, ax: Axes |
     shown = captures[captures["captures_per_id"].notna()].reset_index(drop=True)
     missing = captures.loc[captures["captures_per_id"].isna(), "dataset"].tolist()
     labels = [row_label(r) for _, r in shown.iterrows()]
-    notes = wrap_notes(
-        ([COMPUTED_NOTE] if (shown["source"] == "computed").any() else [])
-        + (["no published figure: " + ", ".join(missing)] if missing else [])
-    )
+    notes = wrap_notes(computed_notes(shown) + (["no published figure: " + ", ".join(missing)] if missing else []))
     if ax is None:
         ax = new_axes(labels, (3.3, 0.45 * max(len(shown), 1) + 0.3), right=1.9, top=0.4, bottom=0.5, notes=notes)
     y = np.arange(len(shown))
@@ -258,7 +255,7 @@ def plot_captures(captures: pd.DataFrame, distribution: pd.DataFrame, ax: Axes |
 def plot_scale(scale: pd.DataFrame, ax: Axes | None = None) -> Figure:
     """Panel (d): images vs identities on log axes, one labelled point per dataset."""
     df = scale.dropna(subset=["images", "identities"]).reset_index(drop=True)
-    notes = wrap_notes([COMPUTED_NOTE] if (df["source"] == "computed").any() else [])
+    notes = wrap_notes(computed_notes(df))
     if ax is None:
         ax = new_axes([], (3.4, 3.0), left=0.75, right=1.65, top=0.4, bottom=0.5, notes=notes)
     x, y = df["identities"].to_numpy(float), df["images"].to_numpy(float)

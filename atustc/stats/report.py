@@ -21,12 +21,14 @@ import io
 import json
 import math
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from atustc.errors import AtustcError
 from atustc.scenarios import SCENARIOS
+from atustc.stats.plotkit import SYNTHETIC_SUFFIX
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -79,7 +81,11 @@ class StatsReport:
 
 
 def build_report(
-    tables: dict[str, pd.DataFrame], *, published: bool = True, labels: list[str] | None = None
+    tables: dict[str, pd.DataFrame],
+    *,
+    published: bool = True,
+    labels: list[str] | None = None,
+    synthetic: Collection[str] = (),
 ) -> StatsReport:
     """Compute statistics of every table and merge them with the published datasets.
 
@@ -87,6 +93,8 @@ def build_report(
         tables: source name (usually the file path) -> validated annotation table.
         published: include the published comparison datasets in the panels.
         labels: a name per table, in order, instead of the tables' ``dataset`` values.
+        synthetic: the sources drawn by ``atustc synth`` (their index manifest says so); their
+            labels end in " (synthetic)" unless ``labels`` names them, and the figures say it.
 
     Returns:
         The report. Labels are the tables' ``dataset`` values (or ``labels``); two tables with
@@ -119,6 +127,8 @@ def build_report(
             k += 1
             label = f"{base} #{k}"
         used.add(label)
+        if src in synthetic and labels is None:
+            label += SYNTHETIC_SUFFIX
         try:
             stats.append(table_stats(table, label=label))
         except AtustcError as exc:

@@ -5,12 +5,8 @@ flags 0-10) drawn deterministically from a seed: identity cues that survive a ch
 outfit cues, camera cues, and an IR rendering that is not the visible luminance.
 """
 
-from atustc.synth.config import SIZES, SynthConfig
+from atustc.synth.config import SIZES, SYNTH_VERSION, SynthConfig
 from atustc.synth.generate import SynthResult, render_image, synthesize
 from atustc.synth.plan import Plan, make_plan
-
-#: Version of the rendering and of the named sizes: bumped whenever the same config gives other
-#: images, so that caches keyed by the config (``atustc bench``'s embedded dataset) are rebuilt.
-SYNTH_VERSION = 3
 
 __all__ = ["SIZES", "SYNTH_VERSION", "Plan", "SynthConfig", "SynthResult", "make_plan", "render_image", "synthesize"]

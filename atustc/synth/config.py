@@ -7,6 +7,10 @@ from typing import Any
 
 from atustc.errors import AtustcError
 
+#: Version of the rendering and of the named sizes: bumped whenever the same config gives other
+#: images, so that caches keyed by the config (``atustc bench``'s embedded dataset) are rebuilt.
+SYNTH_VERSION = 3
+
 
 @dataclass(frozen=True)
 class SynthConfig:

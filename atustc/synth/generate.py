@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -13,10 +13,11 @@ import numpy as np
 
 from atustc.errors import AtustcError
 from atustc.io import atomic_dir
-from atustc.synth.config import SynthConfig
+from atustc.synth.config import SYNTH_VERSION, SynthConfig
 from atustc.synth.people import Camera, draw_camera, draw_identity, draw_outfit
 from atustc.synth.plan import Plan, make_plan
 from atustc.synth.render import draw_shot, encode_jpeg, render, sprite
+from atustc.synthmark import MARKER_NAME, marker_text
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,9 @@ def synthesize(
     with atomic_dir(out) as tmp:  # the mode of an ordinary mkdir; the old tree kept on failure
         for d in sorted({r.split("/", 1)[0] for r in plan.relpath}):
             (tmp / d).mkdir()
+        (tmp / MARKER_NAME).write_text(
+            marker_text("atustc", config.seed, SYNTH_VERSION, asdict(config)), encoding="utf-8"
+        )
         chunks = _chunks(plan, per_chunk=max(16, len(plan) // (workers * 8) + 1))
         with progress_bar(f"synth {out.name}", total=len(plan), enabled=progress) as advance:
             if workers == 1:

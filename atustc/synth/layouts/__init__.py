@@ -65,6 +65,10 @@ def plan_layout(name: str, seed: int = 0) -> tuple[list[Shot], dict[str, str]]:
 def write_layout(out: str | os.PathLike[str], name: str, seed: int = 0, overwrite: bool = False) -> tuple[int, float]:
     """Write the ``name`` miniature under ``out`` (atomically); returns (images, seconds)."""
     t0 = time.perf_counter()
+    from atustc.synth.config import SYNTH_VERSION
+    from atustc.synthmark import MARKER_NAME, marker_text
+
     shots, texts = plan_layout(name, seed)
+    texts = {**texts, MARKER_NAME: marker_text(name, seed, SYNTH_VERSION)}
     n = write_tree(Path(out), shots, texts, seed, overwrite=overwrite)
     return n, time.perf_counter() - t0
