@@ -43,6 +43,7 @@ epochs 0-9, × 0.1 from epoch 20 and × 0.01 from 50 (0-based: milestones 21 and
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,7 +54,7 @@ from torch import nn
 from atustc.errors import AtustcError
 from atustc.methods import Batch, LabelSpace, MethodSpec, Recipe, register_method
 from atustc.models.cnn import BackboneConfig
-from baselines._cnn import backbone_kind, check_preset, log_random_init, tiny_from_paper
+from baselines._cnn import backbone_kind, check_preset, cnn_builder, tiny_from_paper
 from baselines.agw import AGW_NONLOCAL
 
 
@@ -236,20 +237,15 @@ def cift_config(preset: str, *, h2ft: bool = True, cri: bool = True) -> CIFTConf
     return CIFTConfig(backbone=_agw_vi_backbone(backbone_kind(preset)), h2ft=h2ft, cri=cri)
 
 
-def build_cift(
-    labels: LabelSpace, preset: str, pretrained: Path | None = None, *, h2ft: bool = True, cri: bool = True
-) -> CIFT:
-    """Build CIFT at a preset (``h2ft``/``cri``: the switches of the registered variants)."""
-    log_random_init("cift", preset, pretrained)
-    return CIFT(cift_config(preset, h2ft=h2ft, cri=cri), labels, pretrained)
-
-
 def _variant(name: str, summary: str, h2ft: bool, cri: bool) -> MethodSpec:
-    def build(labels: LabelSpace, preset: str, pretrained: Path | None = None) -> CIFT:
-        return build_cift(labels, preset, pretrained, h2ft=h2ft, cri=cri)
-
+    config = functools.partial(cift_config, h2ft=h2ft, cri=cri)
     return MethodSpec(
-        name=name, family="CM-ReID", summary=summary, build=build, recipe=cift_recipe, needs=("modality",)
+        name=name,
+        family="CM-ReID",
+        summary=summary,
+        build=cnn_builder(name, CIFT, config),
+        recipe=cift_recipe,
+        needs=("modality",),
     )
 
 
