@@ -154,6 +154,13 @@ SLOW: tuple[str, ...] = (
     "test_uniat.py::test_paper_build_without_pretrained_warns",
     "test_rerank.py::test_equals_dense_reference[4-",
     "test_vi_datasets.py::test_regdb_trials_averaged_from_the_cli",
+    "test_vi_protocols.py::test_atustc_eval_json_is_byte_identical_without_sampling",
+    "test_lite0.py::test_wrong_shape_is_named",
+    *(
+        f"test_ranking.py::test_matches_per_query_reference[{p}-{s}]"
+        for p in ("auto", "dense", "sparse")
+        for s in range(20, 60)
+    ),
 )
 
 

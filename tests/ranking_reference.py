@@ -90,7 +90,16 @@ def reference_scenario(
 def make_table(
     seed: int, n_pid: int = 8, n_clothes: int = 2, frames: int = 2, flags=(2, 3, 4, 5, 6, 7, 8, 9, 10)
 ) -> pd.DataFrame:
-    """A small AT-USTC-shaped test table (16 cameras, 1-8 RGB, 9-16 IR) with random flags."""
+    """A small AT-USTC-shaped test table (16 cameras, 1-8 RGB, 9-16 IR) with random flags.
+
+    Built once per argument set (:func:`built_table`); each call gets its own copy.
+    """
+    return built_table(seed, n_pid, n_clothes, frames, tuple(flags)).copy()
+
+
+@functools.lru_cache(maxsize=64)
+def built_table(seed: int, n_pid: int, n_clothes: int, frames: int, flags: tuple[int, ...]) -> pd.DataFrame:
+    """The validated table of :func:`make_table` (shared: never modify it, copy it)."""
     rng = np.random.default_rng(seed)
     rows = []
     for pid in range(1, n_pid + 1):
