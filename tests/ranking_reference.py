@@ -7,6 +7,8 @@ matches. Used as test oracles only.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -88,7 +90,16 @@ def reference_scenario(
 def make_table(
     seed: int, n_pid: int = 8, n_clothes: int = 2, frames: int = 2, flags=(2, 3, 4, 5, 6, 7, 8, 9, 10)
 ) -> pd.DataFrame:
-    """A small AT-USTC-shaped test table (16 cameras, 1-8 RGB, 9-16 IR) with random flags."""
+    """A small AT-USTC-shaped test table (16 cameras, 1-8 RGB, 9-16 IR) with random flags.
+
+    Built once per argument set (:func:`built_table`); each call gets its own copy.
+    """
+    return built_table(seed, n_pid, n_clothes, frames, tuple(flags)).copy()
+
+
+@functools.lru_cache(maxsize=64)
+def built_table(seed: int, n_pid: int, n_clothes: int, frames: int, flags: tuple[int, ...]) -> pd.DataFrame:
+    """The validated table of :func:`make_table` (shared: never modify it, copy it)."""
     rng = np.random.default_rng(seed)
     rows = []
     for pid in range(1, n_pid + 1):
@@ -117,16 +128,24 @@ def exact_features(seed: int, table: pd.DataFrame, heads=HEADS, dim: int = 16, n
     """Features whose cosine scores are exact in any summation order (many exact ties).
 
     Every vector has ``nonzero`` entries of +-1, so after L2 normalisation its entries are
-    +-1/sqrt(nonzero) = +-0.5 and every dot product is a multiple of 0.25.
+    +-1/sqrt(nonzero) = +-0.5 and every dot product is a multiple of 0.25. The draw depends on
+    the seed and the shape only; it is made once per shape (:func:`signs`) and copied.
     """
+    feat = signs(seed, len(table), len(heads), dim, nonzero).copy()
+    return Features(table["relpath"].to_numpy(), tuple(heads), feat)
+
+
+@functools.lru_cache(maxsize=64)
+def signs(seed: int, n: int, n_heads: int, dim: int, nonzero: int) -> np.ndarray:
+    """The read-only ``[n, n_heads, dim]`` array of :func:`exact_features` (``nonzero`` entries of +-1 per vector)."""
     rng = np.random.default_rng(seed)
-    n = len(table)
-    feat = np.zeros((n, len(heads), dim), dtype=np.float32)
+    feat = np.zeros((n, n_heads, dim), dtype=np.float32)
     for i in range(n):
-        for h in range(len(heads)):
+        for h in range(n_heads):
             idx = rng.choice(dim, nonzero, replace=False)
             feat[i, h, idx] = rng.choice([-1.0, 1.0], nonzero)
-    return Features(table["relpath"].to_numpy(), tuple(heads), feat)
+    feat.flags.writeable = False
+    return feat
 
 
 @pytest.fixture(params=["auto", "dense", "sparse"])

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from atustc.datasets import cuhk03, deepchange, get_dataset, ltcc, market1501, msmt17, prcc
 from atustc.table import validate_table
+from ranking_reference import exact_features
 
 MODULES = {m.SPEC.name: m for m in (market1501, cuhk03, msmt17, prcc, ltcc, deepchange)}
 
@@ -33,9 +33,5 @@ def features_for(table: pd.DataFrame, seed: int = 0, dim: int = 16, nonzero: int
     """Single-head features with exact cosine scores (entries +-1 on ``nonzero`` dims; many exact ties)."""
     from atustc.features import Features
 
-    rng = np.random.default_rng(seed)
-    feat = np.zeros((len(table), 1, dim), dtype=np.float32)
-    for i in range(len(table)):
-        idx = rng.choice(dim, nonzero, replace=False)
-        feat[i, 0, idx] = rng.choice([-1.0, 1.0], nonzero)
+    feat = exact_features(seed, table, heads=("global",), dim=dim, nonzero=nonzero).feat
     return Features(table["relpath"].to_numpy().astype(str), ("global",), feat)

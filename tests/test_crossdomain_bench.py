@@ -92,6 +92,7 @@ def _mtimes(run: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in (run / "eval").iterdir()}
 
 
+@pytest.mark.slow
 def test_runs_are_scored_zero_shot_with_the_tasks_head(data, targets, tmp_path: Path) -> None:
     from atustc.engine import embed_run
     from atustc.evaluate import evaluate
@@ -132,6 +133,7 @@ def test_runs_are_scored_zero_shot_with_the_tasks_head(data, targets, tmp_path: 
     assert after["atustc@last.json"] == before["atustc@last.json"] and (run / "eval" / "xd-prcc@last.json").is_file()
 
 
+@pytest.mark.slow
 def test_a_cross_domain_failure_leaves_the_trained_run_finished(data, targets, tmp_path: Path) -> None:
     out = tmp_path / "runs"
     run_bench([METHOD], data=data, out=out, progress=False)  # trained, no cross-domain yet

@@ -93,6 +93,7 @@ def test_msmt17_train_or_train_plus_val_is_recorded(tmp_path):
     assert both.test["relpath"].tolist() == kept.test["relpath"].tolist()
 
 
+@pytest.mark.slow
 def test_train_set_option_from_the_cli(tmp_path, capsys):
     write_layout(tmp_path / "msmt", "msmt17", seed=0)
     write_layout(tmp_path / "market", "market1501", seed=0)

@@ -218,6 +218,7 @@ def test_cift_transfer_hand_computed() -> None:
     torch.testing.assert_close(q, x[:3])
 
 
+@pytest.mark.slow
 def test_cift_losses_per_variant_and_cri_effect() -> None:
     batch = _batch()
     base = build_seeded("cift-base").train()
