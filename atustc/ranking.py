@@ -81,9 +81,11 @@ __all__ = [
 #: Target number of query x gallery cells per ranking chunk (memory: ~30 bytes per cell at most).
 CHUNK_CELLS = 1 << 22
 #: Target number of cells of one scored block of :func:`rank_features` (one matrix product into
-#: a reused float32 buffer, 64 MB; ranked chunk by chunk): a product of a few hundred query rows
-#: runs near the BLAS peak, one of ~50 rows at a fraction of it (the gallery is re-read each time).
-SCORE_CELLS = 1 << 24
+#: a reused float32 buffer, 256 MB; ranked chunk by chunk). Each product re-reads and re-packs the
+#: whole gallery, so short blocks waste BLAS time: at MSMT17 size (82,161 x 2,048-d gallery, 2
+#: threads, AVX2) 204-row blocks ran at 27 GFLOP per CPU-second, 408 at 28-29, 816 (this size) at
+#: 31, 1,632 at 31.5 (benchmarks/README.md, issue 13). Rows are the same bits whatever the block.
+SCORE_CELLS = 1 << 26
 
 Metric = Literal["cosine", "euclidean"]
 
