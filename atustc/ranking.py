@@ -84,7 +84,7 @@ CHUNK_CELLS = 1 << 22
 #: a reused float32 buffer, 256 MB; ranked chunk by chunk). Each product re-reads and re-packs the
 #: whole gallery, so short blocks waste BLAS time: at MSMT17 size (82,161 x 2,048-d gallery, 2
 #: threads, AVX2) 204-row blocks ran at 27 GFLOP per CPU-second, 408 at 28-29, 816 (this size) at
-#: 31, 1,632 at 31.5 (benchmarks/README.md, issue 13). Rows are the same bits whatever the block.
+#: 31, 1,632 at 31.5 (benchmarks/README.md, issue 13); a row's scores had the same bits whatever the block.
 SCORE_CELLS = 1 << 26
 
 Metric = Literal["cosine", "euclidean"]
