@@ -164,9 +164,50 @@ def top_lists(
     Junk entries are listed where they would rank (above the ``top_k``-th kept entry; at most
     ``top_k`` of them, the highest) but do not take a kept entry's place.
 
+    Computed from each query's ``2 * top_k`` highest entries, which is exact when they hold
+    ``top_k`` kept ones: the junk above the ``top_k``-th kept entry is then among them, and at
+    most ``top_k``. Junk rules run on those pairs only. A block where some query lacks them
+    (much junk near the top, a short gallery) is computed from all its entries.
+
     Returns:
         ``(index, label)``: int64 and int8 ``[c, 2 * top_k]``, -1 padded (see :class:`QueryMetrics`).
     """
+    c, n_gallery = scores.shape
+    k = min(top_k, n_gallery)
+    if not 0 < 2 * k < n_gallery:
+        return _top_lists_full(scores, gallery_index, same_rows, same_cols, junk_same, junk_other, top_k)
+    short_idx = order_keys(scores, gallery_index[None, :]).topk(2 * k, dim=1).indices  # rank order
+    r, g = torch.arange(c).repeat_interleave(2 * k), short_idx.reshape(-1)
+    pair, same = r * n_gallery + g, same_rows * n_gallery + same_cols  # same: ascending (row-major)
+    pos = torch.zeros(r.numel(), dtype=torch.bool)
+    if same.numel():
+        pos = same[torch.searchsorted(same, pair).clamp_(max=same.numel() - 1)] == pair
+    junk = junk_other(r, g).clone() if junk_other is not None else torch.zeros_like(pos)
+    junk[pos] = junk_same(r[pos], g[pos]) if junk_same is not None and bool(pos.any()) else False
+    junk, pos = junk.view(c, 2 * k), pos.view(c, 2 * k)
+    kept = ~junk
+    kept_before = kept.cumsum(1) - kept.long()
+    if not bool((kept_before[:, -1] + kept[:, -1].long() >= k).all()):
+        return _top_lists_full(scores, gallery_index, same_rows, same_cols, junk_same, junk_other, top_k)
+    hidden = kept_before >= k  # after the k-th kept entry
+    label = torch.where(junk, JUNK, torch.where(pos, POSITIVE, NEGATIVE)).to(torch.int8)
+    out_index = torch.full((c, 2 * top_k), -1, dtype=torch.int64)
+    out_label = torch.full((c, 2 * top_k), -1, dtype=torch.int8)
+    out_index[:, : 2 * k] = short_idx.masked_fill(hidden, -1)
+    out_label[:, : 2 * k] = label.masked_fill(hidden, -1)
+    return out_index.numpy(), out_label.numpy()
+
+
+def _top_lists_full(
+    scores: torch.Tensor,
+    gallery_index: torch.Tensor,
+    same_rows: torch.Tensor,
+    same_cols: torch.Tensor,
+    junk_same: PairJunk | None,
+    junk_other: PairJunk | None,
+    top_k: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`top_lists` from the whole block (every entry of every query)."""
     c, n_gallery = scores.shape
     k = min(top_k, n_gallery)
     keys = order_keys(scores, gallery_index[None, :])
