@@ -56,7 +56,6 @@ def test_top_lists_match_reference(seed, k, path):  # noqa: F811
         assert t.ap[i] == m.ap[i] and t.first_rank[i] == m.first_rank[i]
 
 
-
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("k", [1, 3, 6])
 def test_top_lists_from_the_short_list_match_reference(seed, k, monkeypatch):
@@ -87,6 +86,7 @@ def test_top_lists_from_the_short_list_match_reference(seed, k, monkeypatch):
         assert (t.top_label[i][len(got) :] == -1).all()
     if k > 1:
         assert (t.top_label == JUNK).any()
+
 
 def test_rank_features_top_k_chunks_agree():
     rng = np.random.default_rng(1)
