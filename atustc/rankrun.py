@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from atustc.rankmetrics import QueryMetrics
+
 if TYPE_CHECKING:
     import torch
 
     from atustc.protocol import Scenario
-    from atustc.rankmetrics import QueryMetrics
 
 #: ``hook(query_feat [Q, D], gallery_feat [G, D], metric) -> score_chunk``: replaces the score
 #: matrix of one ranked block; ``score_chunk(rows)`` gives the ``[len(rows), G]`` scores (higher =
@@ -50,7 +51,7 @@ def rank_run(
     import torch
 
     from atustc.querycounts import modality_blocks
-    from atustc.ranking import QueryMetrics, rank_chunks, rank_features
+    from atustc.ranking import rank_chunks, rank_features
 
     split = any(r.splits_by_modality for r in scenario.junk)
     modality = labels["modality"].numpy()
