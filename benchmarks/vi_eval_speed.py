@@ -2,7 +2,7 @@
 
 Builds a SYSU-MM01-shaped test table (96 test identities; 3,803 IR queries from cameras 3 and
 6; 6,775 RGB gallery images from cameras 1, 2, 4, 5, the indexer's columns and splits) and
-single-head 2,048-d features of a model about as strong as AGW on SYSU-MM01 (see
+single-head 2,048-d features (an easy model, see
 :func:`make_features`), saves them as ``T.parquet`` and ``F.npz``, then runs
 
     atustc eval --table T.parquet --features F.npz --protocol sysu-mm01:all-settings --json E.json --no-progress
@@ -51,7 +51,11 @@ def make_table(seed: int = 0) -> pd.DataFrame:
 
 
 def make_features(table: pd.DataFrame, dim: int, seed: int = 0) -> np.ndarray:
-    """``[N, 1, dim]`` float32 features: an identity centre, a modality shift and per-image noise (R1 ~50 %)."""
+    """``[N, 1, dim]`` float32 features: an identity centre, a modality shift and per-image noise.
+
+    At 2,048-d the identity centres dominate the noise: measured R1 ~100 %, mAP 99.99 % on every setting (far
+    easier than AGW on SYSU-MM01); the time is in the products and the 40 sampled rankings either way.
+    """
     rng = np.random.default_rng(seed)
     ids, inverse = np.unique(table["pid"].to_numpy(), return_inverse=True)
     centres = rng.standard_normal((len(ids), dim), dtype=np.float32)
