@@ -32,8 +32,12 @@ class _Entry:
 class PoolScores:
     """Query x pool scores of one evaluation, by head (the protocol's metric, as the ranking core scores)."""
 
-    def __init__(self, feat: np.ndarray, fpos: np.ndarray, metric: str, max_cells: int | None = None) -> None:
-        self.feat, self.fpos, self.metric = feat, fpos, metric
+    def __init__(
+        self, feat: np.ndarray, fpos: np.ndarray, metric: str, max_cells: int | None = None, normalized: bool = False
+    ) -> None:
+        """``normalized``: ``cosine`` only, the rows of ``feat`` are already L2-normalised (as
+        :func:`atustc.evaluate.evaluate` does with ``in_place``), so they are used as they are."""
+        self.feat, self.fpos, self.metric, self.normalized = feat, fpos, metric, normalized
         self.left = MAX_CELLS if max_cells is None else max_cells
         self.entries: list[_Entry] = []
 
@@ -68,7 +72,7 @@ class PoolScores:
         return make
 
     def _score(self, head: int, query: np.ndarray, pool: np.ndarray) -> torch.Tensor:
-        from atustc.ranking import check_features, pair_scores
+        from atustc.pairscores import check_features, pair_scores
 
         q, g = check_features(
             torch.from_numpy(self.feat[self.fpos[query], head]),
@@ -76,6 +80,7 @@ class PoolScores:
             self.metric,
         )
         if self.metric == "cosine":
-            q, g = torch.nn.functional.normalize(q, dim=1), torch.nn.functional.normalize(g, dim=1)
+            if not self.normalized:
+                q, g = torch.nn.functional.normalize(q, dim=1), torch.nn.functional.normalize(g, dim=1)
             return pair_scores(q, g, None)
         return pair_scores(q, g, (g * g).sum(1))

@@ -6,8 +6,8 @@ msmt17 indexer's columns) and single-head features of a model about as strong as
 
     atustc eval --table T.parquet --features F.npz --protocol msmt17 --json E.json --no-progress
 
-as a subprocess and reports its wall time, CPU time and peak resident memory (``ru_maxrss`` of
-the child). Targets: <= 60 s and < 2 GB peak. ``--scale 0.1`` runs a tenth of the problem.
+as a subprocess and reports its wall time, CPU time and peak resident memory (that process's own,
+:mod:`_timing`). Targets: <= 60 s and < 2 GB peak. ``--scale 0.1`` runs a tenth of the problem.
 
     .venv/bin/python benchmarks/reid_eval_speed.py [--scale 1.0] [--dim 2048] [--keep DIR]
 """
@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _timing import time_eval
 
 N_QUERY, N_GALLERY, N_IDS, N_CAMS = 11_659, 82_161, 3_060, 15
 
@@ -95,27 +93,10 @@ def main() -> None:
                 f"built {int((table['split'] == 'query').sum()):,} x {int((table['split'] == 'gallery').sum()):,} "
                 f"x {args.dim}-d in {time.perf_counter() - t0:.1f} s"
             )
-        cmd = [
-            str(Path(sys.executable).with_name("atustc")),
-            "eval",
-            "--table",
-            str(table_path),
-            "--features",
-            str(feat_path),
-            "--protocol",
-            "msmt17",
-            "--json",
-            str(out),
-            "--no-progress",
-        ]
-        t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        wall = time.perf_counter() - t0
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        timed = time_eval(table_path, feat_path, "msmt17", out)
         row = json.loads(out.read_text())["scenarios"]["single-query"]
         print(
-            f"atustc eval (whole process): {wall:.1f} s wall, {usage.ru_utime + usage.ru_stime:.1f} s CPU, "
-            f"peak RSS {usage.ru_maxrss / 1024:,.0f} MB; R1 {100 * row['R1']:.2f} mAP {100 * row['mAP']:.2f} "
+            f"atustc eval (whole process): {timed.describe()}; R1 {100 * row['R1']:.2f} mAP {100 * row['mAP']:.2f} "
             f"mINP {100 * row['mINP']:.2f}, {row['valid_queries']:,} valid queries"
         )
     finally:

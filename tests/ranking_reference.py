@@ -151,8 +151,8 @@ def signs(seed: int, n: int, n_heads: int, dim: int, nonzero: int) -> np.ndarray
 @pytest.fixture(params=["auto", "dense", "sparse"])
 def path(request, monkeypatch):
     """Run a test with the automatic choice, and with the dense / sparse candidate path forced."""
-    import atustc.ranking
+    import atustc.rankblock
 
-    fraction = {"auto": atustc.ranking._DENSE_FRACTION, "dense": -1.0, "sparse": 2.0}[request.param]
-    monkeypatch.setattr(atustc.ranking, "_DENSE_FRACTION", fraction)
+    fraction = {"auto": atustc.rankblock._DENSE_FRACTION, "dense": -1.0, "sparse": 2.0}[request.param]
+    monkeypatch.setattr(atustc.rankblock, "_DENSE_FRACTION", fraction)
     return request.param

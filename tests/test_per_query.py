@@ -56,6 +56,38 @@ def test_top_lists_match_reference(seed, k, path):  # noqa: F811
         assert t.ap[i] == m.ap[i] and t.first_rank[i] == m.first_rank[i]
 
 
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("k", [1, 3, 6])
+def test_top_lists_from_the_short_list_match_reference(seed, k, monkeypatch):
+    """Galleries much longer than 2 k and junk that leaves k kept entries among each query's 2 k best:
+    the lists come from those 2 k entries alone (the whole-block path is not taken) and are exact."""
+    import atustc.rankblock
+    from atustc.ranking import rank_block, same_identity_pairs
+
+    monkeypatch.setattr(atustc.rankblock, "_top_lists_full", lambda *a: pytest.fail("whole-block path taken"))
+    rng = np.random.default_rng(seed)
+    n_q, n_g = 6, 60
+    scores = rng.integers(-6, 7, (n_q, n_g)).astype(np.float32) / 4  # many ties, negatives, -0.0
+    q_pid, g_pid = rng.integers(0, 4, n_q), rng.integers(0, 4, n_g)
+    junk = rng.random((n_q, n_g)) < 0.15
+    order = np.argsort(-scores, axis=1, kind="stable")
+    for i in range(n_q):  # at most k - 1 junk among each query's 2 k best, some of it above kept entries
+        best = order[i, : 2 * k]
+        junk[i, best] = False
+        junk[i, best[: min(k - 1, 2)]] = True
+    rows, cols = same_identity_pairs(torch.from_numpy(q_pid), torch.from_numpy(g_pid))
+    lookup = lambda r, c: torch.from_numpy(junk)[r, c]  # noqa: E731
+    t = rank_block(torch.from_numpy(scores), torch.arange(n_g), rows, cols, lookup, lookup, top_k=k)
+    for i in range(n_q):
+        want_idx, want_lab = reference_top(scores[i], q_pid[i] == g_pid, junk[i], k)
+        got = t.top_index[i][t.top_index[i] >= 0].tolist()
+        assert got == want_idx
+        assert t.top_label[i][: len(got)].tolist() == want_lab
+        assert (t.top_label[i][len(got) :] == -1).all()
+    if k > 1:
+        assert (t.top_label == JUNK).any()
+
+
 def test_rank_features_top_k_chunks_agree():
     rng = np.random.default_rng(1)
     q, g = torch.randn(23, 8), torch.randn(31, 8)
