@@ -190,12 +190,7 @@ def top_lists(
     if not bool((kept_before[:, -1] + kept[:, -1].long() >= k).all()):
         return _top_lists_full(scores, gallery_index, same_rows, same_cols, junk_same, junk_other, top_k)
     hidden = kept_before >= k  # after the k-th kept entry
-    label = torch.where(junk, JUNK, torch.where(pos, POSITIVE, NEGATIVE)).to(torch.int8)
-    out_index = torch.full((c, 2 * top_k), -1, dtype=torch.int64)
-    out_label = torch.full((c, 2 * top_k), -1, dtype=torch.int8)
-    out_index[:, : 2 * k] = short_idx.masked_fill(hidden, -1)
-    out_label[:, : 2 * k] = label.masked_fill(hidden, -1)
-    return out_index.numpy(), out_label.numpy()
+    return _padded_lists(short_idx, junk, pos, hidden, top_k)
 
 
 def _top_lists_full(
@@ -227,10 +222,18 @@ def _top_lists_full(
     junk_keys = junk_keys.masked_fill(junk_keys <= bound, _INT64_MIN)
     merged_keys, order = torch.cat([kept_keys, junk_keys], 1).sort(dim=1, descending=True)
     index = torch.cat([kept_idx, junk_idx], 1).gather(1, order)
-    label = torch.where(junk.gather(1, index), JUNK, torch.where(pos.gather(1, index), POSITIVE, NEGATIVE))
-    empty = merged_keys == _INT64_MIN
+    return _padded_lists(index, junk.gather(1, index), pos.gather(1, index), merged_keys == _INT64_MIN, top_k)
+
+
+def _padded_lists(
+    index: torch.Tensor, junk: torch.Tensor, pos: torch.Tensor, empty: torch.Tensor, top_k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``[c, 2 * top_k]`` index and label arrays of lists ``index`` (junk and pos aligned with
+    it), ``empty`` entries and the columns past ``index`` set to -1."""
+    c, width = index.shape
+    label = torch.where(junk, JUNK, torch.where(pos, POSITIVE, NEGATIVE)).to(torch.int8)
     out_index = torch.full((c, 2 * top_k), -1, dtype=torch.int64)
     out_label = torch.full((c, 2 * top_k), -1, dtype=torch.int8)
-    out_index[:, : 2 * k] = index.masked_fill(empty, -1)
-    out_label[:, : 2 * k] = label.to(torch.int8).masked_fill(empty, -1)
+    out_index[:, :width] = index.masked_fill(empty, -1)
+    out_label[:, :width] = label.masked_fill(empty, -1)
     return out_index.numpy(), out_label.numpy()

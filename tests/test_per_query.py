@@ -31,6 +31,15 @@ def reference_top(scores, match, junk, k):
     return out, labels
 
 
+def assert_top_list_matches_reference(t, i, scores, positive, junk, k):
+    """Query ``i``'s top list in ``t`` equals :func:`reference_top`, -1 padded after it."""
+    want_idx, want_lab = reference_top(scores, positive, junk, k)
+    got = t.top_index[i][t.top_index[i] >= 0].tolist()
+    assert got == want_idx
+    assert t.top_label[i][: len(got)].tolist() == want_lab
+    assert (t.top_label[i][len(got) :] == -1).all()
+
+
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("k", [1, 3, 10])
 def test_top_lists_match_reference(seed, k, path):  # noqa: F811
@@ -47,11 +56,7 @@ def test_top_lists_match_reference(seed, k, path):  # noqa: F811
     t = rank_block(torch.from_numpy(scores), torch.arange(n_g), rows, cols, lookup, lookup, top_k=k)
     assert t.top_index.shape == (n_q, 2 * k)
     for i in range(n_q):
-        want_idx, want_lab = reference_top(scores[i], q_pid[i] == g_pid, junk[i], k)
-        got = t.top_index[i][t.top_index[i] >= 0].tolist()
-        assert got == want_idx
-        assert t.top_label[i][: len(got)].tolist() == want_lab
-        assert (t.top_label[i][len(got) :] == -1).all()
+        assert_top_list_matches_reference(t, i, scores[i], q_pid[i] == g_pid, junk[i], k)
         # metrics unchanged by the top-list path
         assert t.ap[i] == m.ap[i] and t.first_rank[i] == m.first_rank[i]
 
@@ -79,11 +84,7 @@ def test_top_lists_from_the_short_list_match_reference(seed, k, monkeypatch):
     lookup = lambda r, c: torch.from_numpy(junk)[r, c]  # noqa: E731
     t = rank_block(torch.from_numpy(scores), torch.arange(n_g), rows, cols, lookup, lookup, top_k=k)
     for i in range(n_q):
-        want_idx, want_lab = reference_top(scores[i], q_pid[i] == g_pid, junk[i], k)
-        got = t.top_index[i][t.top_index[i] >= 0].tolist()
-        assert got == want_idx
-        assert t.top_label[i][: len(got)].tolist() == want_lab
-        assert (t.top_label[i][len(got) :] == -1).all()
+        assert_top_list_matches_reference(t, i, scores[i], q_pid[i] == g_pid, junk[i], k)
     if k > 1:
         assert (t.top_label == JUNK).any()
 
