@@ -6,7 +6,8 @@ Layout::
     RUN/config.json          resolved config (method, preset, seed, data, recipe, engine, labels)
     RUN/manifest.json        package versions, git commit, device, seed, table and split hashes
     RUN/status.json          {"state": running|finished|failed, "error", "params", "train_time_s",
-                              "step_time_s" (mean seconds per optimisation step, data wait excluded), ...}
+                              "step_time_s" (mean seconds per optimisation step, data wait excluded),
+                              "step_cpu_s" (the same steps' mean process CPU seconds, all threads), ...}
     RUN/train.log            human-readable log
     RUN/metrics.jsonl        one JSON object per logging window and per validation
     RUN/checkpoints/last.pt  full training state (resume)

@@ -112,6 +112,7 @@ def test_run_folder_is_complete(trained, data):
     assert status["state"] == "finished" and status["error"] is None and status["params"] == 1360
     assert status["images_per_s"] > 0 and status["train_time_s"] > 0
     assert 0 < status["step_time_s"] * status["iter"] <= status["train_time_s"]
+    assert 0 < status["step_cpu_s"] * status["iter"] <= status["train_cpu_s"]  # the steps' share of the CPU time
     best = status["best"]
     assert best["metric"] == "val/atustc/Any-Time/mAP" and 0 <= best["value"] <= 1
     records = [json.loads(x) for x in (trained / "metrics.jsonl").read_text().splitlines()]

@@ -52,6 +52,7 @@ def make_run(
     train_time_s: float = 100.0,
     images_per_s: float = 50.0,
     step_time_s: float | None = None,
+    step_cpu_s: float | None = None,
     table_hash: str = "abcdef0123456789",
     split_hash: str = "split0",
     machine: dict | None = None,
@@ -70,6 +71,7 @@ def make_run(
         "train_time_s": train_time_s,
         "images_per_s": images_per_s,
         **({} if step_time_s is None else {"step_time_s": step_time_s}),
+        **({} if step_cpu_s is None else {"step_cpu_s": step_cpu_s}),
     }
     if train_cpu_s is not None:
         status["train_cpu_s"] = train_cpu_s
@@ -375,6 +377,24 @@ def test_table2_layout_ratios_over_msreid(tmp_path: Path) -> None:
     assert rows.loc["uniat-said-moae", "paper_params"] == 4.2
 
 
+def test_table2_time_ratio_is_cpu_time_when_every_run_records_it(tmp_path: Path) -> None:
+    from atustc.bench.table2 import table2_frame
+
+    root = tmp_path / "runs"
+    # the MoE run's wall clock is inflated by other work (0.60 s), its CPU time per step is not
+    make_run(root, "said-s0", method="uniat-said", step_time_s=0.20, step_cpu_s=0.40)
+    make_run(root, "moae-s0", method="uniat-said-moae", step_time_s=0.60, step_cpu_s=0.46)
+    rows = table2_frame(load_leaderboard(root)).set_index("method")
+    assert rows["time_basis"].tolist() == ["cpu", "cpu"]
+    assert rows.loc["uniat-said-moae", "time_ratio"] == pytest.approx(0.46 / 0.40)
+    assert rows.loc["uniat-said-moae", "step_time_s"] == 0.60 and rows.loc["uniat-said-moae", "step_cpu_s"] == 0.46
+    make_run(root, "vlmo-s0", method="uniat-said-vlmo3", step_time_s=0.30)  # an older run: wall clock only
+    rows = table2_frame(load_leaderboard(root)).set_index("method")
+    assert set(rows["time_basis"]) == {"wall"}  # one basis per block
+    assert rows.loc["uniat-said-moae", "time_ratio"] == pytest.approx(0.60 / 0.20)
+    assert rows.loc["uniat-said-vlmo3", "time_ratio"] == pytest.approx(0.30 / 0.20)
+
+
 def test_table2_layout_from_the_cli(tmp_path: Path) -> None:
     from atustc.cli import cli
 
@@ -383,8 +403,8 @@ def test_table2_layout_from_the_cli(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()
     assert lines[0].startswith("| Method | Experts | Params × | Time × | R1 | mAP | Paper Params ×")
-    assert lines[2].startswith("| MS-ReID | - | 1.00× | 1.00× | 45.00 ± 7.07 | 22.50 ± 3.54 | 1.0× | 1.0× | 50.1 |")
-    assert lines[4].startswith("| +MoAE | 12 | 4.25× | 1.25× | 60.00 | 30.00 | 4.2× | 1.2× | 53.2 | 38.7 |")
+    assert lines[2].startswith("| MS-ReID | - | 1.00× | 1.00× (wall) | 45.00 ± 7.07 | 22.50 ± 3.54 | 1.0× | 1.0× |")
+    assert lines[4].startswith("| +MoAE | 12 | 4.25× | 1.25× (wall) | 60.00 | 30.00 | 4.2× | 1.2× | 53.2 | 38.7 |")
     assert "transreid" not in res.output
     res = CliRunner().invoke(cli, ["leaderboard", "--runs", str(runs), "--layout", "table2", "--format", "latex"])
     assert res.exit_code == 0 and r"4.25$\times$" in res.output and r"45.00 $\pm$ 7.07" in res.output

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 Format = Literal["csv", "md", "latex"]
-_LOWER_IS_BETTER = frozenset({"params", "train_time_s", "step_time_s"})
+_LOWER_IS_BETTER = frozenset({"params", "train_time_s", "step_time_s", "step_cpu_s"})
 
 
 def render(board: Leaderboard, fmt: Format) -> str:
@@ -71,7 +71,7 @@ def _format_value(metric: str, value: float) -> str:
         return f"{value / 60:.1f} min" if value >= 60 else f"{value:.0f} s"
     if metric == "images_per_s":
         return f"{value:.1f}"
-    if metric == "step_time_s":
+    if metric in ("step_time_s", "step_cpu_s"):
         return f"{value:.3f} s"
     return f"{100 * value:.2f}"
 

@@ -9,7 +9,7 @@ the mean ± sample standard deviation (``ddof=1``) over the finished runs.
 Where the numbers come from, per run folder ``RUN/``:
 
 - ``status.json``: ``state`` (``finished``/``failed``/``running``), ``error``, ``method``,
-  ``preset``, ``seed``, ``params``, ``train_time_s``, ``images_per_s``, ``step_time_s``;
+  ``preset``, ``seed``, ``params``, ``train_time_s``, ``images_per_s``, ``step_time_s``, ``step_cpu_s``;
 - ``config.json``: ``family`` if present (else the method registry is asked);
 - ``manifest.json``: ``table_hash`` (the data), ``split_hash``, ``machine`` and ``device``;
 - ``status.json``'s ``train_cpu_s`` beside ``train_time_s``: whether the machine was loaded
@@ -46,7 +46,8 @@ fractions in [0, 1] at full precision, as in the run's JSON):
   ``Mixed-Anytime_R1``, ``Mixed-Anytime_mAP``, ``Mixed-Anytime_mINP`` (protocol
   ``atustc-mixed``, group Anytime); then, for every run, ``params`` (count), ``train_time_s``
   (seconds), ``images_per_s`` (training throughput), ``step_time_s`` (mean seconds per optimisation
-  step without the data wait; the Table 2 layout's Time ratio, :mod:`atustc.bench.table2`).
+  step without the data wait) and ``step_cpu_s`` (the same steps' mean process CPU seconds; the Table 2
+  layout's Time ratio, :mod:`atustc.bench.table2`).
 
 With cross-domain evals (``atustc bench --cross-domain``) the info columns end with
 ``xd_avg_over`` (the datasets ``XD-Avg`` averages, ``;``-separated) and the metrics before the
@@ -92,7 +93,7 @@ __all__ = ["CSV_COLUMNS", "METRICS", "SCENARIOS"]  # SCENARIOS: re-exported for 
 FAMILIES: tuple[str, ...] = ("Tr-ReID", "CC-ReID", "CM-ReID", "AT-ReID")
 #: The protocols of a run that records none (an AT-USTC run).
 DEFAULT_PROTOCOLS: tuple[str, ...] = tuple(LEGACY_PROTOCOLS["scored"])
-COST_METRICS: tuple[str, ...] = ("params", "train_time_s", "images_per_s", "step_time_s")
+COST_METRICS: tuple[str, ...] = ("params", "train_time_s", "images_per_s", "step_time_s", "step_cpu_s")
 #: The rule of records without a scored checkpoint (failed or unscored runs): the bench's.
 CHECKPOINT_RULE = "last"
 KEY_COLUMNS: tuple[str, ...] = ("family", "method", "preset", "data_hash", "checkpoint")

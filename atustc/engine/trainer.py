@@ -41,8 +41,8 @@ class Trainer:
         self.window = LossWindow(s.device)
         self.start, self.trained_s, self.trained_images = 0, 0.0, 0
         self.cpu_s = 0.0  # process CPU time of the training steps (all threads), beside the wall time
-        # wall time of the optimisation steps alone (no wait for the data loader) and their number
-        self.step_s, self.step_n = 0.0, 0
+        # wall and process CPU time of the optimisation steps alone (no wait for the data loader), their number
+        self.step_s, self.step_cpu_s, self.step_n = 0.0, 0.0, 0
 
     def _build(self) -> None:
         """Model, optimiser, schedule and scaler; restored from ``last.pt`` when resuming."""
@@ -65,6 +65,7 @@ class Trainer:
             self.trained_s, self.trained_images = float(ckpt["train_time_s"]), int(ckpt["train_images"])
             self.cpu_s = float(ckpt.get("train_cpu_s", 0.0))
             self.step_s, self.step_n = float(ckpt.get("train_step_s", 0.0)), int(ckpt.get("train_step_n", 0))
+            self.step_cpu_s = float(ckpt.get("train_step_cpu_s", 0.0))
             if self.info.is_main:
                 s.run.truncate_metrics(self.start)
         if self.info.is_main:
@@ -118,7 +119,7 @@ class Trainer:
         t_last, c_last = time.perf_counter(), time.process_time()
         with progress_bar("train", self.total, self.progress, completed=self.start, eta=True) as bar:
             for it, tensors in zip(range(self.start, self.total), loader):
-                t_step = time.perf_counter()
+                t_step, c_step = time.perf_counter(), time.process_time()
                 batch = to_batch(tensors, s.device)
                 autocast = autocast_context(s.device, s.amp)
                 if it // r.iters_per_epoch != epoch_set and set_epoch is not None:
@@ -127,10 +128,11 @@ class Trainer:
                 losses = train_step(step, self.optim, self.scaler, batch, r.clip_grad_norm, autocast, it)
                 self.optim.schedule.step()
                 self.window.add(losses)
-                now = time.perf_counter()
+                now, cpu_now = time.perf_counter(), time.process_time()
                 self.step_s, self.step_n = self.step_s + now - t_step, self.step_n + 1
+                self.step_cpu_s += cpu_now - c_step
                 self.trained_s += now - t_last
-                self.cpu_s += time.process_time() - c_last
+                self.cpu_s += cpu_now - c_last
                 self.trained_images += len(batch.pid) * self.info.world
                 done, lr_now = it + 1, r.lr * lr_factor(r, it)
                 ips = self.trained_images / max(self.trained_s, 1e-9)
@@ -178,6 +180,7 @@ class Trainer:
             "train_cpu_s": self.cpu_s,
             "train_step_s": self.step_s,
             "train_step_n": self.step_n,
+            "train_step_cpu_s": self.step_cpu_s,
             "train_images": self.trained_images,
         }
         save_checkpoint(s.run.last, "last", state)
@@ -242,6 +245,8 @@ class Trainer:
             train_time_s=trained_s,
             train_cpu_s=self.cpu_s,
             step_time_s=self.step_s / max(self.step_n, 1),
+            # a GPU run's host CPU time says nothing of the device's work: CPU runs only
+            step_cpu_s=self.step_cpu_s / max(self.step_n, 1) if self.s.device.type == "cpu" else None,
             images_per_s=ips,
             best=self.best,
             last={"iter": self.total, "epoch": self.recipe.epochs},
