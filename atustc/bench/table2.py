@@ -9,7 +9,7 @@ same preset, data and checkpoint (else ``-``).
 
 The step cost is the process CPU time per step (``step_cpu_s`` of ``status.json``) when every run
 of the block records it: other work on the machine inflates a run's wall clock far more than its
-CPU time (one-thread runs beside other jobs keep their CPU time per step within a few per cent).
+CPU time.
 Older runs record only the wall clock (``step_time_s``); a block with such a run uses the wall
 clock for all its rows, marked ``(wall)``, comparable only between runs that shared a machine and
 its load. So do GPU runs: their host's CPU time says nothing of the device, and the engine records
