@@ -143,21 +143,36 @@ def manifest_path(table_path: str | os.PathLike[str]) -> Path:
     return p.with_name(p.name.removesuffix(".parquet") + ".manifest.json")
 
 
+def read_manifest(table_path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The index manifest beside a table (:func:`manifest_path`), or None when there is none.
+
+    Raises:
+        AtustcError: the manifest is unreadable or not a JSON object (the message names it).
+    """
+    from atustc.io import read_json
+
+    mp = manifest_path(table_path)
+    if not mp.is_file():
+        return None
+    manifest = read_json(mp)
+    if not isinstance(manifest, dict):
+        raise AtustcError(f"{mp}: not a JSON object; write it again with atustc index")
+    return manifest
+
+
 def dataset_root(table_path: str | os.PathLike[str]) -> Path:
     """The dataset root recorded in the table's manifest (where ``relpath`` is relative to).
 
     Raises:
         AtustcError: no manifest beside the table, or it has no ``root``.
     """
-    from atustc.io import read_json
-
-    mp = manifest_path(table_path)
-    if not mp.is_file():
-        raise AtustcError(f"{table_path}: no manifest {mp.name} beside the table to give the image root; pass --root")
-    root = read_json(mp).get("root")
-    if not root:
-        raise AtustcError(f"{mp}: no 'root' recorded; pass --root")
-    return Path(root)
+    manifest = read_manifest(table_path)
+    if manifest is None:
+        name = manifest_path(table_path).name
+        raise AtustcError(f"{table_path}: no manifest {name} beside the table to give the image root; pass --root")
+    if not manifest.get("root"):
+        raise AtustcError(f"{manifest_path(table_path)}: no 'root' recorded; pass --root")
+    return Path(manifest["root"])
 
 
 def image_root(

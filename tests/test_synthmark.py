@@ -84,6 +84,12 @@ def test_stats_names_a_malformed_manifest(tree, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["stats", str(table)])
     assert exc.value.code == 2 and "t.manifest.json: not valid JSON" in capsys.readouterr().err
+    (tmp_path / "t.manifest.json").write_text("[1, 2]")  # valid JSON, but not the object index writes
+    with pytest.raises(SystemExit) as exc:
+        main(["stats", str(table)])
+    assert exc.value.code == 2 and "t.manifest.json: not a JSON object; write it again with atustc index" in (
+        capsys.readouterr().err
+    )
 
 
 def test_computed_notes_by_hand():

@@ -81,11 +81,7 @@ def command(
 
 def _is_synthetic(table_path: str) -> bool:
     """Whether the table's index manifest (beside it) says ``atustc synth`` drew its images."""
-    from atustc.io import read_json
-    from atustc.table import manifest_path
+    from atustc.table import read_manifest
 
-    path = manifest_path(table_path)
-    if not path.is_file():
-        return False
-    manifest = read_json(path)  # a malformed manifest is an error that names it
-    return isinstance(manifest, dict) and "synthetic" in manifest
+    manifest = read_manifest(table_path)  # a malformed manifest is an error that names it
+    return manifest is not None and "synthetic" in manifest
