@@ -5,6 +5,10 @@ outfits each), switch its clothes/adversarial losses on (``set_epoch`` at the re
 epoch), then time ``--repeats`` forward + loss + backward passes of one batch after one warm-up
 pass (``--warmup``). Also prints the parameter count and the embedding size ``[H, D]``.
 
+Two figures per method, each the median over the repeats: the wall time of a pass and the
+process CPU time it took (all threads). Other work on the machine stretches the wall time;
+with ``OMP_NUM_THREADS=1`` the CPU time stays close to what a quiet one-thread pass takes.
+
     python benchmarks/cnn_step_time.py --preset paper --batch 8
     python benchmarks/cnn_step_time.py --preset tiny --batch 32 --methods bot,aim
 """
@@ -43,13 +47,14 @@ def step_time(name: str, preset: str, batch_size: int, repeats: int, warmup: int
         model.set_epoch(recipe.epochs - 1)
     model.train()
     batch = make_batch(recipe.input_size, batch_size)
-    times = []
+    times, cpu = [], []
     for i in range(warmup + repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         model.zero_grad(set_to_none=True)
         model.loss(model(batch), batch)["total"].backward()
         if i >= warmup:
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
     model.eval()
     with torch.no_grad():
         dim = tuple(model.embed(make_batch(recipe.input_size, 2)).shape[1:])
@@ -59,6 +64,7 @@ def step_time(name: str, preset: str, batch_size: int, repeats: int, warmup: int
         "embed": dim,
         "input": recipe.input_size,
         "step_s": statistics.median(times),
+        "step_cpu_s": statistics.median(cpu),
     }
 
 
@@ -71,13 +77,14 @@ def main() -> None:
     parser.add_argument("--methods", default="bot,pcb,agw,cal,aim")
     args = parser.parse_args()
     print(f"preset {args.preset}, batch {args.batch}, torch threads {torch.get_num_threads()}")
-    print(f"{'method':8} {'params':>9} {'embed [H, D]':>14} {'input':>10} {'fwd+bwd s':>10} {'img/s':>7}")
+    print(f"{'method':8} {'params':>9} {'embed [H, D]':>14} {'input':>10} {'wall s':>9} {'CPU s':>9} {'img/s':>7}")
     for name in args.methods.split(","):
         r = step_time(name, args.preset, args.batch, args.repeats, args.warmup)
         h, w = r["input"]
         print(
             f"{name:8} {r['params_M']:8.2f}M {list(r['embed'])!s:>14} {f'{h}x{w}':>10} "
-            f"{r['step_s']:10.3f} {args.batch / r['step_s']:7.1f}"
+            f"{r['step_s']:9.3f} {r['step_cpu_s']:9.3f} {args.batch / r['step_s']:7.1f}",
+            flush=True,
         )
 
 
