@@ -45,8 +45,6 @@ STEM_LR_MULT = 0.2
 STEM_PATTERN = r"patch_embed\.stem\."
 #: Output stride of the tiny hybrids' Lite0 stem (and their patch size): 96x48 gives 6x3 tokens.
 TINY_STEM_STRIDE = 16
-#: Lite0 stages of the tiny hybrids' stem (the five that end at stride 16).
-TINY_STEM_STAGES = 5
 
 
 def tiny_recipe(recipe: Recipe) -> Recipe:
@@ -78,13 +76,14 @@ def tiny_stem_init() -> str:
 
 
 def tiny_stem_options() -> dict[str, str | int]:
-    """``stem_init``, ``stem_stages`` and ``stem_frozen`` of the tiny hybrid backbones (:class:`atustc.models.config.ViTConfig`).
+    """``stem_init`` and ``stem_frozen`` of the tiny hybrid backbones (:class:`atustc.models.config.ViTConfig`).
 
     The ImageNet EfficientNet-Lite0 stem is frozen whole (weights and BatchNorm statistics): on the
     validation identities of the embedded default it matched fine-tuning it at 0.2x the learning
     rate (Any-Time mAP 31.0 vs 30.5) at 58 % of the CPU time per step, which pays for the budget of
     both tiny methods. A random stem (:func:`tiny_stem_init`) is trained.
     """
+    from atustc.models.config import LITE0_STAGES
+
     init = tiny_stem_init()
-    frozen = 1 + TINY_STEM_STAGES if init == "imagenet" else 0
-    return {"stem_init": init, "stem_stages": TINY_STEM_STAGES, "stem_frozen": frozen}
+    return {"stem_init": init, "stem_frozen": 1 + LITE0_STAGES[TINY_STEM_STRIDE] if init == "imagenet" else 0}

@@ -17,8 +17,6 @@ from atustc.methods.contract import SCENARIOS
 LITE0_STRIDES: tuple[int, ...] = (8, 16)
 #: Stages of the ``lite0`` stem per output stride (after its stem convolution).
 LITE0_STAGES: dict[int, int] = {8: 3, 16: 5}
-#: Stages of EfficientNet-Lite0 in all (its deepest stem, ``ViTConfig.stem_stages``).
-LITE0_ALL_STAGES = 7
 
 #: Width, depth and attention heads of the named sizes (timm's ViT-Ti/S/B at patch 16).
 VIT_SIZES: dict[str, tuple[int, int, int]] = {
@@ -57,11 +55,7 @@ class ViTConfig:
             ``random``; only the ``lite0`` stem reads it.
         stem_frozen: how many of the ``lite0`` stem's stages stay frozen (weights fixed, BatchNorm in
             eval mode), counted with its stem convolution: 0 trains them all, 1 freezes the stem
-            convolution, ``1 + k`` also the first ``k`` stages (:attr:`lite0_stages` in all).
-        stem_stages: Lite0 stages the ``lite0`` stem runs: 0 for those that end at ``stride``
-            (three for 8, five for 16), or more, up to all seven, the later ones with their
-            downsampling removed so that the output stride stays ``stride`` (the "last stride 1"
-            of ReID backbones, Sun et al., ECCV 2018): deeper ImageNet features on the same grid.
+            convolution, ``1 + k`` also the first ``k`` stages (stride 16 has five, stride 8 three).
     """
 
     img_size: tuple[int, int] = (256, 128)
@@ -78,7 +72,6 @@ class ViTConfig:
     stem: Literal["patch", "conv", "lite0"] = "patch"
     stem_init: Literal["imagenet", "random"] = "imagenet"
     stem_frozen: int = 0
-    stem_stages: int = 0
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> None:
@@ -100,14 +93,9 @@ class ViTConfig:
             bad(f"stem must be 'patch', 'conv' or 'lite0', got {self.stem!r}")
         if self.stem_init not in ("imagenet", "random"):
             bad(f"stem_init must be 'imagenet' or 'random', got {self.stem_init!r}")
-        if self.stem_stages and (
-            self.stem != "lite0" or not LITE0_STAGES.get(self.stride, 0) <= self.stem_stages <= LITE0_ALL_STAGES
+        if self.stem_frozen and (
+            self.stem != "lite0" or not 0 <= self.stem_frozen <= 1 + LITE0_STAGES.get(self.stride, 0)
         ):
-            bad(
-                f"stem_stages must be 0 or, with the lite0 stem at stride {self.stride}, between "
-                f"{LITE0_STAGES.get(self.stride, '-')} and {LITE0_ALL_STAGES}, got {self.stem_stages}"
-            )
-        if self.stem_frozen and (self.stem != "lite0" or not 0 <= self.stem_frozen <= 1 + self.lite0_stages):
             bad(f"stem_frozen must be 0 or, with the lite0 stem, 1 + at most its stages, got {self.stem_frozen}")
         if self.stem == "lite0" and (
             self.stride not in LITE0_STRIDES
@@ -126,11 +114,6 @@ class ViTConfig:
                 f"the conv stem needs patch_size, stride and img_size divisible by 4, got {self.patch_size}, "
                 f"{self.stride}, {self.img_size}"
             )
-
-    @property
-    def lite0_stages(self) -> int:
-        """The Lite0 stages of a ``lite0`` stem (``stem_stages``, or those that end at ``stride``)."""
-        return self.stem_stages or LITE0_STAGES.get(self.stride, 0)
 
     @property
     def grid(self) -> tuple[int, int]:

@@ -118,33 +118,23 @@ def load_lite0_weights(model: torch.nn.Module, path: Path) -> LoadReport:
     return report
 
 
-#: Stages of timm's ``tf_efficientnet_lite0`` that end at each output stride.
-_TRUNK: dict[int, int] = {8: 3, 16: 5}
+#: Blocks of timm's ``tf_efficientnet_lite0`` kept by :func:`lite0_trunk` per output stride, and
+#: the channels they end with.
+_TRUNK: dict[int, tuple[int, int]] = {8: (3, 40), 16: (5, 112)}
 
 
-def lite0_trunk(
-    stride: int, pretrained: Path | str | None = "imagenet", stages: int | None = None
-) -> tuple[torch.nn.Sequential, int]:
-    """The first stages of EfficientNet-Lite0 at output ``stride`` (8 or 16), and their channels.
+def lite0_trunk(stride: int, pretrained: Path | str | None = "imagenet") -> tuple[torch.nn.Sequential, int]:
+    """The first stages of EfficientNet-Lite0 down to output ``stride`` (8 or 16), and their channels.
 
-    The trunk is ``conv_stem``, ``bn1`` and the first ``stages`` stages of :func:`build_lite0`'s
-    model (default: those that end at ``stride``, three for 8 and five for 16); stages beyond
-    those keep their weights but lose their downsampling (depthwise stride 1, TF "same" padding),
-    so the output stride stays ``stride``. The head is dropped. Its parameters are named ``0.*``
-    (stem conv), ``1.*`` (its BatchNorm) and ``2.<stage>.*``.
+    The trunk is ``conv_stem``, ``bn1`` and the first blocks of :func:`build_lite0`'s model
+    (three stages for stride 8, five for stride 16); the later stages and the head are dropped.
+    Its parameters are named ``0.*`` (stem conv), ``1.*`` (its BatchNorm) and ``2.<stage>.*``.
 
     Raises:
-        AtustcError: a stride other than 8 or 16, ``stages`` outside [its default, 7], or a load
-            failure of :func:`build_lite0`.
+        AtustcError: a stride other than 8 or 16, or a load failure of :func:`build_lite0`.
     """
     if stride not in _TRUNK:
         raise AtustcError(f"lite0 trunk: stride must be one of {', '.join(map(str, _TRUNK))}, got {stride}")
-    first = _TRUNK[stride]
-    stages = first if stages is None else stages
-    if not first <= stages <= len(LITE0_STAGE_CHANNELS):
-        raise AtustcError(f"lite0 trunk: stages must be in [{first}, {len(LITE0_STAGE_CHANNELS)}] at stride {stride}")
+    n_stages, channels = _TRUNK[stride]
     model, _ = build_lite0(pretrained, num_classes=0)
-    for stage in model.blocks[first:stages]:
-        for block in stage:
-            block.conv_dw.stride = (1, 1)
-    return torch.nn.Sequential(model.conv_stem, model.bn1, model.blocks[:stages]), LITE0_STAGE_CHANNELS[stages - 1]
+    return torch.nn.Sequential(model.conv_stem, model.bn1, model.blocks[:n_stages]), channels

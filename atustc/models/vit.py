@@ -51,8 +51,7 @@ class PatchEmbed(nn.Module):
         elif config.stem == "lite0":
             from atustc.models.lite0 import lite0_trunk
 
-            init = "imagenet" if config.stem_init == "imagenet" else None
-            self.stem, channels = lite0_trunk(config.stride, init, config.lite0_stages)
+            self.stem, channels = lite0_trunk(config.stride, "imagenet" if config.stem_init == "imagenet" else None)
             self.proj = nn.Conv2d(channels, dim, 1)
             k = config.stem_frozen
             self.frozen = [self.stem[0], self.stem[1], *self.stem[2][: k - 1]] if k else []  # not submodules
