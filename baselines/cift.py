@@ -38,7 +38,8 @@ Recipe ``paper`` (AGW-VI's): SGD, Nesterov momentum 0.9, weight decay 5e-4; lr 0
 backbone and × 10 for the necks, classifiers and graph modules; warm-up ``(e + 1) / 10`` over
 epochs 0-9, × 0.1 from epoch 20 and × 0.01 from 50 (0-based: milestones 21 and 51), 81 epochs ×
 200 iterations; P×K 8×8 (4 RGB + 4 IR); 288×144; flip, pad 10 + crop, no random erasing.
-``tiny``: the same optimiser on the shared budget, milestones scaled.
+``tiny``: the same optimiser on the shared budget, milestones scaled, at a tenth of the learning
+rate (:data:`TINY_LR`, see there).
 """
 
 from __future__ import annotations
@@ -217,8 +218,17 @@ class CIFT(nn.Module):
         return feat.unsqueeze(1)
 
 
+#: CIFT's base learning rate at ``tiny`` (necks and graphs at 10x). CIFT publishes no recipe, so its
+#: hyperparameters are ours, chosen on held-out training identities: on the 20 validation identities
+#: of the embedded default (seed 0, Any-Time mAP after the 400 tiny iterations) AGW-VI's 0.01 diverges
+#: (the ID loss climbs above chance once the necks' rate passes ~0.04, whatever the warm-up length,
+#: then NaN at iteration 47), 0.003 gives 16.6, 0.001 20.1 and 3e-4 13.4.
+TINY_LR = 1e-3
+
+
 def cift_recipe(preset: str) -> Recipe:
-    """CIFT's recipe: the AGW visible-infrared baseline's (mangye16/Cross-Modal-Re-ID-baseline)."""
+    """CIFT's recipe: the AGW visible-infrared baseline's (mangye16/Cross-Modal-Re-ID-baseline);
+    ``tiny`` at :data:`TINY_LR`."""
     check_preset("cift", preset)
     paper = Recipe(
         optimizer="sgd", lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4, no_decay_patterns=(),
@@ -228,7 +238,7 @@ def cift_recipe(preset: str) -> Recipe:
         sampler="pk_modality", num_identities=8, num_instances=8,
         input_size=(288, 144), flip_p=0.5, pad=10, random_erasing_p=0.0, flip_test=False,
     )  # fmt: skip
-    return paper if preset == "paper" else tiny_from_paper(paper)
+    return paper if preset == "paper" else tiny_from_paper(paper, lr=TINY_LR)
 
 
 def cift_config(preset: str, *, h2ft: bool = True, cri: bool = True) -> CIFTConfig:

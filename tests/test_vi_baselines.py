@@ -276,7 +276,9 @@ def test_recipes_paper_and_tiny() -> None:
             TINY.input_size,
             TINY.num_identities * TINY.num_instances,
         )
-        assert tiny.optimizer == paper.optimizer and tiny.lr == paper.lr and tiny.mean == (0.5, 0.5, 0.5)
+        # CIFT's tiny rate was chosen on the validation identities (AGW-VI's 0.01 diverges there)
+        assert tiny.optimizer == paper.optimizer and tiny.mean == (0.5, 0.5, 0.5)
+        assert tiny.lr == (0.001 if name.startswith("cift") else paper.lr)
         assert tiny.milestones == tuple(max(1, round(m * TINY.epochs / paper.epochs)) for m in paper.milestones)
     # the graph modules and necks train at 10x the backbone's lr
     from atustc.engine.optim import param_groups
