@@ -187,6 +187,21 @@ def test_nested_runs_of_several_splits_average(tmp_path: Path) -> None:
     assert "0,0 (2 splits)" in to_markdown(load_leaderboard(root))
 
 
+def test_linked_run_folders_are_read_once_each(tmp_path: Path) -> None:
+    benches = tmp_path / "benches"
+    make_run(benches / "seed0", "uniat-tiny-s0", scen={s: 0.2 for s in SCENARIOS})
+    make_run(benches / "seed1", "uniat-tiny-s1", seed=1, scen={s: 0.4 for s in SCENARIOS})
+    gathered = tmp_path / "gathered"
+    gathered.mkdir()
+    (gathered / "uniat-tiny-s0").symlink_to(benches / "seed0" / "uniat-tiny-s0")
+    (gathered / "uniat-tiny-s1").symlink_to(benches / "seed1" / "uniat-tiny-s1")
+    (gathered / "again").symlink_to(benches / "seed1")  # a second way to the seed-1 run
+    (gathered / "loop").symlink_to(gathered)  # a link cycle ends the walk, not the program
+    row = load_leaderboard(gathered).frame.iloc[0]
+    assert (row["n_runs"], row["seeds"]) == (2, "0;1")
+    assert row["NT-LT_R1_mean"] == pytest.approx(0.3, abs=1e-15)
+
+
 def test_markdown_bolds_best_per_column(runs: Path) -> None:
     md = to_markdown(load_leaderboard(runs))
     lines = [line for line in md.splitlines() if line.startswith("| ")]

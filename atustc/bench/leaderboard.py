@@ -224,7 +224,9 @@ def collect_runs(runs_dir: str | os.PathLike[str]) -> list[RunRecord]:
     """Read every run folder (a folder with ``status.json``) under ``runs_dir``, at any depth, sorted by path.
 
     Nesting lets one leaderboard average runs of several splits, e.g. ``runs/r0/uniat-tiny-s0``
-    and ``runs/r1/uniat-tiny-s0`` (``atustc bench --split splits/r0 --out runs/r0`` …).
+    and ``runs/r1/uniat-tiny-s0`` (``atustc bench --split splits/r0 --out runs/r0`` …). Symbolic
+    links are followed (each real folder read once), so runs of several benches can be gathered by
+    linking them into one folder.
 
     Raises:
         AtustcError: ``runs_dir`` is missing or holds no run folder.
@@ -232,10 +234,25 @@ def collect_runs(runs_dir: str | os.PathLike[str]) -> list[RunRecord]:
     root = Path(runs_dir)
     if not root.is_dir():
         raise AtustcError(f"{root}: runs folder not found")
-    runs = sorted(p.parent for p in root.rglob("status.json"))
+    runs = sorted(_status_folders(root))
     if not runs:
         raise AtustcError(f"{root}: no run folders (folders with status.json)")
     return [rec for p in runs for rec in read_run_records(p)]
+
+
+def _status_folders(root: Path) -> list[Path]:
+    """Folders under ``root`` (itself included) that hold ``status.json``, through symbolic links, each real folder once."""
+    seen: set[str] = set()
+    found = []
+    for here, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(here)
+        if real in seen:  # a second link to a folder already read, or a link cycle
+            dirs.clear()
+            continue
+        seen.add(real)
+        if "status.json" in files:
+            found.append(Path(here))
+    return found
 
 
 def row_key(rec: RunRecord) -> tuple[str, str, str, str, str]:
