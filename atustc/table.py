@@ -166,12 +166,11 @@ def dataset_root(table_path: str | os.PathLike[str]) -> Path:
     Raises:
         AtustcError: no manifest beside the table, or it has no ``root``.
     """
-    manifest = read_manifest(table_path)
+    manifest, mp = read_manifest(table_path), manifest_path(table_path)
     if manifest is None:
-        name = manifest_path(table_path).name
-        raise AtustcError(f"{table_path}: no manifest {name} beside the table to give the image root; pass --root")
+        raise AtustcError(f"{table_path}: no manifest {mp.name} beside the table to give the image root; pass --root")
     if not manifest.get("root"):
-        raise AtustcError(f"{manifest_path(table_path)}: no 'root' recorded; pass --root")
+        raise AtustcError(f"{mp}: no 'root' recorded; pass --root")
     return Path(manifest["root"])
 
 

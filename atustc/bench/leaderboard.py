@@ -250,6 +250,7 @@ def _status_folders(root: Path) -> list[Path]:
             dirs.clear()
             continue
         seen.add(real)
+        dirs.sort()  # name order: of two links to one run, the same one is read every time
         if "status.json" in files:
             found.append(Path(here))
     return found
