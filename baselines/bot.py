@@ -20,7 +20,8 @@ Recipe ``paper``: Adam 3.5e-4, weight decay 5e-4 on every parameter (biases incl
 epochs × 200 iterations, 10 warm-up epochs from 0.01 × lr, × 0.1 at epochs 40 and 70, stepped per
 epoch; P×K 16×4; 256×128; flip 0.5, pad 10 + crop, random erasing 0.5 (the engine's erasing fills
 with noise, the official one with the ImageNet mean colour). ``tiny``: the same optimiser on the
-shared tiny budget (Lite0, milestones scaled).
+shared tiny budget (Lite0; steps at epochs 8 and 11 of 16 on the tiny clock,
+:func:`~atustc.methods.budget.tiny_epoch`).
 """
 
 from __future__ import annotations

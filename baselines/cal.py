@@ -25,7 +25,8 @@ with the mirrored image's, which the scorer's cosine ranks exactly as the offici
 Recipe ``paper``: Adam 3.5e-4, weight decay 5e-4, 60 epochs × 200 iterations, × 0.1 at 20 and 40,
 no warm-up; P×K 8×8; 384×192; flip 0.5, pad 10 + crop (the official "RandomCroping" upscales by
 1.125 then crops), random erasing 0.5; flip-sum at test. ``tiny``: the same optimiser on the
-shared budget, milestones and ``start_epoch`` scaled (25/60 of the epochs).
+shared budget, milestones and ``start_epoch`` on the tiny clock (:func:`~atustc.methods.budget.tiny_epoch`:
+steps at epochs 8 and 12 of 16, the switch at 9).
 """
 
 from __future__ import annotations
@@ -45,12 +46,12 @@ from atustc.methods import (
     Recipe,
     register_method,
 )
+from atustc.methods.budget import tiny_epoch
 from atustc.models.cnn import BackboneConfig
 from baselines._cnn import (
     backbone_kind,
     check_preset,
     cnn_builder,
-    scale_epoch,
     tiny_from_paper,
 )
 
@@ -177,11 +178,11 @@ def cal_recipe(preset: str) -> Recipe:
     return paper if preset == "paper" else tiny_from_paper(paper)
 
 
-def cal_config(preset: str, recipe: Recipe | None = None) -> CALConfig:
-    """CAL's model at a preset: the switch epoch scaled to the recipe's epochs, the clothes lr its lr."""
+def cal_config(preset: str) -> CALConfig:
+    """CAL's model at a preset: the switch epoch on the preset's clock, the clothes lr the recipe's lr."""
     check_preset("cal", preset)
-    recipe = recipe if recipe is not None else cal_recipe(preset)
-    start = scale_epoch(PAPER_START_EPOCH, cal_recipe("paper").epochs, recipe.epochs)
+    recipe = cal_recipe(preset)
+    start = PAPER_START_EPOCH if preset == "paper" else tiny_epoch(PAPER_START_EPOCH, cal_recipe("paper"))
     return CALConfig(
         backbone=BackboneConfig(backbone_kind(preset)), start_epoch=start,
         clothes_lr=recipe.lr, clothes_weight_decay=recipe.weight_decay,

@@ -38,7 +38,8 @@ Recipe ``paper`` (AGW-VI's): SGD, Nesterov momentum 0.9, weight decay 5e-4; lr 0
 backbone and × 10 for the necks, classifiers and graph modules; warm-up ``(e + 1) / 10`` over
 epochs 0-9, × 0.1 from epoch 20 and × 0.01 from 50 (0-based: milestones 21 and 51), 81 epochs ×
 200 iterations; P×K 8×8 (4 RGB + 4 IR); 288×144; flip, pad 10 + crop, no random erasing.
-``tiny``: the same optimiser on the shared budget, milestones scaled, at a tenth of the learning
+``tiny``: the same optimiser on the shared budget, milestones on the tiny clock (8 and 12 of 16,
+:func:`~atustc.methods.budget.tiny_epoch`), at a tenth of the learning
 rate (:data:`TINY_LR`, see there).
 """
 

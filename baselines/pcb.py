@@ -43,12 +43,12 @@ from torch import nn
 
 from atustc.errors import AtustcError
 from atustc.methods import Batch, LabelSpace, MethodSpec, Recipe, register_method
+from atustc.methods.budget import tiny_epoch
 from atustc.models.cnn import BackboneConfig
 from baselines._cnn import (
     backbone_kind,
     check_preset,
     log_random_init,
-    scale_epoch,
     tiny_from_paper,
 )
 
@@ -197,16 +197,14 @@ def pcb_recipe(preset: str) -> Recipe:
 
 
 def build_pcb(labels: LabelSpace, preset: str, pretrained: Path | None = None, **changes: object) -> PCB:
-    """Build PCB at a preset; with ``rpp=True`` the RPP epochs are scaled to the tiny budget at ``tiny``."""
+    """Build PCB at a preset; with ``rpp=True`` the RPP epochs are moved onto the tiny clock at ``tiny``."""
     log_random_init("pcb", preset, pretrained)
     config = pcb_config(preset, **changes)
     if preset == "tiny" and config.rpp:
-        paper, tiny = pcb_recipe("paper"), pcb_recipe("tiny")
-        config = replace(
-            config,
-            rpp_start_epoch=scale_epoch(config.rpp_start_epoch, paper.epochs, tiny.epochs),
-            rpp_alone_epochs=scale_epoch(config.rpp_alone_epochs, paper.epochs, tiny.epochs),
-        )
+        paper, start = pcb_recipe("paper"), config.rpp_start_epoch
+        tiny_start = tiny_epoch(start, paper)
+        alone = max(1, tiny_epoch(start + config.rpp_alone_epochs, paper) - tiny_start)
+        config = replace(config, rpp_start_epoch=tiny_start, rpp_alone_epochs=alone)
     return PCB(config, labels, pretrained)
 
 

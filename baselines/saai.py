@@ -17,7 +17,7 @@ Classifiers (bias-free ``nn.Linear``, PyTorch's default init as the official cod
 a visible-only one on the RGB samples and an infrared-only one on the IR samples. Each has an EMA
 copy (a buffer, saved in checkpoints), updated at every training forward, before use, as
 ``ema <- (1 - r)·ema + r·W`` with ``r = 0.02·min(1, T / (e + 1))``, ``e`` the 1-based epoch and
-``T = 100`` of 160 epochs at ``paper`` (scaled with the epochs at ``tiny``): the rate decays over
+``T = 100`` of 160 epochs at ``paper`` (10 of 16 at ``tiny``): the rate decays over
 the last epochs.
 
 Losses (no triplet, no label smoothing):
@@ -45,7 +45,7 @@ identity; 288×144; flip, pad 10 + crop, random erasing 0.5. Not reproduced: the
 channel-replication grayscale augmentation (p = 3/11; the engine has no such transform), fp16
 (``--amp fp16`` is the user's choice) and the official best-on-test checkpoint selection (every
 method is reported at its last epoch). ``tiny``: the same optimiser on the shared budget, with
-milestones and ``T`` scaled.
+milestones and ``T`` on the tiny clock (:func:`~atustc.methods.budget.tiny_epoch`).
 """
 
 from __future__ import annotations
@@ -60,8 +60,9 @@ from torch import nn
 
 from atustc.errors import AtustcError
 from atustc.methods import Batch, LabelSpace, MethodSpec, Recipe, register_method
+from atustc.methods.budget import tiny_epoch
 from atustc.models.cnn import BackboneConfig
-from baselines._cnn import backbone_kind, check_preset, cnn_builder, scale_epoch, tiny_from_paper
+from baselines._cnn import backbone_kind, check_preset, cnn_builder, tiny_from_paper
 
 #: MAM positions per backbone: after ResNet layer3/layer4; after Lite0's blocks.4 (stride 16) and conv_head.
 SAAI_MAM: dict[str, tuple[int, ...]] = {"resnet50": (2, 3), "lite0": (4, 7)}
@@ -211,7 +212,7 @@ def saai_recipe(preset: str) -> Recipe:
 
 
 def saai_config(preset: str) -> SAAIConfig:
-    """SAAI's model at a preset: MAM positions of the backbone, the grid of the recipe's input, T scaled."""
+    """SAAI's model at a preset: MAM positions of the backbone, the grid of the recipe's input, T on the preset's clock."""
     check_preset("saai", preset)
     kind = backbone_kind(preset)
     recipe = saai_recipe(preset)
@@ -219,7 +220,7 @@ def saai_config(preset: str) -> SAAIConfig:
     return SAAIConfig(
         backbone=BackboneConfig(kind, mam_after=SAAI_MAM[kind]),
         grid=(h // MAP_STRIDE, w // MAP_STRIDE),
-        ema_epoch=scale_epoch(PAPER_EMA_EPOCH, saai_recipe("paper").epochs, recipe.epochs),
+        ema_epoch=PAPER_EMA_EPOCH if preset == "paper" else tiny_epoch(PAPER_EMA_EPOCH, saai_recipe("paper")),
     )
 
 

@@ -19,6 +19,7 @@ from atustc.engine.samplers import BatchPlan, BatchStream
 from atustc.engine.transforms import TestTransform as EvalTransform
 from atustc.engine.transforms import TrainTransform
 from atustc.errors import AtustcError
+from atustc.methods.budget import tiny_epoch
 from atustc.methods.contract import Recipe
 
 
@@ -216,6 +217,38 @@ def _recipe(**kw):
 )
 def test_lr_factor_hand_computed(kw, it, expected):
     assert lr_factor(_recipe(**kw), it) == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("milestones", "epochs", "epoch", "expected"),
+    [
+        ((40, 70), 16, 40, 8),  # BoT: 40 of 120 in proportion is 5.33; the knee is the half, 8
+        ((40, 70), 16, 70, 11),  # 8 + (70 - 40) * (16 - 8) / (120 - 40)
+        ((40, 70), 16, 20, 4),  # before the first step: 20 * 8 / 40
+        ((40, 70), 16, 120, 16),
+        ((80, 100), 16, 80, 11),  # 80 of 120 is 10.67, after the half: proportional (rounded)
+        ((80, 100), 16, 100, 13),  # 10.67 + 20 * 5.33 / 40 = 13.33
+        ((), 16, 40, 5),  # no milestones: proportional, 5.33
+        ((40, 70), 120, 25, 25),  # a run as long as the paper's keeps its clock
+        ((40, 70), 16, 0, 1),  # at least 1
+        ((60, 70), 16, 60, 8),  # 8.0 exactly
+        ((40, 70), 16, 45, 9),  # 8 + 5 * 8 / 80 = 8.5: halves round up
+        ((40, 70), 20, 50, 11),  # knee 10: 10 + 10 * 10 / 80 = 11.25
+    ],
+)
+def test_tiny_epoch_warps_the_paper_clock(milestones, epochs, epoch, expected):
+    paper = Recipe(epochs=120, schedule="multistep", milestones=milestones)
+    assert tiny_epoch(epoch, paper, epochs) == expected
+
+
+def test_tiny_bot_schedule_steps_at_half_way():
+    """BoT's tiny run: warm-up over 25 iterations, the full rate to iteration 200, x0.1, x0.01 from 275."""
+    import baselines  # noqa: F401  (registers the baselines)
+    from atustc.methods import get_method
+
+    tiny = get_method("bot").recipe("tiny")
+    factors = [lr_factor(tiny, it) for it in (24, 25, 199, 200, 274, 275, 399)]
+    assert factors == pytest.approx([0.01 + 0.99 * 24 / 25, 1.0, 1.0, 0.1, 0.1, 0.01, 0.01], rel=1e-9)
 
 
 class _Net(torch.nn.Module):

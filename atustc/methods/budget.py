@@ -7,6 +7,7 @@ input size; only the optimiser and the model differ. Methods build their tiny re
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, replace
 
@@ -45,6 +46,31 @@ STEM_LR_MULT = 0.2
 STEM_PATTERN = r"patch_embed\.stem\."
 #: Output stride of the tiny hybrids' Lite0 stem (and their patch size): 96x48 gives 6x3 tokens.
 TINY_STEM_STRIDE = 16
+
+
+#: At ``tiny`` the paper's first learning-rate decay comes no earlier than this fraction of the run.
+FULL_RATE_FRACTION = 0.5
+
+
+def tiny_epoch(epoch: float, paper: Recipe, epochs: int = TINY.epochs) -> int:
+    """A paper epoch index (learning-rate milestone, loss or EMA switch) on the clock of a run of ``epochs``.
+
+    A step schedule's decays refine a model that has trained for many epochs at the full rate; a
+    400-iteration run is far from that point, and scaling the paper's epochs in proportion gave
+    BoT's decays at 40 and 70 of 120 epochs only 100 full-rate iterations after warm-up. So the
+    paper's clock is warped piecewise linearly: its epochs before the first milestone ``m0``
+    stretch to ``knee = max(m0 * epochs / paper.epochs, FULL_RATE_FRACTION * epochs)`` and the rest
+    of its schedule (milestones and switches in order) follows in ``[knee, epochs]``. Without
+    milestones, for a run as long as the paper's, or when ``m0`` already falls after the half,
+    this is the proportional map. The result is rounded half up into ``[1, epochs]``.
+    """
+    total, first = paper.epochs, min(paper.milestones, default=0)
+    if not 0 < first < total or epochs >= total:
+        t = epoch * epochs / total
+    else:
+        knee = max(first * epochs / total, FULL_RATE_FRACTION * epochs)
+        t = epoch * knee / first if epoch <= first else knee + (epoch - first) * (epochs - knee) / (total - first)
+    return max(1, min(epochs, math.floor(t + 0.5)))
 
 
 def tiny_recipe(recipe: Recipe) -> Recipe:
