@@ -36,6 +36,11 @@ def backbone_kind(preset: str) -> str:
     return "resnet50" if preset == "paper" else "lite0"
 
 
+def preset_epoch(epoch: int, preset: str, paper: Recipe) -> int:
+    """A paper epoch index (loss or EMA switch) at ``preset``: itself at ``paper``, on the tiny clock at ``tiny``."""
+    return epoch if preset == "paper" else tiny_epoch(epoch, paper)
+
+
 def tiny_from_paper(paper: Recipe, **changes: Any) -> Recipe:
     """The tiny recipe of a CNN method: its paper recipe on the shared budget, Lite0's normalisation,
     milestones moved onto the tiny clock (:func:`~atustc.methods.budget.tiny_epoch`); ``changes`` are

@@ -54,12 +54,12 @@ from atustc.methods import (
     Recipe,
     register_method,
 )
-from atustc.methods.budget import tiny_epoch
 from atustc.models.cnn import BackboneConfig
 from baselines._cnn import (
     backbone_kind,
     check_preset,
     cnn_builder,
+    preset_epoch,
     tiny_from_paper,
 )
 from baselines.cal import CAL, PAPER_START_EPOCH, CALConfig, cal_recipe
@@ -212,7 +212,7 @@ def aim_config(preset: str) -> AIMConfig:
     recipe = aim_recipe(preset)
     cal = CALConfig(
         backbone=BackboneConfig(backbone_kind(preset)),
-        start_epoch=PAPER_START_EPOCH if preset == "paper" else tiny_epoch(PAPER_START_EPOCH, aim_recipe("paper")),
+        start_epoch=preset_epoch(PAPER_START_EPOCH, preset, aim_recipe("paper")),
         clothes_lr=recipe.lr, clothes_weight_decay=recipe.weight_decay,
     )  # fmt: skip
     return AIMConfig(cal=cal)

@@ -46,12 +46,12 @@ from atustc.methods import (
     Recipe,
     register_method,
 )
-from atustc.methods.budget import tiny_epoch
 from atustc.models.cnn import BackboneConfig
 from baselines._cnn import (
     backbone_kind,
     check_preset,
     cnn_builder,
+    preset_epoch,
     tiny_from_paper,
 )
 
@@ -182,7 +182,7 @@ def cal_config(preset: str) -> CALConfig:
     """CAL's model at a preset: the switch epoch on the preset's clock, the clothes lr the recipe's lr."""
     check_preset("cal", preset)
     recipe = cal_recipe(preset)
-    start = PAPER_START_EPOCH if preset == "paper" else tiny_epoch(PAPER_START_EPOCH, cal_recipe("paper"))
+    start = preset_epoch(PAPER_START_EPOCH, preset, cal_recipe("paper"))
     return CALConfig(
         backbone=BackboneConfig(backbone_kind(preset)), start_epoch=start,
         clothes_lr=recipe.lr, clothes_weight_decay=recipe.weight_decay,

@@ -60,9 +60,8 @@ from torch import nn
 
 from atustc.errors import AtustcError
 from atustc.methods import Batch, LabelSpace, MethodSpec, Recipe, register_method
-from atustc.methods.budget import tiny_epoch
 from atustc.models.cnn import BackboneConfig
-from baselines._cnn import backbone_kind, check_preset, cnn_builder, tiny_from_paper
+from baselines._cnn import backbone_kind, check_preset, cnn_builder, preset_epoch, tiny_from_paper
 
 #: MAM positions per backbone: after ResNet layer3/layer4; after Lite0's blocks.4 (stride 16) and conv_head.
 SAAI_MAM: dict[str, tuple[int, ...]] = {"resnet50": (2, 3), "lite0": (4, 7)}
@@ -220,7 +219,7 @@ def saai_config(preset: str) -> SAAIConfig:
     return SAAIConfig(
         backbone=BackboneConfig(kind, mam_after=SAAI_MAM[kind]),
         grid=(h // MAP_STRIDE, w // MAP_STRIDE),
-        ema_epoch=PAPER_EMA_EPOCH if preset == "paper" else tiny_epoch(PAPER_EMA_EPOCH, saai_recipe("paper")),
+        ema_epoch=preset_epoch(PAPER_EMA_EPOCH, preset, saai_recipe("paper")),
     )
 
 
