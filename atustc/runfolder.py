@@ -4,10 +4,12 @@ checkpoints and eval files live, and their writers.
 Layout::
 
     RUN/config.json          resolved config (method, preset, seed, data, recipe, engine, labels)
-    RUN/manifest.json        package versions, git commit, device, seed, table and split hashes
+    RUN/manifest.json        package versions, git commit, device, seed, table and split hashes,
+                             the environment variables that change training (``environment``)
     RUN/status.json          {"state": running|finished|failed, "error", "params", "train_time_s",
                               "step_time_s" (mean seconds per optimisation step, data wait excluded),
-                              "step_cpu_s" (the same steps' mean process CPU seconds, all threads), ...}
+                              "step_cpu_s" (the same steps' mean process CPU seconds, all threads),
+                              "model_config" (the built model's dataclass configs), ...}
     RUN/train.log            human-readable log
     RUN/metrics.jsonl        one JSON object per logging window and per validation
     RUN/checkpoints/last.pt  full training state (resume)

@@ -104,12 +104,13 @@ def test_run_folder_is_complete(trained, data):
     assert cfg["root"] == root.resolve().as_posix() and cfg["label_space"]["num_pids"] == 6
     man = json.loads((trained / "manifest.json").read_text())
     assert man["packages"]["torch"] == torch.__version__ and man["seed"] == 0
-    assert {"git", "device", "seed", "table_hash", "split_hash", "python"} <= set(man)
+    assert {"git", "device", "seed", "table_hash", "split_hash", "python", "environment"} <= set(man)
     assert man["machine"]["cores"] == os.cpu_count() and man["machine"]["cpu"] and "gpus" in man["machine"]
     status = json.loads((trained / "status.json").read_text())
     assert 0 < status["train_cpu_s"]  # process CPU time beside the wall time
     assert set(status["checkpoints"]) == {"best", "last"} and len(status["checkpoints"]["last"]["sha256"]) == 64
     assert status["state"] == "finished" and status["error"] is None and status["params"] == 1360
+    assert status["model_config"] == {}  # the test net keeps no dataclass config
     assert status["images_per_s"] > 0 and status["train_time_s"] > 0
     assert 0 < status["step_time_s"] * status["iter"] <= status["train_time_s"]
     assert 0 < status["step_cpu_s"] * status["iter"] <= status["train_cpu_s"]  # the steps' share of the CPU time

@@ -416,3 +416,45 @@ def test_schedule_resumes_from_a_checkpoint_written_before_lambdalr():
     sched = Schedule(opt, recipe)
     sched.load_state_dict({"it": 7})  # the old format: the iteration only
     assert sched.it == 7 and opt.param_groups[0]["lr"] == pytest.approx(recipe.lr * lr_factor(recipe, 7), rel=1e-12)
+
+
+def test_model_record_is_plain_json_of_the_models_dataclass_configs():
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from atustc.engine.run import model_record
+
+    @dataclasses.dataclass(frozen=True)
+    class Inner:
+        size: tuple[int, int] = (96, 48)
+
+    @dataclasses.dataclass(frozen=True)
+    class Outer:
+        inner: Inner = dataclasses.field(default_factory=Inner)
+        fill: float = -math.inf
+        where: Path = Path("/x/y")
+        name: str | None = None
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.config, self.aim_config, self.width = Outer(), Inner((1, 2)), 3
+            self.lin = torch.nn.Linear(2, 2)
+
+    record = model_record(Net())
+    assert record == {
+        "aim_config": {"size": [1, 2]},
+        "config": {"inner": {"size": [96, 48]}, "fill": "-inf", "where": "/x/y", "name": None},
+    }
+    assert json.loads(json.dumps(record, allow_nan=False)) == record
+    assert model_record(torch.nn.Linear(2, 2)) == {}
+
+
+def test_manifest_records_the_environment_that_changes_training(monkeypatch):
+    from atustc.engine.run import build_manifest
+
+    monkeypatch.delenv("ATUSTC_TINY_STEM_INIT", raising=False)
+    assert build_manifest(0, "cpu", 1, "t", "s")["environment"] == {}
+    monkeypatch.setenv("ATUSTC_TINY_STEM_INIT", "random")
+    assert build_manifest(0, "cpu", 1, "t", "s")["environment"] == {"ATUSTC_TINY_STEM_INIT": "random"}

@@ -15,11 +15,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from atustc.methods.budget import STEM_INIT_ENV
 from atustc.runfolder import RunFolder
 
-__all__ = ["PACKAGES", "RunFolder", "build_manifest", "git_commit", "machine_info"]
+__all__ = ["PACKAGES", "RESULT_ENV", "RunFolder", "build_manifest", "git_commit", "machine_info", "model_record"]
 
 PACKAGES = ("atustc", "torch", "torchvision", "timm", "numpy", "pandas", "pyarrow", "pillow")
+#: Environment variables that change what a run trains (recorded in the manifest when set).
+RESULT_ENV = (STEM_INIT_ENV,)
 
 
 def git_commit(path: Path | None = None) -> dict[str, Any]:
@@ -90,4 +93,29 @@ def build_manifest(seed: int, device: str, world: int, table_hash: str, split_ha
         "seed": seed,
         "table_hash": table_hash,
         "split_hash": split_hash,
+        "environment": {k: os.environ[k] for k in RESULT_ENV if k in os.environ},
+    }
+
+
+def model_record(model: object) -> dict[str, Any]:
+    """The architecture a method built: its model's dataclass configs (``config``, ``aim_config``, ...) as dicts.
+
+    Non-finite floats become strings, so the record stays plain JSON.
+    """
+    import dataclasses
+    import math
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k): plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, float) and not math.isfinite(value):
+            return str(value)
+        return value if value is None or isinstance(value, (bool, int, float, str)) else str(value)
+
+    return {
+        name: plain(dataclasses.asdict(value))
+        for name, value in sorted(vars(model).items())
+        if dataclasses.is_dataclass(value) and not isinstance(value, type)
     }

@@ -19,6 +19,7 @@ from atustc.engine.data import TableDataset, collate, to_batch
 from atustc.engine.distributed import DistInfo
 from atustc.engine.embed import extract_features
 from atustc.engine.optim import Optimisers, lr_factor
+from atustc.engine.run import model_record
 from atustc.engine.samplers import BatchStream
 from atustc.engine.setup import TrainSetup
 from atustc.engine.step import LossWindow, autocast_context, seed_everything, train_step, wrap_step
@@ -73,6 +74,7 @@ class Trainer:
             missing = self._report_data(tuple(model.head_names))
             s.run.write_status(
                 params=params,
+                model_config=model_record(model),
                 heads=list(model.head_names),
                 heads_without_data=missing,
                 data_notes=list(s.data_notes),
