@@ -100,22 +100,18 @@ def build_manifest(seed: int, device: str, world: int, table_hash: str, split_ha
 def model_record(model: object) -> dict[str, Any]:
     """The architecture a method built: its model's dataclass configs (``config``, ``aim_config``, ...) as dicts.
 
-    Non-finite floats become strings, so the record stays plain JSON.
+    The same JSON round trip as the recipe's record; other values become strings, and so do
+    non-finite floats (``"-inf"``), so the record stays plain JSON.
     """
     import dataclasses
-    import math
+    import json
 
-    def plain(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {str(k): plain(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [plain(v) for v in value]
-        if isinstance(value, float) and not math.isfinite(value):
-            return str(value)
-        return value if value is None or isinstance(value, (bool, int, float, str)) else str(value)
+    def plain(config: Any) -> Any:
+        text = json.dumps(dataclasses.asdict(config), default=str)
+        return json.loads(text, parse_constant=lambda constant: str(float(constant)))
 
     return {
-        name: plain(dataclasses.asdict(value))
+        name: plain(value)
         for name, value in sorted(vars(model).items())
         if dataclasses.is_dataclass(value) and not isinstance(value, type)
     }
