@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from baseline_helpers import LABELS, build_seeded, make_batch
 
+from atustc.engine.run import model_record
 from atustc.methods import Batch, get_method
 from atustc.methods.budget import TINY
 from atustc.models.losses import (
@@ -32,8 +33,6 @@ def test_tiny_embedding_sizes(name: str, dim: int) -> None:
     model = build_seeded(name).eval()
     emb = model.embed(_batch(2))
     assert emb.shape == (2, 1, dim) and model.embed_dim == dim and model.head_names == ("global",)
-    from atustc.engine.run import model_record
-
     record = model_record(model)["config"]  # what a run's status.json records of the architecture
     assert record["backbone"]["kind"] == "lite0" and record["backbone"]["last_stride"] == 1
 
